@@ -1,0 +1,45 @@
+// swift-tools-version: 6.0
+// The module split follows ../shared/DESIGN.md: C shims at the bottom, math that knows nothing
+// of files, files that know nothing of the CLI, and a thin executable on top.
+import PackageDescription
+
+let optimize: [SwiftSetting] = [.unsafeFlags(["-Ounchecked", "-wmo"], .when(configuration: .release))]
+
+let package = Package(
+  name: "swift-distill",
+  products: [
+    .executable(name: "distill", targets: ["DistillCLI"]),
+    .library(name: "Autodiff", targets: ["Autodiff"]),
+    .library(name: "NN", targets: ["NN"]),
+    .library(name: "Datasets", targets: ["Datasets"]),
+  ],
+  dependencies: [
+    .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    .package(url: "https://github.com/apple/swift-numerics", from: "1.0.0"),
+  ],
+  targets: [
+    // System libraries from Debian (libopenblas-dev, libhdf5-dev), found through pkg-config.
+    .systemLibrary(name: "CBLAS", path: "Sources/CBLAS", pkgConfig: "openblas",
+                   providers: [.apt(["libopenblas-dev"])]),
+    .systemLibrary(name: "CHDF5", path: "Sources/CHDF5", pkgConfig: "hdf5",
+                   providers: [.apt(["libhdf5-dev"])]),
+    .systemLibrary(name: "CZlib", path: "Sources/CZlib", providers: [.apt(["zlib1g-dev"])]),
+    // Small C kernels that need CPU features Swift will not emit portably (runtime-dispatched).
+    .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3"])]),
+    .target(
+      name: "Autodiff",
+      dependencies: ["CBLAS", "CKernels", .product(name: "RealModule", package: "swift-numerics")],
+      swiftSettings: optimize),
+    .target(name: "NN", dependencies: ["Autodiff"], swiftSettings: optimize),
+    .target(name: "Datasets", dependencies: ["CZlib"], swiftSettings: optimize),
+    .executableTarget(
+      name: "DistillCLI",
+      dependencies: ["Autodiff", "NN", "Datasets",
+                     .product(name: "ArgumentParser", package: "swift-argument-parser")],
+      swiftSettings: optimize),
+    .target(name: "_TestSupport", dependencies: ["Autodiff"], path: "Tests/_TestSupport"),
+    .testTarget(name: "AutodiffTests", dependencies: ["Autodiff", "_TestSupport"]),
+    .testTarget(name: "NNTests", dependencies: ["NN", "Datasets", "_TestSupport"]),
+    .testTarget(name: "DatasetsTests", dependencies: ["Datasets"]),
+  ]
+)

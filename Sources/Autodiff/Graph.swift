@@ -1,0 +1,119 @@
+/// The record of one operation: the tensors it read and its vector-Jacobian product.
+///
+/// Every op builds its output and, right there, a `Node` whose `vjp` maps the gradient of the
+/// output to the gradients of the inputs (`nil` for an input that needs none). The recorded
+/// nodes form the tape: `backward()` visits them in reverse order of recording (a topological
+/// order of the graph) and calls each `vjp` once.
+final class Node {
+  let inputs: [Tensor]
+  let vjp: (Tensor) -> [Tensor?]
+
+  init(inputs: [Tensor], vjp: @escaping (Tensor) -> [Tensor?]) {
+    self.inputs = inputs
+    self.vjp = vjp
+  }
+}
+
+/// Whether operations are recorded for differentiation in the current task or thread.
+public enum GradMode {
+  @TaskLocal static var isEnabled = true
+
+  /// Whether operations are being recorded here.
+  public static var isRecording: Bool { isEnabled }
+}
+
+/// Runs `body` without recording any operation (PyTorch's `torch.no_grad()`): for the teacher's
+/// forward pass, for evaluation and for optimizer updates.
+public func noGrad<R>(_ body: () throws -> R) rethrows -> R {
+  try GradMode.$isEnabled.withValue(false) { try body() }
+}
+
+extension Tensor {
+  /// Makes `output` record `vjp` when recording is on and any input requires a gradient.
+  /// Returns `output` for chaining. Ops call this with the closure that maps the gradient of
+  /// `output` to the gradients of `inputs`, in the same order.
+  @discardableResult
+  func recording(_ inputs: [Tensor], vjp: @escaping (Tensor) -> [Tensor?]) -> Tensor {
+    if GradMode.isEnabled && inputs.contains(where: { $0.requiresGrad }) {
+      requiresGrad = true
+      node = Node(inputs: inputs, vjp: vjp)
+    }
+    return self
+  }
+
+  /// Whether this tensor is a leaf of the graph: it was not produced by a recorded operation.
+  public var isLeaf: Bool { node == nil }
+
+  /// Reverse-mode differentiation from this scalar: adds d(self)/d(leaf) into `grad` of every
+  /// leaf that requires a gradient. With `seed`, differentiates `sum(self * seed)` instead,
+  /// so non-scalar outputs can be differentiated along a direction.
+  public func backward(seed: Tensor? = nil) {
+    let seed = seed ?? {
+      precondition(count == 1, "backward() without a seed needs a scalar, got shape \(shape)")
+      return Tensor(repeating: 1, shape: shape)
+    }()
+    precondition(seed.shape == shape, "seed shape \(seed.shape) differs from \(shape)")
+    guard requiresGrad else { return }
+
+    // Order the recorded nodes so that each comes after every node that reads its output.
+    var order: [Tensor] = []
+    var visited = Set<ObjectIdentifier>()
+    var stack: [(Tensor, Bool)] = [(self, false)]
+    while let (tensor, expanded) = stack.popLast() {
+      if expanded {
+        order.append(tensor)
+        continue
+      }
+      guard let node = tensor.node, visited.insert(ObjectIdentifier(tensor)).inserted else {
+        continue
+      }
+      stack.append((tensor, true))
+      for input in node.inputs where input.node != nil && input.requiresGrad {
+        stack.append((input, false))
+      }
+    }
+
+    // Gradients of intermediate results live here only until their node has been visited.
+    var pending: [ObjectIdentifier: Tensor] = [ObjectIdentifier(self): seed]
+    if isLeaf { accumulateGrad(seed) }
+    for tensor in order.reversed() {
+      guard let node = tensor.node,
+        let outGrad = pending.removeValue(forKey: ObjectIdentifier(tensor))
+      else { continue }
+      let inputGrads = node.vjp(outGrad)
+      precondition(inputGrads.count == node.inputs.count, "vjp returned the wrong arity")
+      for (input, g) in zip(node.inputs, inputGrads) {
+        guard let g, input.requiresGrad else { continue }
+        precondition(g.shape == input.shape, "vjp gave \(g.shape) for an input of \(input.shape)")
+        if input.isLeaf {
+          input.accumulateGrad(g)
+        } else if let existing = pending[ObjectIdentifier(input)] {
+          pending[ObjectIdentifier(input)] = existing.adding(g)
+        } else {
+          pending[ObjectIdentifier(input)] = g
+        }
+      }
+    }
+  }
+
+  private func accumulateGrad(_ g: Tensor) {
+    if let grad {
+      self.grad = grad.adding(g)
+    } else {
+      // The vjp's result is not shared with anything else, so it can become the gradient.
+      self.grad = g.requiresGrad || g.node != nil ? g.detached() : g
+    }
+  }
+
+  /// Elementwise sum of two tensors of one shape, recording nothing (for gradient bookkeeping).
+  func adding(_ other: Tensor) -> Tensor {
+    precondition(shape == other.shape)
+    return Tensor(shape: shape) { out in
+      storage.withUnsafeBufferPointer { a in
+        other.storage.withUnsafeBufferPointer { b in
+          for i in 0..<out.count { out[i] = a[i] + b[i] }
+        }
+      }
+    }
+  }
+}

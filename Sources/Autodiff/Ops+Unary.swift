@@ -1,0 +1,66 @@
+import RealModule
+
+// Elementwise functions of one tensor, each with its derivative beside it.
+
+extension Tensor {
+  /// eˣ elementwise. ∂ = g·eˣ (reuses the output).
+  public func exp() -> Tensor {
+    let out = mapped { Float.exp($0) }
+    return out.recording([self]) { g in [g.zipped(out) { $0 * $1 }] }
+  }
+
+  /// Natural logarithm elementwise. ∂ = g / x.
+  public func log() -> Tensor {
+    mapped { Float.log($0) }.recording([self]) { g in [g.zipped(self) { $0 / $1 }] }
+  }
+
+  /// √x elementwise. ∂ = g / (2√x).
+  public func sqrt() -> Tensor {
+    let out = mapped { $0.squareRoot() }
+    return out.recording([self]) { g in [g.zipped(out) { $0 / (2 * $1) }] }
+  }
+
+  /// xᵖ elementwise for a constant exponent. ∂ = g·p·xᵖ⁻¹.
+  public func pow(_ p: Float) -> Tensor {
+    mapped { Float.pow($0, p) }.recording([self]) { g in
+      [g.zipped(self) { gi, x in gi * p * Float.pow(x, p - 1) }]
+    }
+  }
+
+  /// max(x, 0) elementwise (`torch.relu`). ∂ = g where x > 0, else 0.
+  public func relu() -> Tensor {
+    let out = mapped { $0 > 0 ? $0 : 0 }
+    return out.recording([self]) { g in [g.zipped(out) { $1 > 0 ? $0 : 0 }] }
+  }
+
+  /// GELU with the exact Gaussian CDF, x·Φ(x) = x·½(1 + erf(x/√2)) (`torch.nn.GELU()`,
+  /// approximate="none"). ∂ = g·(Φ(x) + x·φ(x)).
+  public func gelu() -> Tensor {
+    let invSqrt2: Float = 0.707_106_781_186_547_5
+    let invSqrt2Pi: Float = 0.398_942_280_401_432_7
+    return mapped { x in x * 0.5 * (1 + Float.erf(x * invSqrt2)) }.recording([self]) { g in
+      [
+        g.zipped(self) { gi, x in
+          let cdf = 0.5 * (1 + Float.erf(x * invSqrt2))
+          let pdf = invSqrt2Pi * Float.exp(-0.5 * x * x)
+          return gi * (cdf + x * pdf)
+        }
+      ]
+    }
+  }
+
+  /// tanh elementwise. ∂ = g·(1 − tanh²).
+  public func tanh() -> Tensor {
+    let out = mapped { Float.tanh($0) }
+    return out.recording([self]) { g in [g.zipped(out) { $0 * (1 - $1 * $1) }] }
+  }
+
+  /// The logistic sigmoid 1 / (1 + e⁻ˣ), computed without overflow for large |x|.
+  /// ∂ = g·σ·(1 − σ).
+  public func sigmoid() -> Tensor {
+    let out = mapped { x in
+      x >= 0 ? 1 / (1 + Float.exp(-x)) : Float.exp(x) / (1 + Float.exp(x))
+    }
+    return out.recording([self]) { g in [g.zipped(out) { $0 * $1 * (1 - $1) }] }
+  }
+}

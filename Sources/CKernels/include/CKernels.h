@@ -1,0 +1,21 @@
+// Small C kernels that need CPU features Swift will not emit portably.
+// Each entry point picks its implementation at run time from the CPU's features, so one binary
+// runs everywhere and fast where it can.
+#ifndef DISTILL_CKERNELS_H
+#define DISTILL_CKERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/// Converts `count` IEEE binary16 values (given as their bit patterns) to Float.
+/// Exact for every input; NaNs stay NaN (payload kept where the hardware keeps it).
+void distill_half_to_float(const uint16_t *src, float *dst, size_t count);
+
+/// Converts `count` Floats to IEEE binary16 bit patterns, rounding to nearest, ties to even;
+/// overflow gives infinity, NaN gives a quiet NaN.
+void distill_float_to_half(const float *src, uint16_t *dst, size_t count);
+
+/// Names the conversion path chosen on this CPU: "avx512", "f16c" or "portable".
+const char *distill_half_conversion_path(void);
+
+#endif

@@ -1,0 +1,83 @@
+/// Reads a CSV data set: one sample per line, numeric features, the class label last
+/// (or in `labelColumn`). Optionally gzip-compressed. Blank lines are skipped; a header row is
+/// not expected.
+///
+/// Errors name the file and line: a non-numeric field, a row of the wrong width, a label that
+/// is not a non-negative integer or is not below `classCount`.
+public func loadCSVDataset(
+  path: String, sampleShape: [Int]? = nil, labelColumn: Int? = nil, classCount: Int? = nil
+) throws -> Dataset {
+  let bytes = try readPossiblyCompressedFile(path)
+  var features: [Float] = []
+  var labels: [Int] = []
+  var width: Int?
+  var lineNumber = 0
+  for line in bytes.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false) {
+    lineNumber += 1
+    let text = String(decoding: line, as: UTF8.self).trimmingCharacters(in: " \r\t")
+    if text.isEmpty { continue }
+    let fields = text.split(separator: ",", omittingEmptySubsequences: false)
+    if let width, fields.count != width {
+      throw DatasetError.malformed(
+        file: path, line: lineNumber, reason: "\(fields.count) fields, but earlier rows have \(width)")
+    }
+    width = fields.count
+    guard fields.count >= 2 else {
+      throw DatasetError.malformed(file: path, line: lineNumber, reason: "a row needs features and a label")
+    }
+    let labelIndex = labelColumn ?? fields.count - 1
+    for (i, field) in fields.enumerated() {
+      let trimmed = field.trimmingCharacters(in: " ")
+      if i == labelIndex {
+        guard let label = Int(trimmed), label >= 0 else {
+          throw DatasetError.malformed(
+            file: path, line: lineNumber, reason: "label '\(trimmed)' is not a non-negative integer")
+        }
+        if let classCount, label >= classCount {
+          throw DatasetError.labelOutOfRange(file: path, index: labels.count, label: label, classCount: classCount)
+        }
+        labels.append(label)
+      } else {
+        guard let value = Float(trimmed), value.isFinite else {
+          throw DatasetError.malformed(
+            file: path, line: lineNumber, reason: "field \(i + 1) '\(trimmed)' is not a finite number")
+        }
+        features.append(value)
+      }
+    }
+  }
+  guard let width else {
+    throw DatasetError.malformed(file: path, line: 0, reason: "no data rows")
+  }
+  let shape = sampleShape ?? [width - 1]
+  guard shape.reduce(1, *) == width - 1 else {
+    throw DatasetError.malformed(
+      file: path, line: 1, reason: "rows have \(width - 1) features, sample shape \(shape) needs \(shape.reduce(1, *))")
+  }
+  return Dataset(
+    sampleShape: shape, features: features, labels: labels,
+    classCount: classCount ?? ((labels.max() ?? 0) + 1))
+}
+
+extension String {
+  fileprivate func trimmingCharacters(in set: String) -> String {
+    let chars = Set(set)
+    var s = Substring(self)
+    while let c = s.first, chars.contains(c) { s.removeFirst() }
+    while let c = s.last, chars.contains(c) { s.removeLast() }
+    return String(s)
+  }
+}
+
+extension Substring {
+  fileprivate func trimmingCharacters(in set: String) -> String {
+    String(self).trimmingCharacters(in: set)
+  }
+}
+
+/// The UCI 8×8 digits set vendored in `datasets/digits/digits.csv.gz` (1797 samples, 64
+/// features in 0…16, 10 classes), scaled to [0, 1]. `root` is the repository (or install)
+/// folder that holds `datasets/`.
+public func loadEmbeddedDigits(root: String) throws -> Dataset {
+  try loadCSVDataset(path: root + "/datasets/digits/digits.csv.gz", classCount: 10).scaled(by: 1.0 / 16)
+}

@@ -1,0 +1,33 @@
+import CZlib
+
+/// Reads a whole file, decompressing it when it is gzip-compressed (zlib's `gzread` passes
+/// uncompressed files through unchanged, so `.gz` and raw files read alike).
+///
+/// A gzip stream that ends early is an error (`DatasetError.truncated`), not a short read.
+public func readPossiblyCompressedFile(_ path: String) throws -> [UInt8] {
+  guard let file = gzopen(path, "rb") else {
+    throw DatasetError.cannotOpen(file: path, reason: "no such file, or not readable")
+  }
+  defer { gzclose(file) }
+  var bytes: [UInt8] = []
+  var chunk = [UInt8](repeating: 0, count: 1 << 20)
+  while true {
+    let n = chunk.withUnsafeMutableBytes { gzread(file, $0.baseAddress, UInt32($0.count)) }
+    if n < 0 {
+      var code: Int32 = 0
+      let message = gzerror(file, &code).map { String(cString: $0) } ?? "read error"
+      throw DatasetError.malformed(file: path, line: 0, reason: "cannot decompress: \(message)")
+    }
+    if n == 0 { break }
+    bytes.append(contentsOf: chunk[0..<Int(n)])
+  }
+  // gzread returns 0 at a premature end of a compressed stream; gzerror says Z_BUF_ERROR then.
+  var code: Int32 = 0
+  _ = gzerror(file, &code)
+  if code == Z_BUF_ERROR {
+    throw DatasetError.malformed(
+      file: path, line: 0,
+      reason: "compressed stream ends early (file truncated?); download it again")
+  }
+  return bytes
+}

@@ -1,0 +1,71 @@
+import Autodiff
+import XCTest
+import _TestSupport
+
+final class EngineTests: XCTestCase {
+  func testBackwardFillsLeafGradients() {
+    let x = Tensor(shape: [3], storage: [1, 2, 3], requiresGrad: true)
+    let y = (x * x).sum()  // d/dx = 2x
+    y.backward()
+    XCTAssertEqual(x.grad?.storage, [2, 4, 6])
+  }
+
+  func testGradientsAccumulateUntilZeroed() {
+    let x = Tensor(shape: [2], storage: [1, -1], requiresGrad: true)
+    (x * 3).sum().backward()
+    (x * 3).sum().backward()
+    XCTAssertEqual(x.grad?.storage, [6, 6])
+    x.zeroGrad()
+    (x * 3).sum().backward()
+    XCTAssertEqual(x.grad?.storage, [3, 3])
+  }
+
+  func testSharedSubexpressionGetsBothContributions() {
+    // y = a·b + a, with a used twice: dy/da = b + 1.
+    let a = Tensor(shape: [2], storage: [2, 3], requiresGrad: true)
+    let b = Tensor(shape: [2], storage: [5, 7], requiresGrad: true)
+    let t = a * b
+    ((t + a) + t * 0).sum().backward()
+    XCTAssertEqual(a.grad?.storage, [6, 8])
+    XCTAssertEqual(b.grad?.storage, [2, 3])
+  }
+
+  func testNoGradRecordsNothing() {
+    let x = Tensor(shape: [2], storage: [1, 2], requiresGrad: true)
+    let y = noGrad { x * 2 }
+    XCTAssertFalse(y.requiresGrad)
+    XCTAssertTrue(y.isLeaf)
+    let z = x * 2
+    XCTAssertTrue(z.requiresGrad)
+    XCTAssertFalse(z.isLeaf)
+  }
+
+  func testUntrackedInputsGetNoGradient() {
+    let x = Tensor(shape: [2], storage: [1, 2], requiresGrad: true)
+    let c = Tensor(shape: [2], storage: [3, 4])
+    (x * c).sum().backward()
+    XCTAssertNil(c.grad)
+    XCTAssertEqual(x.grad?.storage, [3, 4])
+  }
+
+  func testSeededGeneratorIsFixedAcrossMachines() {
+    // The documented generator: xoshiro256** seeded by SplitMix64. These values pin it, so a
+    // seed gives the same stream on every machine and after every refactoring.
+    // Reference values from an independent implementation of the same two algorithms.
+    var g = SeededGenerator(seed: 42)
+    XCTAssertEqual(
+      (0..<3).map { _ in g.next() }, [0x1578_0b2e_0c2e_c716, 0x6104_d986_6d11_3a7e, 0xae17_5332_39e4_99a1])
+    var f = SeededGenerator(seed: 7)
+    XCTAssertEqual((0..<3).map { _ in f.nextUniform() }, [0.700_576_424_6, 0.278_751_194_5, 0.839_627_444_7])
+    var u = SeededGenerator(seed: 1)
+    let uniforms = (0..<10_000).map { _ in u.nextUniform() }
+    XCTAssertTrue(uniforms.allSatisfy { $0 >= 0 && $0 < 1 })
+    XCTAssertEqual(uniforms.reduce(0, +) / 10_000, 0.5, accuracy: 0.01)
+    var n = SeededGenerator(seed: 2)
+    let normals = (0..<20_000).map { _ in n.nextNormal() }
+    let mean = normals.reduce(0, +) / 20_000
+    let variance = normals.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / 20_000
+    XCTAssertEqual(mean, 0, accuracy: 0.03)
+    XCTAssertEqual(variance, 1, accuracy: 0.03)
+  }
+}
