@@ -1,14 +1,16 @@
 /// The record of one operation: the tensors it read and its vector-Jacobian product.
 ///
 /// Every op builds its output and, right there, a `Node` whose `vjp` maps the gradient of the
-/// output to the gradients of the inputs (`nil` for an input that needs none). The recorded
+/// output (and the output itself) to the gradients of the inputs (`nil` for an input that
+/// needs none). A node never holds its output: the output holds the node, and `backward()`
+/// hands the output to `vjp`, so no reference cycle keeps a graph alive. The recorded
 /// nodes form the tape: `backward()` visits them in reverse order of recording (a topological
 /// order of the graph) and calls each `vjp` once.
 final class Node {
   let inputs: [Tensor]
-  let vjp: (Tensor) -> [Tensor?]
+  let vjp: (_ outputGradient: Tensor, _ output: Tensor) -> [Tensor?]
 
-  init(inputs: [Tensor], vjp: @escaping (Tensor) -> [Tensor?]) {
+  init(inputs: [Tensor], vjp: @escaping (Tensor, Tensor) -> [Tensor?]) {
     self.inputs = inputs
     self.vjp = vjp
   }
@@ -34,6 +36,16 @@ extension Tensor {
   /// `output` to the gradients of `inputs`, in the same order.
   @discardableResult
   func recording(_ inputs: [Tensor], vjp: @escaping (Tensor) -> [Tensor?]) -> Tensor {
+    recordingUsingOutput(inputs) { g, _ in vjp(g) }
+  }
+
+  /// Like `recording(_:vjp:)` for a VJP that reads the op's output (eˣ, softmax, …): the
+  /// output is passed in rather than captured, since a closure that captured it would form a
+  /// cycle (output → node → closure → output) and leak every recorded graph.
+  @discardableResult
+  func recordingUsingOutput(
+    _ inputs: [Tensor], vjp: @escaping (_ outputGradient: Tensor, _ output: Tensor) -> [Tensor?]
+  ) -> Tensor {
     if GradMode.isEnabled && inputs.contains(where: { $0.requiresGrad }) {
       requiresGrad = true
       node = Node(inputs: inputs, vjp: vjp)
@@ -75,33 +87,40 @@ extension Tensor {
 
     // Gradients of intermediate results live here only until their node has been visited.
     var pending: [ObjectIdentifier: Tensor] = [ObjectIdentifier(self): seed]
-    if isLeaf { accumulateGrad(seed) }
-    for tensor in order.reversed() {
-      guard let node = tensor.node,
-        let outGrad = pending.removeValue(forKey: ObjectIdentifier(tensor))
-      else { continue }
-      let inputGrads = node.vjp(outGrad)
-      precondition(inputGrads.count == node.inputs.count, "vjp returned the wrong arity")
-      for (input, g) in zip(node.inputs, inputGrads) {
-        guard let g, input.requiresGrad else { continue }
-        precondition(g.shape == input.shape, "vjp gave \(g.shape) for an input of \(input.shape)")
-        if input.isLeaf {
-          input.accumulateGrad(g)
-        } else if let existing = pending[ObjectIdentifier(input)] {
-          pending[ObjectIdentifier(input)] = existing.adding(g)
-        } else {
-          pending[ObjectIdentifier(input)] = g
-        }
+    // VJPs may pass one tensor on to several inputs (the gradient of a + b is g for both);
+    // a leaf's `grad` must be its own, since callers edit gradients in place (unscaling,
+    // clipping). The caller's seed is never adopted either.
+    var adopted: Set<ObjectIdentifier> = [ObjectIdentifier(seed)]
+    func accumulate(_ g: Tensor, into leaf: Tensor) {
+      if let grad = leaf.grad {
+        leaf.grad = grad.adding(g)
+      } else if adopted.insert(ObjectIdentifier(g)).inserted && !g.requiresGrad && g.node == nil {
+        leaf.grad = g
+      } else {
+        leaf.grad = g.detached()
       }
     }
-  }
-
-  private func accumulateGrad(_ g: Tensor) {
-    if let grad {
-      self.grad = grad.adding(g)
-    } else {
-      // The vjp's result is not shared with anything else, so it can become the gradient.
-      self.grad = g.requiresGrad || g.node != nil ? g.detached() : g
+    if isLeaf { accumulate(seed, into: self) }
+    // VJPs compute with plain tensors; nothing they do is recorded (no double backward).
+    noGrad {
+      for tensor in order.reversed() {
+        guard let node = tensor.node,
+          let outGrad = pending.removeValue(forKey: ObjectIdentifier(tensor))
+        else { continue }
+        let inputGrads = node.vjp(outGrad, tensor)
+        precondition(inputGrads.count == node.inputs.count, "vjp returned the wrong arity")
+        for (input, g) in zip(node.inputs, inputGrads) {
+          guard let g, input.requiresGrad else { continue }
+          precondition(g.shape == input.shape, "vjp gave \(g.shape) for an input of \(input.shape)")
+          if input.isLeaf {
+            accumulate(g, into: input)
+          } else if let existing = pending[ObjectIdentifier(input)] {
+            pending[ObjectIdentifier(input)] = existing.adding(g)
+          } else {
+            pending[ObjectIdentifier(input)] = g
+          }
+        }
+      }
     }
   }
 

@@ -28,8 +28,7 @@ extension Tensor {
 
   /// `a / b` elementwise with broadcasting. ∂/∂a = g / b, ∂/∂b = −g·a / b².
   public static func / (a: Tensor, b: Tensor) -> Tensor {
-    let out = broadcastApply(a, b, DivideFunction.self)
-    return out.recording([a, b]) { g in
+    broadcastApply(a, b, DivideFunction.self).recordingUsingOutput([a, b]) { g, out in
       let gOverB = broadcastApply(g, b, DivideFunction.self)
       return [
         a.requiresGrad ? gOverB.summed(toShape: a.shape) : nil,

@@ -11,8 +11,9 @@ extension Tensor {
     let keptShape = shape.enumerated().map { reduced.contains($0.offset) ? 1 : $0.element }
     let outShape =
       keepingDimensions ? keptShape : shape.enumerated().filter { !reduced.contains($0.offset) }.map(\.element)
-    let out = summed(toShape: keptShape)
-    out.setShape(outShape)
+    // A new tensor even when nothing is reduced: `summed` returns `self` then, and the
+    // result must not be the input itself.
+    let out = Tensor(shape: outShape, storage: summed(toShape: keptShape).storage)
     let inputShape = shape
     return out.recording([self]) { g in
       let kept = Tensor(shape: keptShape, storage: g.storage)

@@ -5,8 +5,7 @@ import RealModule
 extension Tensor {
   /// eˣ elementwise. ∂ = g·eˣ (reuses the output).
   public func exp() -> Tensor {
-    let out = mapped { Float.exp($0) }
-    return out.recording([self]) { g in [g.zipped(out) { $0 * $1 }] }
+    mapped { Float.exp($0) }.recordingUsingOutput([self]) { g, out in [g.zipped(out) { $0 * $1 }] }
   }
 
   /// Natural logarithm elementwise. ∂ = g / x.
@@ -16,8 +15,7 @@ extension Tensor {
 
   /// √x elementwise. ∂ = g / (2√x).
   public func sqrt() -> Tensor {
-    let out = mapped { $0.squareRoot() }
-    return out.recording([self]) { g in [g.zipped(out) { $0 / (2 * $1) }] }
+    mapped { $0.squareRoot() }.recordingUsingOutput([self]) { g, out in [g.zipped(out) { $0 / (2 * $1) }] }
   }
 
   /// xᵖ elementwise for a constant exponent. ∂ = g·p·xᵖ⁻¹.
@@ -29,8 +27,7 @@ extension Tensor {
 
   /// max(x, 0) elementwise (`torch.relu`). ∂ = g where x > 0, else 0.
   public func relu() -> Tensor {
-    let out = mapped { $0 > 0 ? $0 : 0 }
-    return out.recording([self]) { g in [g.zipped(out) { $1 > 0 ? $0 : 0 }] }
+    mapped { $0 > 0 ? $0 : 0 }.recordingUsingOutput([self]) { g, out in [g.zipped(out) { $1 > 0 ? $0 : 0 }] }
   }
 
   /// GELU with the exact Gaussian CDF, x·Φ(x) = x·½(1 + erf(x/√2)) (`torch.nn.GELU()`,
@@ -51,16 +48,14 @@ extension Tensor {
 
   /// tanh elementwise. ∂ = g·(1 − tanh²).
   public func tanh() -> Tensor {
-    let out = mapped { Float.tanh($0) }
-    return out.recording([self]) { g in [g.zipped(out) { $0 * (1 - $1 * $1) }] }
+    mapped { Float.tanh($0) }.recordingUsingOutput([self]) { g, out in [g.zipped(out) { $0 * (1 - $1 * $1) }] }
   }
 
   /// The logistic sigmoid 1 / (1 + e⁻ˣ), computed without overflow for large |x|.
   /// ∂ = g·σ·(1 − σ).
   public func sigmoid() -> Tensor {
-    let out = mapped { x in
+    mapped { x in
       x >= 0 ? 1 / (1 + Float.exp(-x)) : Float.exp(x) / (1 + Float.exp(x))
-    }
-    return out.recording([self]) { g in [g.zipped(out) { $0 * $1 * (1 - $1) }] }
+    }.recordingUsingOutput([self]) { g, out in [g.zipped(out) { $0 * $1 * (1 - $1) }] }
   }
 }

@@ -1,0 +1,345 @@
+// 2-D convolution lowered to matrix products (im2col). The batch is processed in chunks of a
+// few images: each chunk's patches are unrolled into a matrix X, so the forward pass and each
+// half of the gradient is one sgemm per chunk, wide enough for sgemm to run at full speed while
+// the chunk's buffers stay in cache.
+
+extension Tensor {
+  /// 2-D cross-correlation of a batch of images with a bank of filters, plus one bias per
+  /// output channel, with zero padding (`torch.nn.functional.conv2d(x, weight, bias, stride,
+  /// padding)`):
+  ///
+  ///     y[n, o, i, j] = b[o] + Σ_c Σ_u Σ_v w[o, c, u, v] · x[n, c, i·s − p + u, j·s − p + v]
+  ///
+  /// where x reads as 0 outside the image.
+  ///
+  /// Shape:
+  /// - self: `[N, C, H, W]`
+  /// - weight: `[O, C, kh, kw]`
+  /// - bias: `[O]`
+  /// - result: `[N, O, Ho, Wo]` with Ho = ⌊(H + 2p − kh) / s⌋ + 1, Wo = ⌊(W + 2p − kw) / s⌋ + 1
+  ///
+  /// Lowering: for a chunk of images, im2col unrolls their patches into X `[C·kh·kw, images·Ho·Wo]`,
+  /// so that with W viewed as `[O, C·kh·kw]` the chunk's output is the product Y = W·X
+  /// `[O, images·Ho·Wo]`, scattered to NCHW with the bias added. With G the chunk's output
+  /// gradient gathered to `[O, images·Ho·Wo]`: ∂W = Σ_chunks G·Xᵀ, ∂b = G summed over its
+  /// columns, and ∂x = col2im(Wᵀ·G), where col2im (the adjoint of im2col) adds each column
+  /// entry back onto the pixel it was copied from. X is kept from the forward pass for ∂W.
+  public func conv2d(weight: Tensor, bias: Tensor?, stride: Int = 1, padding: Int = 0) -> Tensor {
+    precondition(rank == 4, "conv2d input must be [N, C, H, W], got \(shape)")
+    precondition(
+      weight.rank == 4 && weight.shape[1] == shape[1],
+      "conv2d weight must be [O, \(shape[1]), kh, kw], got \(weight.shape)")
+    precondition(stride >= 1 && padding >= 0, "conv2d needs stride ≥ 1 and padding ≥ 0")
+    let geometry = WindowGeometry(
+      inputShape: shape, kernelHeight: weight.shape[2], kernelWidth: weight.shape[3],
+      stride: stride, padding: padding)
+    let outChannels = weight.shape[0]
+    if let bias {
+      precondition(bias.shape == [outChannels], "conv2d bias must be [\(outChannels)], got \(bias.shape)")
+    }
+    let chunks = ConvolutionChunks(geometry, outChannels: outChannels)
+    let patch = geometry.patchSize
+
+    // X of every chunk, one after the other: chunk k is [C·kh·kw, images·Ho·Wo] at
+    // chunks.columnsOffset(k).
+    let unrolled = [Float](unsafeUninitializedCapacity: patch * chunks.totalColumns) { cols, initialized in
+      storage.withUnsafeBufferPointer { x in
+        for k in 0..<chunks.count { chunks.unroll(k, from: x.baseAddress!, into: cols.baseAddress!) }
+      }
+      initialized = patch * chunks.totalColumns
+    }
+
+    let out = Tensor(shape: [geometry.batch, outChannels, geometry.outputHeight, geometry.outputWidth]) {
+      out in
+      // Y = W·X per chunk into `product`, then y[n, o, :] = Y[o, columns of image n] + b[o].
+      var product = [Float](repeating: 0, count: outChannels * chunks.maxColumns)
+      let b = bias?.storage ?? [Float](repeating: 0, count: outChannels)
+      weight.storage.withUnsafeBufferPointer { w in
+        unrolled.withUnsafeBufferPointer { cols in
+          product.withUnsafeMutableBufferPointer { y in
+            for k in 0..<chunks.count {
+              let width = chunks.columns(k)
+              sgemm(
+                false, false, m: outChannels, n: width, k: patch, alpha: 1, w.baseAddress!,
+                lda: patch, cols.baseAddress! + chunks.columnsOffset(k), ldb: width, beta: 0,
+                y.baseAddress!, ldc: width)
+              chunks.scatter(k, y.baseAddress!, adding: b, into: out.baseAddress!)
+            }
+          }
+        }
+      }
+    }
+
+    let inputs = bias.map { [self, weight, $0] } ?? [self, weight]
+    return out.recording(inputs) { g in
+      var gathered = [Float](repeating: 0, count: outChannels * chunks.maxColumns)
+      var columnGradient = [Float](repeating: 0, count: self.requiresGrad ? patch * chunks.maxColumns : 0)
+      var biasSums = [Double](repeating: 0, count: outChannels)
+      var dx = [Float](repeating: 0, count: self.requiresGrad ? self.count : 0)
+      let gradWeight = Tensor.zeros(weight.shape)
+      g.storage.withUnsafeBufferPointer { gp in
+        weight.storage.withUnsafeBufferPointer { w in
+          unrolled.withUnsafeBufferPointer { cols in
+            gathered.withUnsafeMutableBufferPointer { gm in
+              columnGradient.withUnsafeMutableBufferPointer { dc in
+                dx.withUnsafeMutableBufferPointer { d in
+                  gradWeight.storage.withUnsafeMutableBufferPointer { dw in
+                    for k in 0..<chunks.count {
+                      let width = chunks.columns(k)
+                      // G [O, images·Ho·Wo] of this chunk, and its row sums for ∂b.
+                      chunks.gather(k, from: gp.baseAddress!, into: gm.baseAddress!, rowSums: &biasSums)
+                      if weight.requiresGrad {  // ∂W += G·Xᵀ
+                        sgemm(
+                          false, true, m: outChannels, n: patch, k: width, alpha: 1, gm.baseAddress!,
+                          lda: width, cols.baseAddress! + chunks.columnsOffset(k), ldb: width,
+                          beta: k == 0 ? 0 : 1, dw.baseAddress!, ldc: patch)
+                      }
+                      if self.requiresGrad {  // ∂x = col2im(Wᵀ·G)
+                        sgemm(
+                          true, false, m: patch, n: width, k: outChannels, alpha: 1, w.baseAddress!,
+                          lda: patch, gm.baseAddress!, ldb: width, beta: 0, dc.baseAddress!, ldc: width)
+                        chunks.fold(k, dc.baseAddress!, into: d.baseAddress!)
+                      }
+                    }
+                  }
+                }
+              }
+            }
+          }
+        }
+      }
+      let gradBias: Tensor? =
+        bias?.requiresGrad == true ? Tensor(shape: [outChannels], storage: biasSums.map { Float($0) }) : nil
+      return [
+        self.requiresGrad ? Tensor(shape: self.shape, storage: dx) : nil,
+        weight.requiresGrad ? gradWeight : nil,
+      ] + (bias == nil ? [] : [gradBias])
+    }
+  }
+}
+
+/// The split of a batch into chunks of consecutive images for `conv2d`, and the per-chunk
+/// copies between NCHW tensors and the chunk's matrices.
+///
+/// A chunk holds enough images for about 2048 output columns: sgemm of these shapes runs at
+/// full speed from about 1500 columns (measured: conv 32→64 on 14×14 at batch 128 takes 5.8 ms
+/// as one product, 5.9 ms in chunks of 8 images, 7.9 ms image by image), while a chunk's
+/// matrices (a few MB at most for layers of this size) stay in cache between the product and
+/// the copies around it.
+struct ConvolutionChunks {
+  let geometry: WindowGeometry
+  let outChannels: Int
+  /// Images per chunk (the last chunk may hold fewer).
+  let imagesPerChunk: Int
+  let count: Int
+
+  init(_ geometry: WindowGeometry, outChannels: Int) {
+    self.geometry = geometry
+    self.outChannels = outChannels
+    let plane = max(geometry.outputPlane, 1)
+    imagesPerChunk = max(1, min(geometry.batch, (2048 + plane - 1) / plane))
+    count = (geometry.batch + imagesPerChunk - 1) / imagesPerChunk
+  }
+
+  /// The images of chunk k.
+  func images(_ k: Int) -> Range<Int> {
+    k * imagesPerChunk..<min((k + 1) * imagesPerChunk, geometry.batch)
+  }
+  /// images·Ho·Wo for chunk k: the columns of its matrices.
+  func columns(_ k: Int) -> Int { images(k).count * geometry.outputPlane }
+  /// The columns of a full chunk.
+  var maxColumns: Int { imagesPerChunk * geometry.outputPlane }
+  /// N·Ho·Wo.
+  var totalColumns: Int { geometry.batch * geometry.outputPlane }
+  /// Where chunk k's X starts in the unrolled buffer of all chunks.
+  func columnsOffset(_ k: Int) -> Int { geometry.patchSize * k * maxColumns }
+
+  /// Writes chunk k's X `[C·kh·kw, columns(k)]` from the batch `x` `[N, C, H, W]` to
+  /// `all + columnsOffset(k)`.
+  func unroll(_ k: Int, from x: UnsafePointer<Float>, into all: UnsafeMutablePointer<Float>) {
+    let imageSize = geometry.channels * geometry.height * geometry.width
+    let first = images(k).lowerBound
+    for n in images(k) {
+      im2col(
+        x + n * imageSize, geometry, all + columnsOffset(k) + (n - first) * geometry.outputPlane,
+        rowStride: columns(k))
+    }
+  }
+
+  /// y[n, o, :] = Y[o, columns of image n] + b[o] for the images of chunk k, from the chunk's
+  /// product Y `[O, columns(k)]`.
+  func scatter(
+    _ k: Int, _ product: UnsafePointer<Float>, adding bias: [Float], into y: UnsafeMutablePointer<Float>
+  ) {
+    let (plane, width, first) = (geometry.outputPlane, columns(k), images(k).lowerBound)
+    for n in images(k) {
+      for o in 0..<outChannels {
+        let source = product + o * width + (n - first) * plane
+        let destination = y + (n * outChannels + o) * plane
+        let b = bias[o]
+        for q in 0..<plane { destination[q] = source[q] + b }
+      }
+    }
+  }
+
+  /// The adjoint of `scatter`: G[o, columns of image n] = g[n, o, :] for the images of chunk
+  /// k, adding each row's sum to `rowSums[o]`.
+  func gather(
+    _ k: Int, from g: UnsafePointer<Float>, into gathered: UnsafeMutablePointer<Float>,
+    rowSums: inout [Double]
+  ) {
+    let (plane, width, first) = (geometry.outputPlane, columns(k), images(k).lowerBound)
+    for n in images(k) {
+      for o in 0..<outChannels {
+        let source = g + (n * outChannels + o) * plane
+        let destination = gathered + o * width + (n - first) * plane
+        var total: Float = 0
+        for q in 0..<plane {
+          destination[q] = source[q]
+          total += source[q]
+        }
+        rowSums[o] += Double(total)
+      }
+    }
+  }
+
+  /// Adds the column gradient of chunk k, `[C·kh·kw, columns(k)]`, onto the images of `dx`
+  /// `[N, C, H, W]` (col2im image by image).
+  func fold(_ k: Int, _ columnGradient: UnsafeMutablePointer<Float>, into dx: UnsafeMutablePointer<Float>) {
+    let imageSize = geometry.channels * geometry.height * geometry.width
+    let first = images(k).lowerBound
+    for n in images(k) {
+      col2im(
+        columnGradient + (n - first) * geometry.outputPlane, geometry, dx + n * imageSize,
+        rowStride: columns(k))
+    }
+  }
+}
+
+/// The sizes of a kernel window swept over an NCHW batch, shared by convolution and pooling.
+/// Output pixel (i, j) reads input pixels (i·s − p + u, j·s − p + v) for 0 ≤ u < kh, 0 ≤ v < kw.
+struct WindowGeometry {
+  let batch, channels, height, width: Int
+  let kernelHeight, kernelWidth, stride, padding: Int
+  let outputHeight, outputWidth: Int
+
+  init(inputShape: [Int], kernelHeight: Int, kernelWidth: Int, stride: Int, padding: Int) {
+    precondition(inputShape.count == 4, "expected an [N, C, H, W] input, got \(inputShape)")
+    (batch, channels, height, width) = (inputShape[0], inputShape[1], inputShape[2], inputShape[3])
+    (self.kernelHeight, self.kernelWidth) = (kernelHeight, kernelWidth)
+    (self.stride, self.padding) = (stride, padding)
+    precondition(
+      height + 2 * padding >= kernelHeight && width + 2 * padding >= kernelWidth,
+      "a \(kernelHeight)×\(kernelWidth) kernel does not fit \(inputShape) with padding \(padding)")
+    outputHeight = (height + 2 * padding - kernelHeight) / stride + 1
+    outputWidth = (width + 2 * padding - kernelWidth) / stride + 1
+  }
+
+  /// C·kh·kw, the length of one unrolled patch.
+  var patchSize: Int { channels * kernelHeight * kernelWidth }
+  /// Ho·Wo.
+  var outputPlane: Int { outputHeight * outputWidth }
+
+  /// The output indices o < `outputExtent` whose input index o·s − p + `offset` lies in
+  /// [0, `inputExtent`): the rows (or columns) that kernel row (or column) `offset` sees
+  /// inside the image rather than in the padding.
+  func insideRange(offset: Int, inputExtent: Int, outputExtent: Int) -> Range<Int> {
+    let last = inputExtent - 1 + padding - offset  // o·s ≤ last
+    guard last >= 0 else { return 0..<0 }
+    let high = min(outputExtent, last / stride + 1)
+    let low = offset >= padding ? 0 : (padding - offset + stride - 1) / stride
+    return min(low, high)..<high
+  }
+}
+
+/// Unrolls every kh×kw patch of one image `x` `[C, H, W]` into a column of `cols`
+/// `[C·kh·kw, Ho·Wo]` (rows `rowStride` apart): row (c, u, v), column (i, j) holds
+/// x[c, i·s − p + u, j·s − p + v], or 0 in the padding. Writes every element of those rows.
+func im2col(
+  _ x: UnsafePointer<Float>, _ geo: WindowGeometry, _ cols: UnsafeMutablePointer<Float>,
+  rowStride: Int
+) {
+  let (s, p) = (geo.stride, geo.padding)
+  let (width, outH, outW) = (geo.width, geo.outputHeight, geo.outputWidth)
+  let sameWidth = s == 1 && outW == width
+  for c in 0..<geo.channels {
+    let image = x + c * geo.height * width
+    for u in 0..<geo.kernelHeight {
+      let rows = geo.insideRange(offset: u, inputExtent: geo.height, outputExtent: outH)
+      for v in 0..<geo.kernelWidth {
+        let inside = geo.insideRange(offset: v, inputExtent: width, outputExtent: outW)
+        let shift = v - p  // input column = j·s + shift
+        let d = cols + ((c * geo.kernelHeight + u) * geo.kernelWidth + v) * rowStride
+        guard !rows.isEmpty && !inside.isEmpty else {
+          d.update(repeating: 0, count: outH * outW)
+          continue
+        }
+        d.update(repeating: 0, count: rows.lowerBound * outW)
+        d.advanced(by: rows.upperBound * outW).update(repeating: 0, count: (outH - rows.upperBound) * outW)
+        if sameWidth {
+          // Output (i, j) reads input element (i + u − p)·W + j + shift = its own index
+          // i·W + j plus a constant: the inside rows are one shifted block copy, after which
+          // the |shift| columns at one edge that wrapped onto the neighbouring row are zeroed.
+          let offset = (u - p) * width + shift
+          let start = rows.lowerBound * outW + inside.lowerBound
+          let end = (rows.upperBound - 1) * outW + inside.upperBound
+          d.advanced(by: start).update(from: image + (start + offset), count: end - start)
+          for i in rows {
+            for j in 0..<inside.lowerBound { d[i * outW + j] = 0 }
+            for j in inside.upperBound..<outW { d[i * outW + j] = 0 }
+          }
+        } else {
+          for i in rows {
+            let (out, row) = (d + i * outW, image + (i * s - p + u) * width)
+            for j in 0..<inside.lowerBound { out[j] = 0 }
+            for j in inside { out[j] = row[j * s + shift] }
+            for j in inside.upperBound..<outW { out[j] = 0 }
+          }
+        }
+      }
+    }
+  }
+}
+
+/// The adjoint of `im2col`: adds each entry of `cols` `[C·kh·kw, Ho·Wo]` (rows `rowStride`
+/// apart) onto the pixel of the image `dx` `[C, H, W]` it was copied from; entries that
+/// `im2col` read from the padding are dropped. Accumulates into `dx`, and overwrites those
+/// padding entries of `cols` with 0 (it is scratch space).
+func col2im(
+  _ cols: UnsafeMutablePointer<Float>, _ geo: WindowGeometry, _ dx: UnsafeMutablePointer<Float>,
+  rowStride: Int
+) {
+  let (s, p) = (geo.stride, geo.padding)
+  let (width, outH, outW) = (geo.width, geo.outputHeight, geo.outputWidth)
+  let sameWidth = s == 1 && outW == width
+  for c in 0..<geo.channels {
+    let image = dx + c * geo.height * width
+    for u in 0..<geo.kernelHeight {
+      let rows = geo.insideRange(offset: u, inputExtent: geo.height, outputExtent: outH)
+      for v in 0..<geo.kernelWidth {
+        let inside = geo.insideRange(offset: v, inputExtent: width, outputExtent: outW)
+        guard !rows.isEmpty && !inside.isEmpty else { continue }
+        let shift = v - p
+        let d = cols + ((c * geo.kernelHeight + u) * geo.kernelWidth + v) * rowStride
+        if sameWidth {
+          // As in im2col, one shifted block; the edge entries that would wrap onto the
+          // neighbouring row are zeroed first, so they add nothing.
+          for i in rows {
+            for j in 0..<inside.lowerBound { d[i * outW + j] = 0 }
+            for j in inside.upperBound..<outW { d[i * outW + j] = 0 }
+          }
+          let offset = (u - p) * width + shift
+          let start = rows.lowerBound * outW + inside.lowerBound
+          let end = (rows.upperBound - 1) * outW + inside.upperBound
+          let target = image + offset
+          for t in start..<end { target[t] += d[t] }
+        } else {
+          for i in rows {
+            let (entries, row) = (d + i * outW, image + (i * s - p + u) * width)
+            for j in inside { row[j * s + shift] += entries[j] }
+          }
+        }
+      }
+    }
+  }
+}
