@@ -69,3 +69,74 @@ final class EngineTests: XCTestCase {
     XCTAssertEqual(variance, 1, accuracy: 0.03)
   }
 }
+
+final class GraphLifetimeTests: XCTestCase {
+  /// A recorded graph must be freed once nothing refers to its result: an op whose VJP held its
+  /// own output would form a cycle and leak every activation of every training step.
+  func testRecordedGraphsAreFreed() {
+    let ops: [(String, (Tensor) -> Tensor)] = [
+      ("exp", { $0.exp() }), ("log", { ($0 * $0 + 1).log() }), ("sqrt", { ($0 * $0 + 1).sqrt() }),
+      ("pow", { $0.pow(2) }), ("relu", { $0.relu() }), ("gelu", { $0.gelu() }), ("tanh", { $0.tanh() }),
+      ("sigmoid", { $0.sigmoid() }), ("softmax", { $0.softmax() }), ("logSoftmax", { $0.logSoftmax() }),
+      ("divide", { $0 / ($0 * $0 + 1) }), ("matmul", { Tensor.matmul($0, $0, transposeB: true) }),
+      ("sum", { $0.sum(alongAxis: 1) }), ("mean", { $0.mean() }), ("permute", { $0.transposed() }),
+      ("concatenate", { Tensor.concatenate([$0, $0], alongAxis: 1) }),
+      ("conv2d", { $0.reshaped([1, 1, 4, 4]).conv2d(weight: $0.reshaped([1, 1, 4, 4]), bias: nil, padding: 1) }),
+      ("maxPool2d", { $0.reshaped([1, 1, 4, 4]).maxPool2d(kernelSize: 2) }),
+      ("avgPool2d", { $0.reshaped([1, 1, 4, 4]).avgPool2d(kernelSize: 2) }),
+      ("batchNorm", {
+        $0.batchNorm(
+          weight: Tensor.ones([4]), bias: Tensor.zeros([4]), runningMean: Tensor.zeros([4]),
+          runningVariance: Tensor.ones([4]), training: true)
+      }),
+      ("dropout", {
+        var generator = SeededGenerator(seed: 1)
+        return $0.dropout(probability: 0.5, generator: &generator)
+      }),
+    ]
+    for (name, op) in ops {
+      weak var weakOutput: Tensor?
+      weak var weakInput: Tensor?
+      do {
+        let x = randomTensor([4, 4], seed: 3)
+        x.requiresGrad = true
+        let y = op(x)
+        weakOutput = y
+        weakInput = x
+        y.sum().backward()
+        XCTAssertNotNil(x.grad, name)
+      }
+      XCTAssertNil(weakOutput, "\(name): the output outlived its graph (reference cycle)")
+      XCTAssertNil(weakInput, "\(name): the input outlived its graph (reference cycle)")
+    }
+  }
+}
+
+final class GradientOwnershipTests: XCTestCase {
+  /// d(a + b) passes one tensor to both inputs; each leaf must still own its gradient, since
+  /// callers edit gradients in place (loss unscaling, clipping).
+  func testLeavesNeverShareAGradientTensor() {
+    let a = Tensor(shape: [2], storage: [1, 2], requiresGrad: true)
+    let b = Tensor(shape: [2], storage: [3, 4], requiresGrad: true)
+    let seed = Tensor(shape: [2], storage: [1, 1])
+    (a + b).backward(seed: seed)
+    XCTAssertFalse(a.grad === b.grad)
+    XCTAssertFalse(a.grad === seed)
+    a.grad!.storage[0] = 100
+    XCTAssertEqual(b.grad?.storage, [1, 1])
+    XCTAssertEqual(seed.storage, [1, 1])
+  }
+
+  /// Summing over an axis of extent 1 reduces nothing, but must still give a new tensor that
+  /// records its own node, leaving the input's alone.
+  func testSumOverUnitAxisLeavesInputIntact() {
+    let x = Tensor(shape: [3, 1], storage: [1, 2, 3], requiresGrad: true)
+    let h = x * 2
+    let s = h.sum(alongAxis: 1)
+    XCTAssertFalse(s === h)
+    XCTAssertEqual(s.shape, [3])
+    XCTAssertEqual(h.shape, [3, 1])
+    (s * s).sum().backward()  // d/dx Σ (2x)² = 8x
+    XCTAssertEqual(x.grad?.storage, [8, 16, 24])
+  }
+}
