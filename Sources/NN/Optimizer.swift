@@ -1,0 +1,34 @@
+import Autodiff
+
+/// Updates parameters in place from their gradients (`torch.optim.Optimizer`).
+///
+/// An optimizer is built from named parameters (`model.parameters`); the names key its
+/// per-parameter `state`, e.g. `"0.weight.momentum_buffer"` or `"3.bias.exp_avg"`, after
+/// PyTorch's state entry names, so a checkpoint can save and restore it as named arrays.
+/// Parameters whose `grad` is `nil` are skipped and get no state, as in PyTorch.
+public protocol Optimizer: AnyObject {
+  /// The learning rate of the next `step()`; LR schedules set it between epochs.
+  var learningRate: Double { get set }
+  /// The parameters updated, with the names that key `state`.
+  var parameters: [(name: String, tensor: Tensor)] { get }
+  /// Per-parameter state as `"<parameter name>.<entry>"` → values (row-major, the
+  /// parameter's shape, or one value for a step count).
+  var state: [String: [Float]] { get set }
+  /// Applies one update to every parameter that has a gradient.
+  func step()
+}
+
+extension Optimizer {
+  /// Forgets every parameter's gradient (`optimizer.zero_grad(set_to_none=True)`).
+  public func zeroGrad() {
+    for (_, tensor) in parameters { tensor.zeroGrad() }
+  }
+}
+
+/// Checks that names are unique (they key optimizer state).
+func checkUniqueNames(_ parameters: [(name: String, tensor: Tensor)]) {
+  var seen = Set<String>()
+  for (name, _) in parameters {
+    precondition(seen.insert(name).inserted, "parameter name \"\(name)\" appears twice")
+  }
+}

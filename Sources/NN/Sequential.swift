@@ -1,0 +1,28 @@
+import Autodiff
+
+/// Layers applied one after another, y = fₙ(…f₁(f₀(x))) (`torch.nn.Sequential`).
+///
+/// Child `i` is named `"i"`, so keys read `0.weight`, `2.bias`, `1.running_mean`, exactly as
+/// in the `state_dict()` of the equivalent `torch.nn.Sequential`; parameter-free layers
+/// (activations, pools, dropout) take an index too.
+///
+/// Shape: whatever the first layer takes → whatever the last layer gives.
+public final class Sequential: Layer {
+  /// The layers, in application order.
+  public let layers: [any Layer]
+
+  public init(_ layers: [any Layer]) { self.layers = layers }
+  public convenience init(_ layers: any Layer...) { self.init(layers) }
+
+  public var isTraining = true {
+    didSet { for layer in layers { layer.isTraining = isTraining } }
+  }
+
+  public var children: [(name: String, layer: any Layer)] {
+    layers.enumerated().map { (String($0.offset), $0.element) }
+  }
+
+  public func callAsFunction(_ x: Tensor) -> Tensor {
+    layers.reduce(x) { $1($0) }
+  }
+}
