@@ -55,7 +55,11 @@ public struct Dataset: Sendable {
     var validation: [Int] = []
     for c in 0..<classCount {
       var members = labels.indices.filter { labels[$0] == c }
-      members.shuffle(using: &rng)
+      // Fisher–Yates with our own bounded draw (not the standard library's `shuffle`, whose
+      // algorithm may change between Swift versions), so a seed names the same split forever.
+      for i in stride(from: members.count - 1, to: 0, by: -1) {
+        members.swapAt(i, rng.nextIndex(below: i + 1))
+      }
       let k = Int((Double(members.count) * validationFraction).rounded())
       validation += members.prefix(k)
       train += members.dropFirst(k)
@@ -74,5 +78,17 @@ public struct SplitMixGenerator: RandomNumberGenerator, Sendable {
     z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
     z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
     return z ^ (z >> 31)
+  }
+}
+
+extension SplitMixGenerator {
+  /// A draw in `0..<bound` from the high 64 bits of `next() * bound` (Lemire's multiply-shift,
+  /// without the rejection step: the bias is below `bound / 2^64`). Written out here rather than
+  /// using the standard library's `next(upperBound:)`, so the sequence is ours to keep stable
+  /// across Swift versions — a saved `state` must replay the same shuffles and augmentations.
+  @inline(__always)
+  public mutating func nextIndex(below bound: Int) -> Int {
+    precondition(bound > 0)
+    return Int(truncatingIfNeeded: UInt64(bound).multipliedFullWidth(by: next()).high)
   }
 }

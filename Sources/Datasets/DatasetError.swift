@@ -13,6 +13,8 @@ public enum DatasetError: Error, Equatable, CustomStringConvertible {
   case labelOutOfRange(file: String, index: Int, label: Int, classCount: Int)
   /// Images and labels that do not pair up.
   case countMismatch(imagesFile: String, images: Int, labelsFile: String, labels: Int)
+  /// A data set's folder lacks its files: `lookedFor` lists every name tried, in order.
+  case missingFiles(folder: String, lookedFor: [String])
 
   public var description: String {
     switch self {
@@ -28,6 +30,8 @@ public enum DatasetError: Error, Equatable, CustomStringConvertible {
       return "\(file): label \(label) at index \(index) is outside 0..<\(classCount)"
     case .countMismatch(let imagesFile, let images, let labelsFile, let labels):
       return "\(imagesFile) holds \(images) images but \(labelsFile) holds \(labels) labels"
+    case .missingFiles(let folder, let lookedFor):
+      return "\(folder): data set files not found; looked for \(lookedFor.joined(separator: ", "))"
     }
   }
 }

@@ -31,3 +31,28 @@ public func readPossiblyCompressedFile(_ path: String) throws -> [UInt8] {
   }
   return bytes
 }
+
+/// Writes `bytes` gzip-compressed (zlib's default level, 6) to `path`, replacing any file there.
+/// For tests and tools that make `.gz` fixtures; `readPossiblyCompressedFile` reads them back.
+public func writeGzipFile(path: String, bytes: [UInt8]) throws {
+  guard let file = gzopen(path, "wb") else {
+    throw DatasetError.cannotOpen(file: path, reason: "cannot create the file")
+  }
+  var failed = false
+  bytes.withUnsafeBytes { raw in
+    var offset = 0
+    while offset < raw.count {
+      let n = min(raw.count - offset, 1 << 30)
+      let written = gzwrite(file, raw.baseAddress! + offset, UInt32(n))
+      if written <= 0 {
+        failed = true
+        return
+      }
+      offset += Int(written)
+    }
+  }
+  let closed = gzclose(file)
+  if failed || closed != Z_OK {
+    throw DatasetError.cannotOpen(file: path, reason: "cannot write the compressed data (disk full?)")
+  }
+}
