@@ -12,10 +12,12 @@ let package = Package(
     .library(name: "Autodiff", targets: ["Autodiff"]),
     .library(name: "NN", targets: ["NN"]),
     .library(name: "Datasets", targets: ["Datasets"]),
+    .library(name: "Distill", targets: ["Distill"]),
   ],
   dependencies: [
     .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
     .package(url: "https://github.com/apple/swift-numerics", from: "1.0.0"),
+    .package(url: "https://github.com/jpsim/Yams", from: "5.0.0"),
   ],
   targets: [
     // System libraries from Debian (libopenblas-dev, libhdf5-dev), found through pkg-config.
@@ -32,6 +34,10 @@ let package = Package(
       swiftSettings: optimize),
     .target(name: "NN", dependencies: ["Autodiff"], swiftSettings: optimize),
     .target(name: "Datasets", dependencies: ["CZlib"], swiftSettings: optimize),
+    .target(
+      name: "Distill",
+      dependencies: ["Autodiff", "NN", "Datasets", .product(name: "Yams", package: "Yams")],
+      swiftSettings: optimize),
     .executableTarget(
       name: "DistillCLI",
       dependencies: ["Autodiff", "NN", "Datasets",
@@ -41,5 +47,6 @@ let package = Package(
     .testTarget(name: "AutodiffTests", dependencies: ["Autodiff", "_TestSupport"]),
     .testTarget(name: "NNTests", dependencies: ["NN", "Datasets", "_TestSupport"]),
     .testTarget(name: "DatasetsTests", dependencies: ["Datasets"]),
+    .testTarget(name: "DistillTests", dependencies: ["Distill", "_TestSupport"]),
   ]
 )

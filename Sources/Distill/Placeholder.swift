@@ -1,0 +1,1 @@
+// The Distill module: recipes, the trainer, metrics and reports (see ../shared/DESIGN.md).

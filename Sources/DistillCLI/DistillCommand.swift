@@ -1,0 +1,15 @@
+import ArgumentParser
+
+/// `distill`: train teacher and student networks, distil one into the other, and measure what
+/// each epoch cost. Every subcommand is a thin layer over the `Distill` library.
+@main
+struct DistillCommand: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "distill",
+    abstract: "Knowledge distillation on the CPU, with the joules each result cost.",
+    discussion: """
+      Start with `distill bench` to see how fast this machine trains, side by side with
+      PyTorch's reference script (../shared/peers/torch_bench.py).
+      """,
+    subcommands: [BenchCommand.self])
+}
