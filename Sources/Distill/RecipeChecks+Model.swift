@@ -1,0 +1,63 @@
+// Range checks of model descriptions: the shorthands and explicit layer lists.
+
+extension RecipeChecks {
+  /// Checks `model` at key path `at`; `classCount`, when known, is what the last layer must produce.
+  mutating func model(_ model: ModelSpec, _ at: String, classCount: Int?) {
+    switch model {
+    case .mlp(let mlp):
+      let at = at + ".mlp"
+      for (i, width) in mlp.hidden.enumerated() { atLeast(width, 1, at + ".hidden[\(i)]") }
+      unit(mlp.dropout, at + ".dropout")
+      unit(mlp.inputDropout, at + ".input_dropout")
+    case .cnn(let cnn):
+      let at = at + ".cnn"
+      if cnn.channels.isEmpty { fail(at + ".channels", "[]", "a list of at least one channel count") }
+      for (i, channels) in cnn.channels.enumerated() { atLeast(channels, 1, at + ".channels[\(i)]") }
+      for (i, width) in cnn.hidden.enumerated() { atLeast(width, 1, at + ".hidden[\(i)]") }
+      unit(cnn.dropout, at + ".dropout")
+    case .layers(let layers):
+      self.layers(layers, at + ".layers", classCount: classCount)
+    }
+  }
+
+  mutating func layers(_ layers: [LayerSpec], _ at: String, classCount: Int?) {
+    guard let last = layers.last else {
+      fail(at, "[]", "a list of at least one layer, the last a linear layer")
+      return
+    }
+    for (i, layer) in layers.enumerated() { self.layer(layer, "\(at)[\(i)]") }
+    let lastPath = "\(at)[\(layers.count - 1)]"
+    guard case .linear(let linear) = last else {
+      conflict(lastPath, "the last layer must be a linear layer with one output per class")
+      return
+    }
+    if let classCount, linear.out != classCount, linear.out >= 1 {
+      fail(lastPath + ".linear.out", "\(linear.out)", "\(classCount), one output per class")
+    }
+  }
+
+  mutating func layer(_ layer: LayerSpec, _ at: String) {
+    switch layer {
+    case .linear(let linear):
+      atLeast(linear.out, 1, at + ".linear.out")
+    case .conv2d(let conv):
+      atLeast(conv.out, 1, at + ".conv2d.out")
+      atLeast(conv.kernel, 1, at + ".conv2d.kernel")
+      atLeast(conv.padding, 0, at + ".conv2d.padding")
+      atLeast(conv.stride, 1, at + ".conv2d.stride")
+    case .batchNorm(let norm):
+      positive(norm.eps, at + ".batch_norm.eps")
+      if !(norm.momentum > 0 && norm.momentum <= 1) {
+        fail(at + ".batch_norm.momentum", "\(norm.momentum)", "in (0, 1]")
+      }
+    case .maxPool(let kernel):
+      atLeast(kernel, 1, at + ".max_pool")
+    case .avgPool(let kernel):
+      atLeast(kernel, 1, at + ".avg_pool")
+    case .dropout(let p):
+      unit(p, at + ".dropout")
+    case .flatten, .relu, .gelu, .tanh:
+      break
+    }
+  }
+}
