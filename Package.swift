@@ -12,6 +12,7 @@ let package = Package(
     .library(name: "Autodiff", targets: ["Autodiff"]),
     .library(name: "NN", targets: ["NN"]),
     .library(name: "Datasets", targets: ["Datasets"]),
+    .library(name: "Checkpoints", targets: ["Checkpoints"]),
     .library(name: "Distill", targets: ["Distill"]),
   ],
   dependencies: [
@@ -34,19 +35,25 @@ let package = Package(
       swiftSettings: optimize),
     .target(name: "NN", dependencies: ["Autodiff"], swiftSettings: optimize),
     .target(name: "Datasets", dependencies: ["CZlib"], swiftSettings: optimize),
+    .target(name: "Checkpoints", dependencies: ["CHDF5", "Autodiff", "NN"], swiftSettings: optimize),
     .target(
       name: "Distill",
-      dependencies: ["Autodiff", "NN", "Datasets", .product(name: "Yams", package: "Yams")],
+      dependencies: [
+        "Autodiff", "NN", "Datasets", "Checkpoints", .product(name: "Yams", package: "Yams"),
+      ],
       swiftSettings: optimize),
     .executableTarget(
       name: "DistillCLI",
-      dependencies: ["Autodiff", "NN", "Datasets",
-                     .product(name: "ArgumentParser", package: "swift-argument-parser")],
+      dependencies: [
+        "Autodiff", "NN", "Datasets", "Distill",
+        .product(name: "ArgumentParser", package: "swift-argument-parser"),
+      ],
       swiftSettings: optimize),
     .target(name: "_TestSupport", dependencies: ["Autodiff"], path: "Tests/_TestSupport"),
     .testTarget(name: "AutodiffTests", dependencies: ["Autodiff", "_TestSupport"]),
     .testTarget(name: "NNTests", dependencies: ["NN", "Datasets", "_TestSupport"]),
     .testTarget(name: "DatasetsTests", dependencies: ["Datasets"]),
+    .testTarget(name: "CheckpointsTests", dependencies: ["Checkpoints", "_TestSupport"]),
     .testTarget(name: "DistillTests", dependencies: ["Distill", "_TestSupport"]),
   ]
 )

@@ -1,0 +1,1 @@
+// The Checkpoints module: HDF5 model files and training state (see ../shared/DESIGN.md).
