@@ -11,5 +11,5 @@ struct DistillCommand: ParsableCommand {
       Start with `distill bench` to see how fast this machine trains, side by side with
       PyTorch's reference script (../shared/peers/torch_bench.py).
       """,
-    subcommands: [BenchCommand.self])
+    subcommands: [BenchCommand.self, TrainCommand.self, EvalCommand.self])
 }

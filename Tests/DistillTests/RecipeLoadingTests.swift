@@ -6,8 +6,8 @@ import XCTest
 /// The shipped recipes, defaults, shorthand forms and Codable round trips.
 final class RecipeLoadingTests: XCTestCase {
   static let shipped = [
-    "digits-kd", "fashion-cnn-kd", "fashion-student-baseline", "fashion-hinton", "mnist-hinton",
-    "mnist-student-baseline",
+    "digits-kd", "digits-student-baseline", "fashion-cnn-kd", "fashion-student-baseline", "fashion-hinton",
+    "mnist-hinton", "mnist-student-baseline",
   ]
 
   func load(_ name: String, file: StaticString = #filePath, line: UInt = #line) throws -> Recipe {

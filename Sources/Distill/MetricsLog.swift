@@ -1,0 +1,179 @@
+import Foundation
+
+/// One epoch of one model, as a line of `metrics.jsonl`. The fields are DESIGN.md's
+/// ("metrics.jsonl") plus `val_loss`, `learning_rate`, `seed` and `val_split`:
+///
+/// | field | meaning |
+/// | --- | --- |
+/// | `model` | `teacher` or `student` |
+/// | `epoch` | 1-based |
+/// | `train_loss` | mean training loss over the epoch's samples (dropout on, augmented) |
+/// | `val_accuracy`, `val_loss` | evaluated after the epoch, in evaluation mode |
+/// | `val_split` | `validation`, or `test` when nothing was held out of the training file |
+/// | `seconds` | wall time of the epoch: training and evaluation |
+/// | `joules`, `energy_source` | null until the energy issue lands |
+/// | `samples` | training samples processed in the epoch |
+/// | `precision` | `f32` |
+/// | `learning_rate` | the epoch's learning rate |
+/// | `seed` | the run's seed |
+public struct EpochRecord: Equatable, Sendable {
+  public var model: ModelRole
+  public var epoch: Int
+  public var epochs: Int
+  public var trainLoss: Double
+  public var validation: Evaluation
+  public var validationSplit: String
+  public var seconds: Double
+  public var joules: Double?
+  public var energySource: String?
+  public var samples: Int
+  public var precision: String
+  public var learningRate: Double
+  public var seed: UInt64
+
+  /// The record as one line of JSON, fields in the order of the table above.
+  public var jsonLine: String {
+    JSONObject([
+      ("model", .string(model.rawValue)), ("epoch", .int(epoch)), ("train_loss", .number(trainLoss)),
+      ("val_accuracy", .number(validation.accuracy)), ("val_loss", .number(validation.loss)),
+      ("val_split", .string(validationSplit)), ("seconds", .number(seconds)),
+      ("joules", joules.map(JSONObject.Value.number) ?? .null),
+      ("energy_source", energySource.map(JSONObject.Value.string) ?? .null), ("samples", .int(samples)),
+      ("precision", .string(precision)), ("learning_rate", .number(learningRate)),
+      ("seed", .int(Int(truncatingIfNeeded: seed))),
+    ]).text
+  }
+}
+
+/// A run folder (`checkpoints/<name>/`, DESIGN.md → "Run folder"): the recipe's copy, one
+/// `metrics.jsonl` line per epoch, `summary.json` at the end, and the weights.
+///
+/// A folder that already holds results (`metrics.jsonl`, `summary.json`, weights) is never
+/// written over silently: `prepare` refuses unless `force`, and with `force` removes only those
+/// files of ours, nothing else.
+public struct RunFolder: Sendable {
+  /// The folder's path.
+  public let path: String
+
+  /// The files a run writes; their presence means the folder holds a run.
+  static let resultFiles = [
+    "metrics.jsonl", "summary.json", "teacher.weights.json", "student.weights.json", "teacher.h5",
+    "student.h5",
+    "latest.h5",
+  ]
+
+  public init(path: String) { self.path = path }
+
+  public var metricsPath: String { path + "/metrics.jsonl" }
+  public var summaryPath: String { path + "/summary.json" }
+  public var recipePath: String { path + "/recipe.yaml" }
+  /// The temporary weights file of `role` (see `TemporaryWeights`).
+  public func weightsPath(_ role: ModelRole) -> String { path + "/\(role.rawValue).weights.json" }
+
+  /// The result files present in the folder, by name.
+  public func existingResults() -> [String] {
+    Self.resultFiles.filter { FileManager.default.fileExists(atPath: path + "/" + $0) }
+  }
+
+  /// Throws `TrainingError.runFolderExists` when the folder holds results and `force` is off.
+  public func checkWritable(force: Bool) throws {
+    let found = existingResults()
+    if !found.isEmpty && !force { throw TrainingError.runFolderExists(folder: path, found: found) }
+  }
+
+  /// Creates the folder, removes earlier results when `force` (after `checkWritable`), and
+  /// writes the recipe's copy: `recipeText`, then `notes` as YAML comments.
+  public func prepare(recipeText: String, notes: [String], force: Bool) throws {
+    try checkWritable(force: force)
+    do {
+      try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+      for name in existingResults() { try FileManager.default.removeItem(atPath: path + "/" + name) }
+      var text = recipeText
+      if !text.hasSuffix("\n") { text += "\n" }
+      for note in notes { text += "# distill train: \(note)\n" }
+      try text.write(toFile: recipePath, atomically: true, encoding: .utf8)
+    } catch {
+      throw TrainingError.cannotWrite(path: path, reason: "\(error.localizedDescription)")
+    }
+    guard FileManager.default.createFile(atPath: metricsPath, contents: nil) else {
+      throw TrainingError.cannotWrite(path: metricsPath, reason: "cannot create the file")
+    }
+  }
+
+  /// Appends one line to `metrics.jsonl`.
+  public func append(_ record: EpochRecord) throws {
+    try append(line: record.jsonLine, to: metricsPath)
+  }
+
+  /// Writes `summary.json`.
+  public func writeSummary(_ summary: RunSummary) throws {
+    do {
+      try (summary.json + "\n").write(toFile: summaryPath, atomically: true, encoding: .utf8)
+    } catch {
+      throw TrainingError.cannotWrite(path: summaryPath, reason: "\(error.localizedDescription)")
+    }
+  }
+
+  private func append(line: String, to file: String) throws {
+    guard let handle = FileHandle(forWritingAtPath: file) else {
+      throw TrainingError.cannotWrite(path: file, reason: "cannot open for appending")
+    }
+    defer { try? handle.close() }
+    do {
+      try handle.seekToEnd()
+      try handle.write(contentsOf: Data((line + "\n").utf8))
+    } catch {
+      throw TrainingError.cannotWrite(path: file, reason: "\(error.localizedDescription)")
+    }
+  }
+}
+
+/// A JSON object whose members keep the order they were given in (for files people read).
+/// Non-finite numbers are written as `null`, which JSON requires.
+struct JSONObject {
+  enum Value {
+    case string(String)
+    case int(Int)
+    case number(Double)
+    case bool(Bool)
+    case null
+    case object(JSONObject)
+  }
+
+  var members: [(String, Value)]
+
+  init(_ members: [(String, Value)]) { self.members = members }
+
+  var text: String {
+    var out = "{"
+    for (i, (key, value)) in members.enumerated() {
+      if i > 0 { out += ", " }
+      out += Self.quoted(key) + ": "
+      switch value {
+      case .string(let s): out += Self.quoted(s)
+      case .int(let n): out += String(n)
+      case .number(let x): out += x.isFinite ? "\(x)" : "null"
+      case .bool(let b): out += b ? "true" : "false"
+      case .null: out += "null"
+      case .object(let o): out += o.text
+      }
+    }
+    return out + "}"
+  }
+
+  static func quoted(_ s: String) -> String {
+    var out = "\""
+    for scalar in s.unicodeScalars {
+      switch scalar {
+      case "\"": out += "\\\""
+      case "\\": out += "\\\\"
+      case "\n": out += "\\n"
+      case "\r": out += "\\r"
+      case "\t": out += "\\t"
+      case _ where scalar.value < 0x20: out += String(format: "\\u%04x", scalar.value)
+      default: out.unicodeScalars.append(scalar)
+      }
+    }
+    return out + "\""
+  }
+}

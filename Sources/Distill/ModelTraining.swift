@@ -1,0 +1,170 @@
+import Autodiff
+import Datasets
+import Foundation
+import NN
+
+/// Which of the two models of a run.
+public enum ModelRole: String, Sendable, CaseIterable {
+  case teacher
+  case student
+}
+
+/// The loss of one micro-batch: runs `model` (in training mode) on the (augmented) input
+/// `[n] + sampleShape` and compares with the labels and whatever else the method uses; a
+/// scalar, the mean over the micro-batch. The forward pass is the loss's, so a method can read
+/// intermediate layers (`hint`).
+typealias BatchLoss = (_ model: Sequential, _ input: Tensor, _ labels: [Int]) -> Tensor
+
+/// Where training is, after each micro-batch, for progress displays.
+public struct BatchProgress: Sendable {
+  public var role: ModelRole
+  /// 1-based.
+  public var epoch: Int
+  public var epochs: Int
+  /// Micro-batches done in this epoch, 1-based.
+  public var batch: Int
+  public var batches: Int
+  /// Samples trained on in this epoch so far.
+  public var samples: Int
+  /// The mean training loss over this epoch's samples so far.
+  public var loss: Double
+  /// Seconds since the epoch started.
+  public var epochSeconds: Double
+  /// Seconds since this model's training started.
+  public var modelSeconds: Double
+}
+
+/// What one epoch of training did.
+public struct EpochTraining: Sendable {
+  /// The mean loss over the epoch's samples, as trained (dropout on, augmented inputs).
+  public var loss: Double
+  /// Samples trained on.
+  public var samples: Int
+  /// Optimizer steps taken.
+  public var steps: Int
+  /// The learning rate of the epoch.
+  public var learningRate: Double
+}
+
+/// Trains one model with one `train:` section: per epoch it sets the learning rate from the
+/// schedule, visits the training split in a seeded order in micro-batches of `batch_size`, and
+/// takes one optimizer step per `accumulate` micro-batches.
+///
+/// Gradient accumulation: the micro-batches of a step hold n₁ … n_k samples, n = Σ nᵢ; each
+/// micro-batch's mean loss is scaled by nᵢ / n before `backward()`, so the summed gradient is
+/// that of the mean loss over all n samples: one step with `batch_size` B and `accumulate` k
+/// is the step of `batch_size` B·k and `accumulate` 1 (the same samples, since the epoch order
+/// depends only on the seed and the epoch), while only one micro-batch's activations are alive at
+/// a time. Exceptions, as in PyTorch: batch norm normalises each micro-batch by its own
+/// statistics, and dropout draws its masks per micro-batch.
+final class ModelTraining {
+  let role: ModelRole
+  let model: Sequential
+  let spec: TrainSpec
+  let optimizer: any Optimizer
+  let schedule: any LearningRateSchedule
+  let shuffleSeed: UInt64
+  var augmenter: Augmenter?
+  let loss: BatchLoss
+
+  /// - Parameters:
+  ///   - shuffleSeed: seeds the order of samples in every epoch (`epochOrder`).
+  ///   - augmentSeed: seeds the augmenter, used when `spec.augment` asks for any transform.
+  ///   - extraParameters: trained along with the model's own (a hint regressor).
+  init(
+    role: ModelRole, model: Sequential, spec: TrainSpec, shuffleSeed: UInt64, augmentSeed: UInt64,
+    extraParameters: [(name: String, tensor: Tensor)] = [], loss: @escaping BatchLoss
+  ) {
+    self.role = role
+    self.model = model
+    self.spec = spec
+    self.optimizer = spec.optimizer.makeOptimizer(parameters: model.parameters + extraParameters)
+    self.schedule = spec.learningRateSchedule
+    self.shuffleSeed = shuffleSeed
+    let augmentations = spec.augment.augmentations
+    self.augmenter = augmentations.isEmpty ? nil : Augmenter(augmentations, seed: augmentSeed)
+    self.loss = loss
+  }
+
+  /// The learning rate of `epoch` (0-based).
+  func learningRate(epoch: Int) -> Double {
+    schedule.learningRate(epoch: epoch, base: spec.optimizer.learningRate)
+  }
+
+  /// Trains one epoch (0-based `epoch`) over `data`; `progress` is called after every
+  /// micro-batch with `epochs` and `started` (when this model's training began) for display.
+  func trainEpoch(
+    _ epoch: Int, on data: Dataset, epochs: Int = 0, started: Date = Date(),
+    progress: (BatchProgress) -> Void = { _ in }
+  ) -> EpochTraining {
+    let epochStart = Date()
+    let learningRate = learningRate(epoch: epoch)
+    optimizer.learningRate = learningRate
+    model.train()
+    var batches = EpochBatches(dataset: data, batchSize: spec.batchSize, seed: shuffleSeed, epoch: epoch)
+    let batchCount = batches.batchCount
+    let k = spec.accumulate
+    let shape = data.sampleShape
+    var x: [Float] = []
+    var y: [Int] = []
+    var lossSum = 0.0
+    var samples = 0
+    var steps = 0
+    var batch = 0
+    while batch < batchCount {
+      // This step's micro-batches are batch ..< end; they hold `stepSamples` samples.
+      let end = min(batch + k, batchCount)
+      let stepSamples = min(end * spec.batchSize, data.count) - batch * spec.batchSize
+      optimizer.zeroGrad()
+      while batch < end, let n = batches.next(features: &x, labels: &y) {
+        batch += 1
+        augmenter?.apply(to: &x, shape: [n] + shape)
+        let input = Tensor(shape: [n] + shape, storage: x)
+        let batchLoss = loss(model, input, y)
+        (batchLoss * (Float(n) / Float(stepSamples))).backward()
+        lossSum += Double(batchLoss.scalar) * Double(n)
+        samples += n
+        progress(
+          BatchProgress(
+            role: role, epoch: epoch + 1, epochs: epochs, batch: batch, batches: batchCount, samples: samples,
+            loss: lossSum / Double(samples), epochSeconds: Date().timeIntervalSince(epochStart),
+            modelSeconds: Date().timeIntervalSince(started)))
+      }
+      noGrad { optimizer.step() }
+      steps += 1
+    }
+    optimizer.zeroGrad()
+    return EpochTraining(
+      loss: samples > 0 ? lossSum / Double(samples) : .nan, samples: samples, steps: steps,
+      learningRate: learningRate)
+  }
+}
+
+/// The loss of a model trained on labels alone: cross-entropy with the recipe's label smoothing.
+func labelLoss(labelSmoothing: Double) -> BatchLoss {
+  let smoothing = Float(labelSmoothing)
+  return { model, input, labels in
+    crossEntropy(logits: model(input), labels: labels, labelSmoothing: smoothing)
+  }
+}
+
+/// Hinton et al.'s distillation loss (`distillationLoss`): the teacher, in evaluation mode,
+/// computes its logits once per micro-batch without recording, on the same (augmented) input the
+/// student sees. With label smoothing the hard term is `crossEntropy` with that smoothing.
+func knowledgeDistillationLoss(
+  teacher: Sequential, temperature: Double, alpha: Double, labelSmoothing: Double
+) -> BatchLoss {
+  let (t, a, smoothing) = (Float(temperature), Float(alpha), Float(labelSmoothing))
+  return { student, input, labels in
+    teacher.eval()
+    let teacherLogits = noGrad { teacher(input) }
+    let logits = student(input)
+    guard smoothing > 0 else {
+      return distillationLoss(
+        studentLogits: logits, teacherLogits: teacherLogits, labels: labels, temperature: t, alpha: a)
+    }
+    let soft = distillationLoss(
+      studentLogits: logits, teacherLogits: teacherLogits, labels: labels, temperature: t, alpha: 1)
+    return soft * a + crossEntropy(logits: logits, labels: labels, labelSmoothing: smoothing) * (1 - a)
+  }
+}

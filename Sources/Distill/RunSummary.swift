@@ -1,0 +1,57 @@
+/// How one model of a run ended: its test figures (from the last epoch's weights, never a
+/// best epoch chosen on test) and what training it took.
+public struct ModelResult: Equatable, Sendable {
+  public var role: ModelRole
+  /// Evaluated once after the last epoch, on `RunSummary.testSplit`.
+  public var test: Evaluation
+  /// The last epoch's per-epoch evaluation.
+  public var lastValidation: Evaluation?
+  public var epochs: Int
+  /// Wall time of training and per-epoch evaluation.
+  public var seconds: Double
+  public var parameterCount: Int
+  /// The last epoch's mean training loss.
+  public var finalTrainLoss: Double
+}
+
+/// The outcome of a run, written to the run folder as `summary.json`.
+public struct RunSummary: Equatable, Sendable {
+  public var name: String
+  public var seed: UInt64
+  /// `Recipe.canonicalHash` of the recipe as run (with command-line overrides applied).
+  public var recipeHash: String
+  public var runFolder: String
+  /// Where the test figures come from: `test`, or `validation` for a data set without a test
+  /// split of its own (digits, csv), whose held-out split serves as the test split.
+  public var testSplit: String
+  /// The distillation method the student was trained with.
+  public var method: DistillationMethod
+  public var teacher: ModelResult?
+  public var student: ModelResult
+  /// Wall time of the whole run, data loading included.
+  public var seconds: Double
+  /// Command-line overrides of the recipe (`seed: 2 (--seed)`).
+  public var overrides: [String]
+
+  /// `summary.json`'s text.
+  public var json: String {
+    func model(_ result: ModelResult) -> JSONObject.Value {
+      .object(
+        JSONObject([
+          ("test_accuracy", .number(result.test.accuracy)), ("test_loss", .number(result.test.loss)),
+          ("test_samples", .int(result.test.count)),
+          ("val_accuracy", result.lastValidation.map { .number($0.accuracy) } ?? .null),
+          ("train_loss", .number(result.finalTrainLoss)), ("epochs", .int(result.epochs)),
+          ("seconds", .number(result.seconds)), ("joules", .null), ("energy_source", .null),
+          ("parameters", .int(result.parameterCount)),
+        ]))
+    }
+    return JSONObject([
+      ("name", .string(name)), ("seed", .int(Int(truncatingIfNeeded: seed))),
+      ("recipe_hash", .string(recipeHash)),
+      ("test_split", .string(testSplit)), ("method", .string(method.rawValue)),
+      ("teacher", teacher.map(model) ?? .null), ("student", model(student)), ("seconds", .number(seconds)),
+      ("overrides", .string(overrides.joined(separator: "; "))),
+    ]).text
+  }
+}

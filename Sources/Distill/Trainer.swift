@@ -1,0 +1,270 @@
+import Autodiff
+import Datasets
+import Foundation
+import NN
+
+/// Command-line choices that change how a recipe runs (`distill train --data --out --seed
+/// --epochs --force`).
+public struct TrainingOptions: Sendable {
+  /// `--data`: the data location; wins over the recipe's `data.path`.
+  public var dataPath: String?
+  /// `--out`: the run folder; default `checkpoints/<name>` under the working directory.
+  public var runFolder: String?
+  /// `--force`: replace the results of an earlier run in the run folder.
+  public var force: Bool
+  /// `--seed`: replaces the recipe's `seed`.
+  public var seed: UInt64?
+  /// `--epochs`: replaces `epochs` of the teacher and the student.
+  public var epochs: Int?
+
+  public init(
+    dataPath: String? = nil, runFolder: String? = nil, force: Bool = false, seed: UInt64? = nil,
+    epochs: Int? = nil
+  ) {
+    self.dataPath = dataPath
+    self.runFolder = runFolder
+    self.force = force
+    self.seed = seed
+    self.epochs = epochs
+  }
+}
+
+/// What a run reports while it goes, for progress displays.
+public enum TrainingEvent: Sendable {
+  /// A model's training begins.
+  case modelStarted(role: ModelRole, epochs: Int, parameterCount: Int, trainSamples: Int)
+  /// A micro-batch was trained on.
+  case batch(BatchProgress)
+  /// An epoch ended and was evaluated; the record is in `metrics.jsonl`.
+  case epoch(EpochRecord)
+  /// A model's final evaluation on `split`.
+  case tested(role: ModelRole, evaluation: Evaluation, split: String)
+}
+
+/// Runs a recipe: loads the data, trains the teacher (when the recipe has one to train), then
+/// the student with the recipe's distillation, evaluating both on the validation split every
+/// epoch and on the test split at the end, and writes the run folder (`RunFolder`).
+///
+/// Seeds: the run's seed chooses the validation split; each model's initialisation, sample order
+/// and augmentation draw from their own seeds derived from it (`derivedSeed`), so the student
+/// starts from the same weights whether or not a teacher was trained first.
+public final class Trainer {
+  /// The recipe as run, with the options' overrides applied.
+  public let recipe: Recipe
+  /// The recipe file, as errors name it.
+  public let recipeFile: String
+  public let options: TrainingOptions
+  public let runFolder: RunFolder
+  /// The overrides applied, for the record (`seed: 2 (--seed)`).
+  public let overrides: [String]
+  private let recipeText: String
+
+  /// Prepares a run of `recipe`, read from `recipeFile` (whose text, when given, is copied into
+  /// the run folder; otherwise the recipe's canonical JSON is). Throws `RecipeError` when an
+  /// override makes the recipe invalid and `TrainingError.notImplemented` for a recipe feature
+  /// the trainer lacks; nothing is read or written yet.
+  public init(
+    recipe: Recipe, recipeFile: String, recipeText: String? = nil, options: TrainingOptions = .init()
+  ) throws {
+    var recipe = recipe
+    var overrides: [String] = []
+    if let seed = options.seed, seed != recipe.seed {
+      recipe.seed = seed
+      overrides.append("seed: \(seed) (--seed)")
+    }
+    if let epochs = options.epochs {
+      recipe.teacher?.train?.epochs = epochs
+      recipe.student.train.epochs = epochs
+      overrides.append("epochs: \(epochs) for teacher and student (--epochs)")
+    }
+    try recipe.validate(file: recipeFile)
+    try Self.checkSupported(recipe, file: recipeFile)
+    self.recipe = recipe
+    self.recipeFile = recipeFile
+    self.recipeText = recipeText ?? recipe.canonicalJSON
+    self.options = options
+    self.overrides = overrides
+    self.runFolder = RunFolder(path: options.runFolder ?? "checkpoints/\(recipe.name)")
+  }
+
+  /// Reads and validates the recipe at `path` (`Recipe.load`) and prepares its run.
+  public convenience init(recipePath path: String, options: TrainingOptions = .init()) throws {
+    let recipe = try Recipe.load(path: path)
+    let text = try? String(contentsOfFile: path, encoding: .utf8)
+    try self.init(recipe: recipe, recipeFile: path, recipeText: text, options: options)
+  }
+
+  /// Trains and evaluates; `onEvent` sees progress. Throws `TrainingError` (or `DatasetError`
+  /// for a data file that is present but broken) before any training when the data, the models
+  /// or the run folder are not usable. `data`, when given, replaces what the recipe's `data`
+  /// section would load (tests train on a subset).
+  public func run(data: TrainingData? = nil, onEvent: (TrainingEvent) -> Void = { _ in }) throws -> RunSummary
+  {
+    let started = Date()
+    try runFolder.checkWritable(force: options.force)
+    let data =
+      try data
+      ?? TrainingData.load(recipe.data, seed: recipe.seed, file: recipeFile, dataPath: options.dataPath)
+    let classCount = data.classCount
+
+    // Build both models before training either, so a shape error costs no training time.
+    var teacher: (model: Sequential, train: TrainSpec)?
+    if let spec = recipe.teacher, let model = spec.model, let train = spec.train {
+      let built = try ModelBuilder(file: recipeFile, keyPath: "teacher.model").build(
+        model, inputShape: data.sampleShape, classCount: classCount,
+        seed: derivedSeed(recipe.seed, "teacher.init"))
+      teacher = (built, train)
+    }
+    let student = try ModelBuilder(file: recipeFile, keyPath: "student.model").build(
+      recipe.student.model, inputShape: data.sampleShape, classCount: classCount,
+      seed: derivedSeed(recipe.seed, "student.init"))
+    for (role, train) in [(ModelRole.teacher, recipe.teacher?.train), (.student, recipe.student.train)] {
+      if let train, !train.augment.augmentations.isEmpty, data.sampleShape.count != 3 {
+        throw TrainingError.dataMismatch(
+          file: recipeFile, keyPath: "\(role.rawValue).train.augment",
+          reason: "augmentation needs image samples [C, H, W], but samples have shape \(data.sampleShape); "
+            + "set data.shape or remove the augmentation")
+      }
+    }
+
+    try runFolder.prepare(recipeText: recipeText, notes: overrides, force: options.force)
+
+    var teacherResult: ModelResult?
+    if let (model, train) = teacher {
+      let training = makeTraining(
+        .teacher, model, train, loss: labelLoss(labelSmoothing: train.labelSmoothing))
+      teacherResult = try fit(training, data: data, onEvent: onEvent)
+      try TemporaryWeights.write(model, role: .teacher, recipe: recipe, to: runFolder.weightsPath(.teacher))
+    }
+
+    let studentLoss: BatchLoss
+    var hintRegressor: Linear?
+    let train = recipe.student.train
+    switch recipe.distillation.method {
+    case .none:
+      studentLoss = labelLoss(labelSmoothing: train.labelSmoothing)
+    case .kd:
+      // `checkSupported` and validation guarantee a trained teacher here.
+      studentLoss = knowledgeDistillationLoss(
+        teacher: teacher!.model, temperature: recipe.distillation.temperature,
+        alpha: recipe.distillation.alpha,
+        labelSmoothing: train.labelSmoothing)
+    case .hint:
+      // Validation guarantees the hint settings and a teacher; `checkSupported`, a trained one.
+      let hint = recipe.distillation.hint!
+      let teacherShapes = try ModelBuilder(file: recipeFile, keyPath: "teacher.model").outputShapes(
+        of: recipe.teacher!.model!, inputShape: data.sampleShape, classCount: classCount)
+      let studentShapes = try ModelBuilder(file: recipeFile, keyPath: "student.model").outputShapes(
+        of: recipe.student.model, inputShape: data.sampleShape, classCount: classCount)
+      let (from, to) = (
+        studentShapes[hint.studentLayer].reduce(1, *), teacherShapes[hint.teacherLayer].reduce(1, *)
+      )
+      if from != to {
+        var generator = SeededGenerator(seed: derivedSeed(recipe.seed, "student.hint"))
+        hintRegressor = Linear(inputFeatures: from, outputFeatures: to, generator: &generator)
+      }
+      studentLoss = hintLoss(
+        teacher: teacher!.model, teacherLayer: hint.teacherLayer, studentLayer: hint.studentLayer,
+        regressor: hintRegressor, weight: hint.weight, labelSmoothing: train.labelSmoothing)
+    }
+    // The regressor trains with the student but is not part of it (nor of its weights file).
+    let regressorParameters = hintRegressor?.parameters.map { ("hint_regressor." + $0.name, $0.tensor) } ?? []
+    let studentTraining = makeTraining(
+      .student, student, train, extraParameters: regressorParameters, loss: studentLoss)
+    let studentResult = try fit(studentTraining, data: data, onEvent: onEvent)
+    try TemporaryWeights.write(student, role: .student, recipe: recipe, to: runFolder.weightsPath(.student))
+
+    let summary = RunSummary(
+      name: recipe.name, seed: recipe.seed, recipeHash: recipe.canonicalHash, runFolder: runFolder.path,
+      testSplit: data.testSplit, method: recipe.distillation.method, teacher: teacherResult,
+      student: studentResult,
+      seconds: Date().timeIntervalSince(started), overrides: overrides)
+    try runFolder.writeSummary(summary)
+    return summary
+  }
+
+  private func makeTraining(
+    _ role: ModelRole, _ model: Sequential, _ spec: TrainSpec,
+    extraParameters: [(name: String, tensor: Tensor)] = [],
+    loss: @escaping BatchLoss
+  ) -> ModelTraining {
+    ModelTraining(
+      role: role, model: model, spec: spec, shuffleSeed: derivedSeed(recipe.seed, "\(role.rawValue).shuffle"),
+      augmentSeed: derivedSeed(recipe.seed, "\(role.rawValue).augment"), extraParameters: extraParameters,
+      loss: loss)
+  }
+
+  /// Trains every epoch, evaluating and logging each, then evaluates on the test split.
+  private func fit(_ training: ModelTraining, data: TrainingData, onEvent: (TrainingEvent) -> Void) throws
+    -> ModelResult
+  {
+    let (role, model, epochs) = (training.role, training.model, training.spec.epochs)
+    let started = Date()
+    onEvent(
+      .modelStarted(
+        role: role, epochs: epochs, parameterCount: model.parameterCount, trainSamples: data.train.count))
+    var lastValidation: Evaluation?
+    var lastLoss = Double.nan
+    for epoch in 0..<epochs {
+      let epochStart = Date()
+      let trained = training.trainEpoch(epoch, on: data.train, epochs: epochs, started: started) {
+        onEvent(.batch($0))
+      }
+      let validation = evaluate(model, on: data.validation)
+      let record = EpochRecord(
+        model: role, epoch: epoch + 1, epochs: epochs, trainLoss: trained.loss, validation: validation,
+        validationSplit: data.validationSplit, seconds: Date().timeIntervalSince(epochStart), joules: nil,
+        energySource: nil, samples: trained.samples, precision: recipe.precision.rawValue,
+        learningRate: trained.learningRate, seed: recipe.seed)
+      try runFolder.append(record)
+      onEvent(.epoch(record))
+      lastValidation = validation
+      lastLoss = trained.loss
+    }
+    let seconds = Date().timeIntervalSince(started)
+    let test = evaluate(model, on: data.test)
+    model.eval()
+    onEvent(.tested(role: role, evaluation: test, split: data.testSplit))
+    return ModelResult(
+      role: role, test: test, lastValidation: lastValidation, epochs: epochs, seconds: seconds,
+      parameterCount: model.parameterCount, finalTrainLoss: lastLoss)
+  }
+
+  // MARK: What is not implemented yet
+
+  /// Throws `TrainingError.notImplemented` for the first recipe feature the trainer lacks.
+  static func checkSupported(_ recipe: Recipe, file: String) throws {
+    let hdf5 = "it needs the HDF5 checkpoint issue (Sources/Checkpoints)"
+    if recipe.teacher?.from != nil {
+      throw TrainingError.notImplemented(
+        file: file, keyPath: "teacher.from", feature: "loading a teacher from a weights file",
+        needs: "\(hdf5); train the teacher here with 'model' and 'train' for now")
+    }
+    if recipe.student.initialWeights != nil {
+      throw TrainingError.notImplemented(
+        file: file, keyPath: "student.init", feature: "starting the student from a weights file", needs: hdf5)
+    }
+    if recipe.precision != .f32 {
+      throw TrainingError.notImplemented(
+        file: file, keyPath: "precision", feature: "'\(recipe.precision.rawValue)' training",
+        needs: "it needs the mixed-precision issue; use precision: f32")
+    }
+    if recipe.checkpoint.recompute != nil {
+      throw TrainingError.notImplemented(
+        file: file, keyPath: "checkpoint.recompute", feature: "activation recompute",
+        needs: "remove the key; it changes memory use, not results")
+    }
+    if recipe.energy.meter == .rapl {
+      throw TrainingError.notImplemented(
+        file: file, keyPath: "energy.meter", feature: "RAPL energy measurement",
+        needs: "it needs the energy issue; use meter: auto, recorded as null until then")
+    }
+  }
+}
+
+/// A seed for one purpose (`"student.init"`, `"teacher.shuffle"`) derived from the run's seed:
+/// SplitMix64 of the seed XOR the FNV-1a hash of the purpose, so purposes draw unrelated streams.
+public func derivedSeed(_ seed: UInt64, _ purpose: String) -> UInt64 {
+  var generator = SplitMixGenerator(seed: seed ^ Recipe.fnv1a64(purpose.utf8))
+  return generator.next()
+}
