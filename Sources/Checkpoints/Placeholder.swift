@@ -1,1 +1,0 @@
-// The Checkpoints module: HDF5 model files and training state (see ../shared/DESIGN.md).
