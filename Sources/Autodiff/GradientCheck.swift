@@ -43,6 +43,7 @@ public func checkGradients(
   _ function: ([Tensor]) -> Tensor
 ) -> GradientCheckResult {
   for input in inputs {
+    precondition(input.isLeaf, "checkGradients needs leaf inputs; pass x.detached() for a computed x")
     input.requiresGrad = true
     input.grad = nil
   }
@@ -81,11 +82,14 @@ public func checkGradients(
       let relative = absolute / max(abs(numerical), abs(a), 1e-3)
       result.elementErrors.append((a, numerical))
       result.checkedElements += 1
-      if absolute > result.maxAbsoluteError {
+      if absolute.isNaN {  // a NaN anywhere is the worst error there is, and stays visible
+        if !result.maxAbsoluteError.isNaN { result.worst = (k, e, a, numerical) }
+        result.maxAbsoluteError = .nan
+      } else if absolute > result.maxAbsoluteError {
         result.maxAbsoluteError = absolute
         result.worst = (k, e, a, numerical)
       }
-      result.maxRelativeError = max(result.maxRelativeError, relative)
+      result.maxRelativeError = relative.isNaN || result.maxRelativeError.isNaN ? .nan : max(result.maxRelativeError, relative)
     }
   }
   return result

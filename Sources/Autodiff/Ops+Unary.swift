@@ -18,10 +18,17 @@ extension Tensor {
     mapped { $0.squareRoot() }.recordingUsingOutput([self]) { g, out in [g.zipped(out) { $0 / (2 * $1) }] }
   }
 
-  /// xᵖ elementwise for a constant exponent. ∂ = g·p·xᵖ⁻¹.
+  /// xᵖ elementwise for a constant exponent (`torch.pow(x, p)`): an integer p is repeated
+  /// multiplication, defined for negative x too; any other p needs x ≥ 0 (NaN below, as in
+  /// PyTorch). ∂ = g·p·xᵖ⁻¹.
   public func pow(_ p: Float) -> Tensor {
-    mapped { Float.pow($0, p) }.recording([self]) { g in
-      [g.zipped(self) { gi, x in gi * p * Float.pow(x, p - 1) }]
+    let integral = p == p.rounded() && abs(p) < 16_777_216
+    let n = integral ? Int(p) : 0
+    @inline(__always) func power(_ x: Float, _ exponent: Float, _ integer: Int) -> Float {
+      integral ? Float.pow(x, integer) : Float.pow(x, exponent)
+    }
+    return mapped { power($0, p, n) }.recording([self]) { g in
+      [g.zipped(self) { gi, x in gi * p * power(x, p - 1, n - 1) }]
     }
   }
 
