@@ -57,9 +57,7 @@ public struct RunFolder: Sendable {
 
   /// The files a run writes; their presence means the folder holds a run.
   static let resultFiles = [
-    "metrics.jsonl", "summary.json", "teacher.weights.json", "student.weights.json", "teacher.h5",
-    "student.h5",
-    "latest.h5",
+    "metrics.jsonl", "summary.json", "teacher.h5", "student.h5", "latest.h5",
   ]
 
   public init(path: String) { self.path = path }
@@ -67,8 +65,8 @@ public struct RunFolder: Sendable {
   public var metricsPath: String { path + "/metrics.jsonl" }
   public var summaryPath: String { path + "/summary.json" }
   public var recipePath: String { path + "/recipe.yaml" }
-  /// The temporary weights file of `role` (see `TemporaryWeights`).
-  public func weightsPath(_ role: ModelRole) -> String { path + "/\(role.rawValue).weights.json" }
+  /// The model file of `role`: `teacher.h5` or `student.h5` (see `ModelDescription`).
+  public func modelPath(_ role: ModelRole) -> String { path + "/\(role.rawValue).h5" }
 
   /// The result files present in the folder, by name.
   public func existingResults() -> [String] {

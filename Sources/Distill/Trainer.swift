@@ -41,9 +41,11 @@ public enum TrainingEvent: Sendable {
   case tested(role: ModelRole, evaluation: Evaluation, split: String)
 }
 
-/// Runs a recipe: loads the data, trains the teacher (when the recipe has one to train), then
-/// the student with the recipe's distillation, evaluating both on the validation split every
-/// epoch and on the test split at the end, and writes the run folder (`RunFolder`).
+/// Runs a recipe: loads the data, trains the teacher (or loads it from `teacher.from` and tests
+/// it once), then the student (from a fresh initialisation or `student.init`) with the recipe's
+/// distillation, evaluating both on the validation split every epoch and on the test split at
+/// the end, and writes the run folder (`RunFolder`): `teacher.h5` and `student.h5` are model
+/// files (`Checkpoints.saveModels`) whose `architecture` attribute is a `ModelDescription`.
 ///
 /// Seeds: the run's seed chooses the validation split; each model's initialisation, sample order
 /// and augmentation draw from their own seeds derived from it (`derivedSeed`), so the student
@@ -102,22 +104,46 @@ public final class Trainer {
   {
     let started = Date()
     try runFolder.checkWritable(force: options.force)
+    // Weights files first: a missing one should not wait for the data to load.
+    let teacherFile = try recipe.teacher?.from.map {
+      try openWeights($0, keyPath: "teacher.from", role: .teacher)
+    }
+    let studentFile = try recipe.student.initialWeights.map {
+      try openWeights($0, keyPath: "student.init", role: .student)
+    }
     let data =
       try data
       ?? TrainingData.load(recipe.data, seed: recipe.seed, file: recipeFile, dataPath: options.dataPath)
     let classCount = data.classCount
 
-    // Build both models before training either, so a shape error costs no training time.
-    var teacher: (model: Sequential, train: TrainSpec)?
-    if let spec = recipe.teacher, let model = spec.model, let train = spec.train {
-      let built = try ModelBuilder(file: recipeFile, keyPath: "teacher.model").build(
-        model, inputShape: data.sampleShape, classCount: classCount,
-        seed: derivedSeed(recipe.seed, "teacher.init"))
-      teacher = (built, train)
+    // Build (or load) both models before training either, so a shape error or an unusable
+    // weights file costs no training time, and before `prepare`, which may remove a file of ours
+    // that `teacher.from` names.
+    var teacher: (model: Sequential, spec: ModelSpec, train: TrainSpec?)?
+    if let spec = recipe.teacher {
+      if let stored = teacherFile {
+        let loaded = try loadWeights(
+          stored, keyPath: "teacher.from", role: .teacher, model: spec.model, sampleShape: data.sampleShape,
+          classCount: classCount)
+        teacher = (loaded.model, loaded.spec, nil)
+      } else if let model = spec.model, let train = spec.train {
+        let built = try ModelBuilder(file: recipeFile, keyPath: "teacher.model").build(
+          model, inputShape: data.sampleShape, classCount: classCount,
+          seed: derivedSeed(recipe.seed, "teacher.init"))
+        teacher = (built, model, train)
+      }
     }
-    let student = try ModelBuilder(file: recipeFile, keyPath: "student.model").build(
-      recipe.student.model, inputShape: data.sampleShape, classCount: classCount,
-      seed: derivedSeed(recipe.seed, "student.init"))
+    let student: Sequential
+    if let stored = studentFile {
+      student = try loadWeights(
+        stored, keyPath: "student.init", role: .student, model: recipe.student.model,
+        sampleShape: data.sampleShape, classCount: classCount
+      ).model
+    } else {
+      student = try ModelBuilder(file: recipeFile, keyPath: "student.model").build(
+        recipe.student.model, inputShape: data.sampleShape, classCount: classCount,
+        seed: derivedSeed(recipe.seed, "student.init"))
+    }
     for (role, train) in [(ModelRole.teacher, recipe.teacher?.train), (.student, recipe.student.train)] {
       if let train, !train.augment.augmentations.isEmpty, data.sampleShape.count != 3 {
         throw TrainingError.dataMismatch(
@@ -126,15 +152,29 @@ public final class Trainer {
             + "set data.shape or remove the augmentation")
       }
     }
+    if recipe.distillation.method == .hint, let hint = recipe.distillation.hint, let teacher {
+      // Validation checks the index only against a recipe's own teacher.model.
+      let count = teacher.spec.expandedLayers(classCount: classCount).count
+      if hint.teacherLayer >= count {
+        throw TrainingError.weightsMismatch(
+          file: recipeFile, keyPath: "distillation.hint.teacher_layer", weights: recipe.teacher?.from ?? "",
+          reason: "the teacher has \(count) layers, so there is no layer \(hint.teacherLayer)")
+      }
+    }
 
     try runFolder.prepare(recipeText: recipeText, notes: overrides, force: options.force)
 
     var teacherResult: ModelResult?
-    if let (model, train) = teacher {
-      let training = makeTraining(
-        .teacher, model, train, loss: labelLoss(labelSmoothing: train.labelSmoothing))
-      teacherResult = try fit(training, data: data, onEvent: onEvent)
-      try TemporaryWeights.write(model, role: .teacher, recipe: recipe, to: runFolder.weightsPath(.teacher))
+    if let (model, spec, train) = teacher {
+      if let train {
+        let training = makeTraining(
+          .teacher, model, train, loss: labelLoss(labelSmoothing: train.labelSmoothing))
+        teacherResult = try fit(training, data: data, onEvent: onEvent)
+      } else {
+        teacherResult = testLoaded(model, data: data, onEvent: onEvent)
+      }
+      // A loaded teacher is copied too, so the run folder holds everything the run used.
+      try saveWeights(model, role: .teacher, spec: spec, data: data)
     }
 
     let studentLoss: BatchLoss
@@ -144,16 +184,16 @@ public final class Trainer {
     case .none:
       studentLoss = labelLoss(labelSmoothing: train.labelSmoothing)
     case .kd:
-      // `checkSupported` and validation guarantee a trained teacher here.
+      // Validation guarantees a teacher here.
       studentLoss = knowledgeDistillationLoss(
         teacher: teacher!.model, temperature: recipe.distillation.temperature,
         alpha: recipe.distillation.alpha,
         labelSmoothing: train.labelSmoothing)
     case .hint:
-      // Validation guarantees the hint settings and a teacher; `checkSupported`, a trained one.
+      // Validation guarantees the hint settings and a teacher.
       let hint = recipe.distillation.hint!
       let teacherShapes = try ModelBuilder(file: recipeFile, keyPath: "teacher.model").outputShapes(
-        of: recipe.teacher!.model!, inputShape: data.sampleShape, classCount: classCount)
+        of: teacher!.spec, inputShape: data.sampleShape, classCount: classCount)
       let studentShapes = try ModelBuilder(file: recipeFile, keyPath: "student.model").outputShapes(
         of: recipe.student.model, inputShape: data.sampleShape, classCount: classCount)
       let (from, to) = (
@@ -172,7 +212,7 @@ public final class Trainer {
     let studentTraining = makeTraining(
       .student, student, train, extraParameters: regressorParameters, loss: studentLoss)
     let studentResult = try fit(studentTraining, data: data, onEvent: onEvent)
-    try TemporaryWeights.write(student, role: .student, recipe: recipe, to: runFolder.weightsPath(.student))
+    try saveWeights(student, role: .student, spec: recipe.student.model, data: data)
 
     let summary = RunSummary(
       name: recipe.name, seed: recipe.seed, recipeHash: recipe.canonicalHash, runFolder: runFolder.path,
@@ -230,20 +270,23 @@ public final class Trainer {
       parameterCount: model.parameterCount, finalTrainLoss: lastLoss)
   }
 
+  /// Tests a teacher loaded with `teacher.from` once, on the test split, as `fit` does after
+  /// training: its result has 0 epochs and no training loss.
+  private func testLoaded(_ model: Sequential, data: TrainingData, onEvent: (TrainingEvent) -> Void)
+    -> ModelResult
+  {
+    let test = evaluate(model, on: data.test)
+    model.eval()
+    onEvent(.tested(role: .teacher, evaluation: test, split: data.testSplit))
+    return ModelResult(
+      role: .teacher, test: test, lastValidation: nil, epochs: 0, seconds: 0,
+      parameterCount: model.parameterCount, finalTrainLoss: .nan)
+  }
+
   // MARK: What is not implemented yet
 
   /// Throws `TrainingError.notImplemented` for the first recipe feature the trainer lacks.
   static func checkSupported(_ recipe: Recipe, file: String) throws {
-    let hdf5 = "it needs the HDF5 checkpoint issue (Sources/Checkpoints)"
-    if recipe.teacher?.from != nil {
-      throw TrainingError.notImplemented(
-        file: file, keyPath: "teacher.from", feature: "loading a teacher from a weights file",
-        needs: "\(hdf5); train the teacher here with 'model' and 'train' for now")
-    }
-    if recipe.student.initialWeights != nil {
-      throw TrainingError.notImplemented(
-        file: file, keyPath: "student.init", feature: "starting the student from a weights file", needs: hdf5)
-    }
     if recipe.precision != .f32 {
       throw TrainingError.notImplemented(
         file: file, keyPath: "precision", feature: "'\(recipe.precision.rawValue)' training",

@@ -1,3 +1,4 @@
+import Checkpoints
 import Datasets
 
 /// Why a run could not start or go on, after the recipe itself was read and validated
@@ -21,8 +22,14 @@ public enum TrainingError: Error, Equatable, CustomStringConvertible {
   case notImplemented(file: String, keyPath: String, feature: String, needs: String)
   /// The run folder already holds a run's results.
   case runFolderExists(folder: String, found: [String])
-  /// A weights file could not be read or does not fit the model.
+  /// A weights file could not be read or does not fit the model (`distill eval`).
   case badWeights(file: String, reason: String)
+  /// The weights file a recipe names (`teacher.from`, `student.init`) could not be read or
+  /// does not fit the model: `underlying` names the HDF5 file, object and what was expected.
+  case cannotLoadWeights(file: String, keyPath: String, underlying: CheckpointError)
+  /// The weights file a recipe names (`weights`) is readable but cannot be used as it stands:
+  /// no group to take, no architecture where the recipe gives none, another data shape.
+  case weightsMismatch(file: String, keyPath: String, weights: String, reason: String)
   /// A file or folder of the run could not be written.
   case cannotWrite(path: String, reason: String)
 
@@ -44,6 +51,10 @@ public enum TrainingError: Error, Equatable, CustomStringConvertible {
         + "Choose another folder with --out DIR, or pass --force to replace its results"
     case .badWeights(let file, let reason):
       return "\(file): \(reason)"
+    case .cannotLoadWeights(let file, let keyPath, let underlying):
+      return "\(file): \(keyPath): \(underlying)"
+    case .weightsMismatch(let file, let keyPath, let weights, let reason):
+      return "\(file): \(keyPath): \(weights): \(reason)"
     case .cannotWrite(let path, let reason):
       return "\(path): cannot write (\(reason))"
     }

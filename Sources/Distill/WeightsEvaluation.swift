@@ -1,50 +1,120 @@
+import Checkpoints
 import Foundation
 
 /// The test figures of a saved model (`distill eval`).
 public struct WeightsEvaluation: Sendable {
-  public var role: ModelRole
+  /// The model group evaluated (`student`).
+  public var group: String
   public var evaluation: Evaluation
   /// `test`, or `validation` for a data set without a test split (digits, csv).
   public var split: String
+  /// The data set (`digits`).
+  public var dataset: String
   /// The seed the split was drawn with.
   public var seed: UInt64
-  /// Whether the weights were trained with this very recipe (same `canonicalHash`, after the
-  /// training run's overrides).
-  public var recipeMatches: Bool
+  /// With a recipe: whether the weights were trained with this very recipe (same
+  /// `canonicalHash`, after the training run's seed); nil without a recipe or when the file
+  /// records none (h5py-written).
+  public var recipeMatches: Bool?
 }
 
-/// Evaluates the weights in `weightsFile` (a `TemporaryWeights` file until HDF5 lands) on the
-/// test split of `recipe`'s data. The model is the recipe's teacher or student, whichever the
-/// file says it holds; the data split is drawn with the seed stored in the file unless `seed`
-/// is given, so digits are evaluated on the same held-out samples the run was.
+/// Evaluates a model file (`teacher.h5`, `student.h5`, or one h5py wrote) on the test split.
+///
+/// - The model is the group `group` (`--group`), or the file's only group.
+/// - Without `recipe`, the file's `architecture` attribute (`ModelDescription`) gives both the
+///   model and the data: the data set, its settings, and the seed that drew the split, so the
+///   digits are evaluated on the samples the run held out. `dataPath` (`--data`) overrides the
+///   recorded location.
+/// - With `recipe` (`--recipe`), the recipe's model of the group's role (`teacher`/`student`)
+///   and its `data` section are used instead; the split seed is still the file's, when it
+///   records one. `seed` overrides the split seed in both cases.
+///
+/// Throws `CheckpointError` for an unreadable file or weights that do not fit the model,
+/// `TrainingError` otherwise (no group to take, no architecture and no recipe, data problems).
 public func evaluateWeights(
-  file weightsFile: String, recipe: Recipe, recipeFile: String, dataPath: String? = nil, seed: UInt64? = nil
+  file weightsFile: String, group requested: String? = nil, recipe: Recipe? = nil, recipeFile: String? = nil,
+  dataPath: String? = nil, seed: UInt64? = nil
 ) throws -> WeightsEvaluation {
-  let contents = try TemporaryWeights.read(path: weightsFile)
-  let model: ModelSpec
-  switch contents.role {
-  case .student:
-    model = recipe.student.model
-  case .teacher:
-    guard let teacher = recipe.teacher?.model else {
-      throw TrainingError.badWeights(
-        file: weightsFile, reason: "holds a teacher, but \(recipeFile) has no teacher.model to load it into")
+  func bad(_ reason: String) -> TrainingError { .badWeights(file: weightsFile, reason: reason) }
+  let groups = try StoredModel.rootContents(of: weightsFile).groups
+  let listed = groups.map { "/" + $0 }.joined(separator: ", ")
+  let group: String
+  if let requested {
+    let name = requested.hasPrefix("/") ? String(requested.dropFirst()) : requested
+    guard groups.contains(name) else {
+      throw bad("has no group /\(name); its groups: \(groups.isEmpty ? "none" : listed)")
     }
-    model = teacher
+    group = name
+  } else if groups.count == 1 {
+    group = groups[0]
+  } else if groups.isEmpty {
+    throw bad("holds no model group (expected /teacher or /student)")
+  } else {
+    throw bad("holds several models (\(listed)); choose one with --group \(groups.joined(separator: "|"))")
   }
-  let splitSeed = seed ?? contents.seed
-  let data = try TrainingData.load(recipe.data, seed: splitSeed, file: recipeFile, dataPath: dataPath)
-  let network = try ModelBuilder(file: recipeFile, keyPath: "\(contents.role.rawValue).model").build(
+  let stored = try StoredModel(path: weightsFile, group: group)
+  let description = stored.description
+
+  let model: ModelSpec
+  var dataSpec: DataSpec
+  let splitSeed: UInt64
+  let errorsFile: String
+  let keyPath: String
+  var recipeMatches: Bool?
+  if let recipe {
+    let recipeFile = recipeFile ?? "<recipe>"
+    let role = ModelRole(rawValue: description?.role ?? group)
+    switch role {
+    case .student?:
+      model = recipe.student.model
+    case .teacher?:
+      guard let teacher = recipe.teacher?.model ?? description?.model else {
+        throw bad("holds a teacher, but \(recipeFile) has no teacher.model to load it into")
+      }
+      model = teacher
+    case nil:
+      guard let own = description?.model else {
+        throw bad("group /\(group) is neither teacher nor student and has no architecture attribute")
+      }
+      model = own
+    }
+    dataSpec = recipe.data
+    if dataSpec.path == nil, let recorded = description?.data, recorded.dataset == dataSpec.dataset {
+      dataSpec.path = recorded.path
+    }
+    splitSeed = seed ?? description?.seed ?? recipe.seed
+    errorsFile = recipeFile
+    keyPath = "\(role?.rawValue ?? "student").model"
+    if let description {
+      var asRun = recipe
+      asRun.seed = description.seed
+      recipeMatches = description.recipeHash == asRun.canonicalHash
+    }
+  } else {
+    guard let description else {
+      throw bad(
+        "/\(group) has no \"\(architectureAttribute)\" attribute (written by h5py?); "
+          + "give the recipe whose model it holds with --recipe")
+    }
+    model = description.model
+    dataSpec = description.data
+    splitSeed = seed ?? description.seed
+    errorsFile = "\(weightsFile) (/\(group)@\(architectureAttribute))"
+    keyPath = "model"
+  }
+
+  let data = try TrainingData.load(dataSpec, seed: splitSeed, file: errorsFile, dataPath: dataPath)
+  if recipe == nil, let description,
+    description.inputShape != data.sampleShape || description.classes != data.classCount
+  {
+    throw bad(
+      "/\(group) was built for samples of shape \(description.inputShape) and \(description.classes) "
+        + "classes, but the data has \(data.sampleShape) and \(data.classCount)")
+  }
+  let network = try ModelBuilder(file: errorsFile, keyPath: keyPath).build(
     model, inputShape: data.sampleShape, classCount: data.classCount, seed: 0)
-  do {
-    try network.load(stateDict: contents.stateDict)
-  } catch {
-    throw TrainingError.badWeights(
-      file: weightsFile, reason: "does not fit \(recipeFile)'s \(contents.role.rawValue) model: \(error)")
-  }
-  var asRun = recipe
-  asRun.seed = contents.seed
+  try loadModel(group: group, from: weightsFile, into: network)
   return WeightsEvaluation(
-    role: contents.role, evaluation: evaluate(network, on: data.test), split: data.testSplit, seed: splitSeed,
-    recipeMatches: contents.recipeHash == asRun.canonicalHash)
+    group: group, evaluation: evaluate(network, on: data.test), split: data.testSplit,
+    dataset: dataSpec.dataset.rawValue, seed: splitSeed, recipeMatches: recipeMatches)
 }

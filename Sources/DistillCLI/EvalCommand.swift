@@ -3,29 +3,36 @@ import Autodiff
 import Distill
 import Foundation
 
-/// `distill eval WEIGHTS --recipe R`: accuracy and loss of saved weights on the recipe's test
-/// split. Until the HDF5 issue lands, WEIGHTS is the temporary `<role>.weights.json` that
-/// `distill train` writes into the run folder (see `TemporaryWeights`).
+/// `distill eval WEIGHTS.h5 [--recipe R] [--group G] [--data PATH]`: accuracy and loss of a
+/// model file on the test split. A file `distill train` wrote describes its model and data
+/// (the `architecture` attribute, `ModelDescription`), so it needs nothing else; an h5py-written
+/// file needs `--recipe`.
 struct EvalCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "eval",
-    abstract: "Evaluate saved weights on a recipe's test split.",
+    abstract: "Evaluate a model file (teacher.h5, student.h5) on its test split.",
     discussion: """
-      WEIGHTS is a run folder's teacher.weights.json or student.weights.json (a temporary
-      format until HDF5 checkpoints land); the file says which of the recipe's models it holds.
-      Example: distill eval checkpoints/digits-kd/student.weights.json --recipe recipes/digits-kd.yaml
+      A file written by distill train records its architecture, data set and split seed, so \
+      the file alone is enough (digits: the run's held-out split). --recipe overrides the model \
+      and data (and is required for files h5py wrote from PyTorch); --data overrides the data \
+      location. A file with several model groups needs --group.
+
+      Example: distill eval checkpoints/digits-kd/student.h5
       """)
 
-  @Argument(help: "The weights file (<run folder>/student.weights.json or teacher.weights.json).")
+  @Argument(help: "The model file (<run folder>/student.h5 or teacher.h5).")
   var weights: String
 
-  @Option(help: "The recipe the weights were trained with (the run folder's recipe.yaml will do).")
-  var recipe: String
+  @Option(help: "A recipe whose model and data to use instead of the file's own description.")
+  var recipe: String?
 
-  @Option(help: "Data location (overrides data.path), as for distill train.")
+  @Option(help: "The model group to evaluate (teacher or student) when the file holds several.")
+  var group: String?
+
+  @Option(help: "Data location (overrides the recorded one and data.path), as for distill train.")
   var data: String?
 
-  @Option(help: "Seed of the validation split (default: the seed stored with the weights).")
+  @Option(help: "Seed of the held-out split (default: the seed stored with the weights).")
   var seed: UInt64?
 
   @Option(help: "OpenBLAS threads (default: OpenBLAS's own choice).")
@@ -34,16 +41,15 @@ struct EvalCommand: ParsableCommand {
   func run() throws {
     if let threads { BLAS.threadCount = max(threads, 1) }
     do {
-      let recipe = try Recipe.load(path: self.recipe)
+      let loaded = try self.recipe.map { try Recipe.load(path: $0) }
       let result = try evaluateWeights(
-        file: weights, recipe: recipe, recipeFile: self.recipe, dataPath: data, seed: seed)
+        file: weights, group: group, recipe: loaded, recipeFile: self.recipe, dataPath: data, seed: seed)
       print(
-        "\(result.role.rawValue) \(weights): test accuracy \(percent(result.evaluation.accuracy)), "
+        "\(result.group) \(weights): test accuracy \(percent(result.evaluation.accuracy)), "
           + "loss \(fixed(result.evaluation.loss, 4)) on \(result.evaluation.count) samples of the "
-          + "\(result.split) split (split seed \(result.seed))")
-      if !result.recipeMatches {
-        print(
-          "note: the weights were trained with a different version of \(self.recipe) (recipe hash differs)")
+          + "\(result.split) split of \(result.dataset) (split seed \(result.seed))")
+      if let recipe, result.recipeMatches == false {
+        print("note: the weights were trained with a different version of \(recipe) (recipe hash differs)")
       }
     } catch {
       printError(error)

@@ -1,3 +1,4 @@
+import Checkpoints
 import Datasets
 import Foundation
 import XCTest
@@ -109,15 +110,22 @@ final class TrainerTests: XCTestCase {
 
   func testSavedWeightsReadBackBitForBit() throws {
     let recipe = try Recipe.parse(yaml: recipeYAML, file: "recipes/tiny.yaml")
+    let trainer = try Trainer(
+      recipe: recipe, recipeFile: "recipes/tiny.yaml", options: TrainingOptions(runFolder: folder))
+    let data = try digitsSubset()
     let model = try ModelBuilder(file: "t", keyPath: "student.model").build(
       recipe.student.model, inputShape: [64], classCount: 10, seed: 42)
     try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-    let path = folder + "/student.weights.json"
-    try TemporaryWeights.write(model, role: .student, recipe: recipe, to: path)
-    let read = try TemporaryWeights.read(path: path)
-    XCTAssertEqual(read.role, .student)
-    XCTAssertEqual(read.seed, 3)
-    XCTAssertEqual(read.recipeHash, recipe.canonicalHash)
+    try trainer.saveWeights(model, role: .student, spec: recipe.student.model, data: data)
+    let stored = try StoredModel(path: folder + "/student.h5", group: "student")
+    let description = try XCTUnwrap(stored.description)
+    XCTAssertEqual(description.role, "student")
+    XCTAssertEqual(description.seed, 3)
+    XCTAssertEqual(description.recipeHash, recipe.canonicalHash)
+    XCTAssertEqual(description.model, .layers(recipe.student.model.expandedLayers(classCount: 10)))
+    let read = try ModelBuilder(file: "t", keyPath: "m").build(
+      description.model, inputShape: description.inputShape, classCount: description.classes, seed: 7)
+    try loadModel(group: "student", from: folder + "/student.h5", into: read)
     XCTAssertEqual(read.stateDict.map(\.name), model.stateDict.map(\.name))
     for ((_, a), (_, b)) in zip(read.stateDict, model.stateDict) {
       XCTAssertEqual(a.shape, b.shape)
@@ -210,17 +218,6 @@ final class TrainerTests: XCTestCase {
       a.test.features, a.validation.features, "digits: the held-out split is also the test split")
   }
 
-  func testTeacherFromWeightsIsNotImplementedYet() throws {
-    var recipe = try Recipe.parse(yaml: recipeYAML, file: "recipes/tiny.yaml")
-    recipe.teacher = TeacherSpec(model: recipe.teacher?.model, from: "teacher.h5")
-    XCTAssertThrowsError(try Trainer(recipe: recipe, recipeFile: "recipes/tiny.yaml")) {
-      guard case .notImplemented(_, "teacher.from", _, let needs)? = $0 as? TrainingError else {
-        return XCTFail("expected notImplemented at teacher.from, got \($0)")
-      }
-      XCTAssertTrue(needs.contains("HDF5"))
-    }
-  }
-
   func testEpochsOverrideIsRevalidated() throws {
     var recipe = try Recipe.parse(yaml: recipeYAML, file: "recipes/tiny.yaml")
     recipe.student.train.warmupEpochs = 2
@@ -266,8 +263,8 @@ final class HintTrainingTests: XCTestCase {
     XCTAssertGreaterThan(summary.student.test.accuracy, 0.8)
     XCTAssertLessThan(losses.last!, losses.first!)
     // The weights file holds the student alone, without the regressor.
-    let saved = try TemporaryWeights.read(path: folder + "/student.weights.json")
-    XCTAssertEqual(saved.stateDict.map(\.name), ["1.weight", "1.bias", "3.weight", "3.bias"])
+    let saved = try HDF5File.openReadOnly(folder + "/student.h5").group("student").memberNames()
+    XCTAssertEqual(saved, ["1.weight", "1.bias", "3.weight", "3.bias"])
   }
 
   func testCapturingForwardMatchesTheLayers() throws {
