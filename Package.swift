@@ -35,7 +35,9 @@ let package = Package(
       swiftSettings: optimize),
     .target(name: "NN", dependencies: ["Autodiff"], swiftSettings: optimize),
     .target(name: "Datasets", dependencies: ["CZlib"], swiftSettings: optimize),
-    .target(name: "Checkpoints", dependencies: ["CHDF5", "Autodiff", "NN"], swiftSettings: optimize),
+    .target(
+      name: "Checkpoints", dependencies: ["CHDF5", "Autodiff", "NN"], exclude: ["README.md"],
+      swiftSettings: optimize),
     .target(
       name: "Distill",
       dependencies: [

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Autodiff
 
 /// `distill`: train teacher and student networks, distil one into the other, and measure what
 /// each epoch cost. Every subcommand is a thin layer over the `Distill` library.
@@ -12,4 +13,9 @@ struct DistillCommand: ParsableCommand {
       PyTorch's reference script (../shared/peers/torch_bench.py).
       """,
     subcommands: [BenchCommand.self, TrainCommand.self, EvalCommand.self])
+
+  static func main() {
+    ProcessMemory.keepFreedBlocksInHeap()
+    main(nil)
+  }
 }

@@ -18,4 +18,8 @@ void distill_float_to_half(const float *src, uint16_t *dst, size_t count);
 /// Names the conversion path chosen on this CPU: "avx512", "f16c" or "portable".
 const char *distill_half_conversion_path(void);
 
+/// Keeps freed large blocks in the heap instead of returning them to the kernel (glibc's
+/// M_MMAP_THRESHOLD at its 32 MiB maximum, M_TRIM_THRESHOLD off). Returns 1 when applied.
+int distill_keep_freed_blocks_in_heap(void);
+
 #endif
