@@ -331,8 +331,7 @@ func col2im(
           let offset = (u - p) * width + shift
           let start = rows.lowerBound * outW + inside.lowerBound
           let end = (rows.upperBound - 1) * outW + inside.upperBound
-          let target = image + offset
-          for t in start..<end { target[t] += d[t] }
+          for t in start..<end { image[t + offset] += d[t] }
         } else {
           for i in rows {
             let (entries, row) = (d + i * outW, image + (i * s - p + u) * width)

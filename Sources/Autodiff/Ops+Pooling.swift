@@ -23,6 +23,10 @@ extension Tensor {
           for plane in 0..<(geo.batch * geo.channels) {
             let image = x.baseAddress! + plane * inPlane
             let (y, a) = (out.baseAddress! + plane * outPlane, arg.baseAddress! + plane * outPlane)
+            if k == 2 && s == 2 && p == 0 {
+              maxPool2x2(image, width: geo.width, y, a, outputHeight: geo.outputHeight, outputWidth: geo.outputWidth)
+              continue
+            }
             for i in 0..<geo.outputHeight {
               let rowStart = Swift.max(i * s - p, 0)
               let rowEnd = Swift.min(i * s - p + k, geo.height)
@@ -35,7 +39,7 @@ extension Tensor {
                 for r in rowStart..<rowEnd {
                   for c in colStart..<colEnd {
                     let v = image[r * geo.width + c]
-                    if v > bestValue || (v.isNaN && !bestValue.isNaN) {
+                    if v > bestValue || (v.isNaN && !bestValue.isNaN) {  // a NaN propagates
                       bestValue = v
                       best = r * geo.width + c
                     }
@@ -124,6 +128,41 @@ extension Tensor {
   public func globalAveragePool2d() -> Tensor {
     precondition(rank == 4, "globalAveragePool2d needs [N, C, H, W], got \(shape)")
     return mean(alongAxes: [2, 3])
+  }
+
+  /// The common 2×2, stride 2, unpadded max-pool of one plane. The comparisons are written
+  /// as selects without NaN tests, so that they compile without branches (random activations
+  /// make branches unpredictable); a window holding a NaN (rare) is redone with the NaN rule.
+  @inline(__always)
+  private func maxPool2x2(
+    _ image: UnsafePointer<Float>, width: Int, _ y: UnsafeMutablePointer<Float>,
+    _ argmax: UnsafeMutablePointer<Int32>, outputHeight: Int, outputWidth: Int
+  ) {
+    for i in 0..<outputHeight {
+      let top = 2 * i * width
+      let bottom = top + width
+      for j in 0..<outputWidth {
+        // Candidates in row-major order; a later one wins only if strictly greater.
+        let (ia, ib, ic, id) = (top + 2 * j, top + 2 * j + 1, bottom + 2 * j, bottom + 2 * j + 1)
+        let (a, b, c, d) = (image[ia], image[ib], image[ic], image[id])
+        var best = a
+        var index = ia
+        index = b > best ? ib : index
+        best = b > best ? b : best
+        index = c > best ? ic : index
+        best = c > best ? c : best
+        index = d > best ? id : index
+        best = d > best ? d : best
+        if (a + b + c + d).isNaN {  // a NaN (or +∞ and −∞): the first NaN wins, as in PyTorch
+          for (v, k) in [(a, ia), (b, ib), (c, ic), (d, id)] where v.isNaN {
+            (best, index) = (v, k)
+            break
+          }
+        }
+        y[i * outputWidth + j] = best
+        argmax[i * outputWidth + j] = Int32(index)
+      }
+    }
   }
 
   /// The window geometry of a pooling op, checking PyTorch's limits on its arguments.
