@@ -52,14 +52,19 @@ public final class SGD: Optimizer {
       grad.storage.withUnsafeBufferPointer { g in
         buffer.withUnsafeMutableBufferPointer { b in
           p.storage.withUnsafeMutableBufferPointer { x in
-            for i in 0..<x.count {
-              var d = g[i]
-              if wd != 0 { d += wd * x[i] }
-              if mu != 0 {
-                b[i] = isFirst ? d : mu * b[i] + keep * d
-                d = nesterov ? d + mu * b[i] : b[i]
-              }
-              x[i] -= lr * d
+            // One loop per combination of the loop-invariant options, each free of branches,
+            // so the compiler vectorises it (the options are constants inside `update`).
+            switch (wd != 0, mu != 0, isFirst, nesterov) {
+            case (false, false, _, _): update(x, g, b, lr, wd, mu, keep, decay: false, momentum: false)
+            case (true, false, _, _): update(x, g, b, lr, wd, mu, keep, decay: true, momentum: false)
+            case (false, true, true, false): update(x, g, b, lr, wd, mu, keep, decay: false, first: true)
+            case (false, true, true, true): update(x, g, b, lr, wd, mu, keep, decay: false, first: true, nesterov: true)
+            case (false, true, false, false): update(x, g, b, lr, wd, mu, keep, decay: false)
+            case (false, true, false, true): update(x, g, b, lr, wd, mu, keep, decay: false, nesterov: true)
+            case (true, true, true, false): update(x, g, b, lr, wd, mu, keep, decay: true, first: true)
+            case (true, true, true, true): update(x, g, b, lr, wd, mu, keep, decay: true, first: true, nesterov: true)
+            case (true, true, false, false): update(x, g, b, lr, wd, mu, keep, decay: true)
+            case (true, true, false, true): update(x, g, b, lr, wd, mu, keep, decay: true, nesterov: true)
             }
           }
         }
@@ -68,3 +73,25 @@ public final class SGD: Optimizer {
     }
   }
 }
+
+/// One SGD update of every element, PyTorch's rule: d = g + wd·x; b = d on the first step,
+/// else μ·b + (1 − dampening)·d; d = d + μ·b with Nesterov, else b; x −= lr·d. The Boolean
+/// options are constants at each call site, so each specialisation is one straight loop.
+@inline(__always)
+private func update(
+  _ x: UnsafeMutableBufferPointer<Float>, _ g: UnsafeBufferPointer<Float>,
+  _ b: UnsafeMutableBufferPointer<Float>, _ lr: Float, _ wd: Float, _ mu: Float, _ keep: Float,
+  decay: Bool, momentum: Bool = true, first: Bool = false, nesterov: Bool = false
+) {
+  for i in 0..<x.count {
+    var d = g[i]
+    if decay { d += wd * x[i] }
+    if momentum {
+      let v = first ? d : mu * b[i] + keep * d
+      b[i] = v
+      d = nesterov ? d + mu * v : v
+    }
+    x[i] -= lr * d
+  }
+}
+
