@@ -154,10 +154,8 @@ extension Tensor {
         index = d > best ? id : index
         best = d > best ? d : best
         if (a + b + c + d).isNaN {  // a NaN (or +∞ and −∞): the first NaN wins, as in PyTorch
-          for (v, k) in [(a, ia), (b, ib), (c, ic), (d, id)] where v.isNaN {
-            (best, index) = (v, k)
-            break
-          }
+          (best, index) =
+            a.isNaN ? (a, ia) : b.isNaN ? (b, ib) : c.isNaN ? (c, ic) : d.isNaN ? (d, id) : (best, index)
         }
         y[i * outputWidth + j] = best
         argmax[i * outputWidth + j] = Int32(index)
