@@ -9,6 +9,9 @@
 final class Node {
   let inputs: [Tensor]
   let vjp: (_ outputGradient: Tensor, _ output: Tensor) -> [Tensor?]
+  /// Bytes the VJP keeps besides its input tensors (conv2d's unrolled patches, max-pool's
+  /// argmax), for `Tensor.graphMemory()`.
+  var extraSavedBytes = 0
 
   init(inputs: [Tensor], vjp: @escaping (Tensor, Tensor) -> [Tensor?]) {
     self.inputs = inputs
@@ -34,9 +37,15 @@ extension Tensor {
   /// Makes `output` record `vjp` when recording is on and any input requires a gradient.
   /// Returns `output` for chaining. Ops call this with the closure that maps the gradient of
   /// `output` to the gradients of `inputs`, in the same order.
+  /// Under mixed precision (`withMixedPrecision`), a recorded output is stored as `half`
+  /// says (see `HalfOutput`). `savedBytes` declares what `vjp` keeps besides its input tensors
+  /// (see `Tensor.graphMemory()`).
   @discardableResult
-  func recording(_ inputs: [Tensor], vjp: @escaping (Tensor) -> [Tensor?]) -> Tensor {
-    recordingUsingOutput(inputs) { g, _ in vjp(g) }
+  func recording(
+    _ inputs: [Tensor], half: HalfOutput = .promote, savedBytes: Int = 0,
+    vjp: @escaping (Tensor) -> [Tensor?]
+  ) -> Tensor {
+    recordingUsingOutput(inputs, half: half, savedBytes: savedBytes) { g, _ in vjp(g) }
   }
 
   /// Like `recording(_:vjp:)` for a VJP that reads the op's output (eˣ, softmax, …): the
@@ -44,11 +53,20 @@ extension Tensor {
   /// cycle (output → node → closure → output) and leak every recorded graph.
   @discardableResult
   func recordingUsingOutput(
-    _ inputs: [Tensor], vjp: @escaping (_ outputGradient: Tensor, _ output: Tensor) -> [Tensor?]
+    _ inputs: [Tensor], half: HalfOutput = .promote, savedBytes: Int = 0,
+    vjp: @escaping (_ outputGradient: Tensor, _ output: Tensor) -> [Tensor?]
   ) -> Tensor {
     if GradMode.isEnabled && inputs.contains(where: { $0.requiresGrad }) {
       requiresGrad = true
       node = Node(inputs: inputs, vjp: vjp)
+      node?.extraSavedBytes = savedBytes
+      if MixedPrecision.isEnabled {
+        switch half {
+        case .always: storeAsHalf()
+        case .promote: if inputs.allSatisfy(\.isHalf) { storeAsHalf() }
+        case .never: break
+        }
+      }
     }
     return self
   }

@@ -35,3 +35,17 @@ public enum HalfPrecision {
     }
   }
 }
+
+extension HalfPrecision {
+  /// Widens `count` binary16 values at `source` to Float at `destination` (exact).
+  @inline(__always)
+  public static func widen(_ source: UnsafePointer<UInt16>, into destination: UnsafeMutablePointer<Float>, count: Int) {
+    if count > 0 { distill_half_to_float(source, destination, count) }
+  }
+
+  /// Rounds `count` Floats at `source` to binary16 at `destination` (nearest, ties to even).
+  @inline(__always)
+  public static func narrow(_ source: UnsafePointer<Float>, into destination: UnsafeMutablePointer<UInt16>, count: Int) {
+    if count > 0 { distill_float_to_half(source, destination, count) }
+  }
+}

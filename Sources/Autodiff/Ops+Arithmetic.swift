@@ -28,7 +28,7 @@ extension Tensor {
 
   /// `a / b` elementwise with broadcasting. ∂/∂a = g / b, ∂/∂b = −g·a / b².
   public static func / (a: Tensor, b: Tensor) -> Tensor {
-    broadcastApply(a, b, DivideFunction.self).recordingUsingOutput([a, b]) { g, out in
+    broadcastApply(a, b, DivideFunction.self).recordingUsingOutput([a, b], half: .never) { g, out in
       let gOverB = broadcastApply(g, b, DivideFunction.self)
       return [
         a.requiresGrad ? gOverB.summed(toShape: a.shape) : nil,

@@ -23,7 +23,8 @@ extension Tensor {
   /// `[O, images·Ho·Wo]`, scattered to NCHW with the bias added. With G the chunk's output
   /// gradient gathered to `[O, images·Ho·Wo]`: ∂W = Σ_chunks G·Xᵀ, ∂b = G summed over its
   /// columns, and ∂x = col2im(Wᵀ·G), where col2im (the adjoint of im2col) adds each column
-  /// entry back onto the pixel it was copied from. X is kept from the forward pass for ∂W.
+  /// entry back onto the pixel it was copied from. X is kept from the forward pass for ∂W, as
+  /// binary16 under mixed precision (widened chunk by chunk before its sgemm).
   public func conv2d(weight: Tensor, bias: Tensor?, stride: Int = 1, padding: Int = 0) -> Tensor {
     precondition(rank == 4, "conv2d input must be [N, C, H, W], got \(shape)")
     precondition(
@@ -39,67 +40,70 @@ extension Tensor {
     }
     let chunks = ConvolutionChunks(geometry, outChannels: outChannels)
     let patch = geometry.patchSize
-
-    // X of every chunk, one after the other: chunk k is [C·kh·kw, images·Ho·Wo] at
-    // chunks.columnsOffset(k).
-    let unrolled = [Float](unsafeUninitializedCapacity: patch * chunks.totalColumns) { cols, initialized in
-      storage.withUnsafeBufferPointer { x in
-        for k in 0..<chunks.count { chunks.unroll(k, from: x.baseAddress!, into: cols.baseAddress!) }
-      }
-      initialized = patch * chunks.totalColumns
-    }
+    let inputs = bias.map { [self, weight, $0] } ?? [self, weight]
+    // X of every chunk is kept for ∂W when the op is recorded: Float, or binary16 under mixed
+    // precision (each chunk unrolled into Float scratch, multiplied, then rounded into the
+    // saved buffer). Unrecorded, each chunk is unrolled into the scratch and forgotten.
+    let records = GradMode.isEnabled && inputs.contains(where: { $0.requiresGrad })
+    let savesHalf = records && MixedPrecision.isEnabled
+    var saved = SavedColumns(
+      count: records ? patch * chunks.totalColumns : 0, half: savesHalf,
+      scratch: records && !savesHalf ? 0 : patch * chunks.maxColumns)
 
     let out = Tensor(shape: [geometry.batch, outChannels, geometry.outputHeight, geometry.outputWidth]) {
       out in
       // Y = W·X per chunk into `product`, then y[n, o, :] = Y[o, columns of image n] + b[o].
       var product = [Float](repeating: 0, count: outChannels * chunks.maxColumns)
       let b = bias?.storage ?? [Float](repeating: 0, count: outChannels)
-      weight.storage.withUnsafeBufferPointer { w in
-        unrolled.withUnsafeBufferPointer { cols in
+      storage.withUnsafeBufferPointer { x in
+        weight.storage.withUnsafeBufferPointer { w in
           product.withUnsafeMutableBufferPointer { y in
             for k in 0..<chunks.count {
               let width = chunks.columns(k)
-              sgemm(
-                false, false, m: outChannels, n: width, k: patch, alpha: 1, w.baseAddress!,
-                lda: patch, cols.baseAddress! + chunks.columnsOffset(k), ldb: width, beta: 0,
-                y.baseAddress!, ldc: width)
+              saved.writing(chunk: chunks.columnsOffset(k), count: patch * width) { cols in
+                chunks.unroll(k, from: x.baseAddress!, into: cols)
+                sgemm(
+                  false, false, m: outChannels, n: width, k: patch, alpha: 1, w.baseAddress!,
+                  lda: patch, cols, ldb: width, beta: 0, y.baseAddress!, ldc: width)
+              }
               chunks.scatter(k, y.baseAddress!, adding: b, into: out.baseAddress!)
             }
           }
         }
       }
     }
+    saved.releaseScratch()
+    let kept = saved
 
-    let inputs = bias.map { [self, weight, $0] } ?? [self, weight]
-    return out.recording(inputs) { g in
+    return out.recording(inputs, half: .always, savedBytes: kept.byteCount) { g in
       var gathered = [Float](repeating: 0, count: outChannels * chunks.maxColumns)
       var columnGradient = [Float](repeating: 0, count: self.requiresGrad ? patch * chunks.maxColumns : 0)
       var biasSums = [Double](repeating: 0, count: outChannels)
       var dx = [Float](repeating: 0, count: self.requiresGrad ? self.count : 0)
       let gradWeight = Tensor.zeros(weight.shape)
+      var columns = kept  // a copy whose scratch (for widening half chunks) is this call's own
       g.storage.withUnsafeBufferPointer { gp in
         weight.storage.withUnsafeBufferPointer { w in
-          unrolled.withUnsafeBufferPointer { cols in
-            gathered.withUnsafeMutableBufferPointer { gm in
-              columnGradient.withUnsafeMutableBufferPointer { dc in
-                dx.withUnsafeMutableBufferPointer { d in
-                  gradWeight.storage.withUnsafeMutableBufferPointer { dw in
-                    for k in 0..<chunks.count {
-                      let width = chunks.columns(k)
-                      // G [O, images·Ho·Wo] of this chunk, and its row sums for ∂b.
-                      chunks.gather(k, from: gp.baseAddress!, into: gm.baseAddress!, rowSums: &biasSums)
-                      if weight.requiresGrad {  // ∂W += G·Xᵀ
+          gathered.withUnsafeMutableBufferPointer { gm in
+            columnGradient.withUnsafeMutableBufferPointer { dc in
+              dx.withUnsafeMutableBufferPointer { d in
+                gradWeight.storage.withUnsafeMutableBufferPointer { dw in
+                  for k in 0..<chunks.count {
+                    let width = chunks.columns(k)
+                    // G [O, images·Ho·Wo] of this chunk, and its row sums for ∂b.
+                    chunks.gather(k, from: gp.baseAddress!, into: gm.baseAddress!, rowSums: &biasSums)
+                    if weight.requiresGrad {  // ∂W += G·Xᵀ
+                      columns.reading(chunk: chunks.columnsOffset(k), count: patch * width) { cols in
                         sgemm(
                           false, true, m: outChannels, n: patch, k: width, alpha: 1, gm.baseAddress!,
-                          lda: width, cols.baseAddress! + chunks.columnsOffset(k), ldb: width,
-                          beta: k == 0 ? 0 : 1, dw.baseAddress!, ldc: patch)
+                          lda: width, cols, ldb: width, beta: k == 0 ? 0 : 1, dw.baseAddress!, ldc: patch)
                       }
-                      if self.requiresGrad {  // ∂x = col2im(Wᵀ·G)
-                        sgemm(
-                          true, false, m: patch, n: width, k: outChannels, alpha: 1, w.baseAddress!,
-                          lda: patch, gm.baseAddress!, ldb: width, beta: 0, dc.baseAddress!, ldc: width)
-                        chunks.fold(k, dc.baseAddress!, into: d.baseAddress!)
-                      }
+                    }
+                    if self.requiresGrad {  // ∂x = col2im(Wᵀ·G)
+                      sgemm(
+                        true, false, m: patch, n: width, k: outChannels, alpha: 1, w.baseAddress!,
+                        lda: patch, gm.baseAddress!, ldb: width, beta: 0, dc.baseAddress!, ldc: width)
+                      chunks.fold(k, dc.baseAddress!, into: d.baseAddress!)
                     }
                   }
                 }
@@ -154,15 +158,12 @@ struct ConvolutionChunks {
   /// Where chunk k's X starts in the unrolled buffer of all chunks.
   func columnsOffset(_ k: Int) -> Int { geometry.patchSize * k * maxColumns }
 
-  /// Writes chunk k's X `[C·kh·kw, columns(k)]` from the batch `x` `[N, C, H, W]` to
-  /// `all + columnsOffset(k)`.
-  func unroll(_ k: Int, from x: UnsafePointer<Float>, into all: UnsafeMutablePointer<Float>) {
+  /// Writes chunk k's X `[C·kh·kw, columns(k)]` from the batch `x` `[N, C, H, W]` to `cols`.
+  func unroll(_ k: Int, from x: UnsafePointer<Float>, into cols: UnsafeMutablePointer<Float>) {
     let imageSize = geometry.channels * geometry.height * geometry.width
     let first = images(k).lowerBound
     for n in images(k) {
-      im2col(
-        x + n * imageSize, geometry, all + columnsOffset(k) + (n - first) * geometry.outputPlane,
-        rowStride: columns(k))
+      im2col(x + n * imageSize, geometry, cols + (n - first) * geometry.outputPlane, rowStride: columns(k))
     }
   }
 

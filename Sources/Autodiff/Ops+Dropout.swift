@@ -32,7 +32,7 @@ extension Tensor {
         }
       }
     }
-    return out.recording([self]) { g in
+    return out.recording([self], savedBytes: factors.count * 4) { g in
       [
         Tensor(shape: g.shape) { dx in
           g.storage.withUnsafeBufferPointer { gp in

@@ -15,7 +15,7 @@ extension Tensor {
     _ a: Tensor, _ b: Tensor, transposeA: Bool = false, transposeB: Bool = false
   ) -> Tensor {
     let out = gemm(a, transposeA, b, transposeB)
-    return out.recording([a, b]) { g in
+    return out.recording([a, b], half: .always) { g in
       let gradA: Tensor? =
         a.requiresGrad
         ? (transposeA ? gemm(b, transposeB, g, true) : gemm(g, false, b, !transposeB)) : nil

@@ -53,7 +53,7 @@ extension Tensor {
         }
       }
     }
-    return out.recording([self]) { g in
+    return out.recording([self], savedBytes: argmax.count * 4) { g in
       var dx = [Float](repeating: 0, count: self.count)
       g.storage.withUnsafeBufferPointer { gp in
         argmax.withUnsafeBufferPointer { arg in

@@ -15,7 +15,7 @@ extension Tensor {
     // result must not be the input itself.
     let out = Tensor(shape: outShape, storage: summed(toShape: keptShape).storage)
     let inputShape = shape
-    return out.recording([self]) { g in
+    return out.recording([self], half: .never) { g in
       let kept = Tensor(shape: keptShape, storage: g.storage)
       return [kept.broadcast(toShape: inputShape)]
     }

@@ -12,7 +12,7 @@ extension Tensor {
     }
     precondition(resolved.reduce(1, *) == count, "cannot reshape \(shape) to \(newShape)")
     let inputShape = shape
-    return Tensor(shape: resolved, storage: storage).recording([self]) { g in
+    return sharingElements(shape: resolved).recording([self]) { g in
       [Tensor(shape: inputShape, storage: g.storage)]
     }
   }

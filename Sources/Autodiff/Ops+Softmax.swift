@@ -19,7 +19,7 @@ extension Tensor {
       let inv = 1 / s
       for j in 0..<row.count { out[j] *= inv }
     }
-    return out.recordingUsingOutput([self]) { g, out in
+    return out.recordingUsingOutput([self], half: .never) { g, out in
       [
         g.rowwise(with: out) { gRow, yRow, dx in
           var dot: Float = 0
@@ -41,7 +41,7 @@ extension Tensor {
       let logZ = m + Float.log(s)
       for j in 0..<row.count { out[j] = row[j] - logZ }
     }
-    return out.recordingUsingOutput([self]) { g, out in
+    return out.recordingUsingOutput([self], half: .never) { g, out in
       [
         g.rowwise(with: out) { gRow, logY, dx in
           var total: Float = 0

@@ -5,17 +5,17 @@ import RealModule
 extension Tensor {
   /// eˣ elementwise. ∂ = g·eˣ (reuses the output).
   public func exp() -> Tensor {
-    mapped { Float.exp($0) }.recordingUsingOutput([self]) { g, out in [g.zipped(out) { $0 * $1 }] }
+    mapped { Float.exp($0) }.recordingUsingOutput([self], half: .never) { g, out in [g.zipped(out) { $0 * $1 }] }
   }
 
   /// Natural logarithm elementwise. ∂ = g / x.
   public func log() -> Tensor {
-    mapped { Float.log($0) }.recording([self]) { g in [g.zipped(self) { $0 / $1 }] }
+    mapped { Float.log($0) }.recording([self], half: .never) { g in [g.zipped(self) { $0 / $1 }] }
   }
 
   /// √x elementwise. ∂ = g / (2√x).
   public func sqrt() -> Tensor {
-    mapped { $0.squareRoot() }.recordingUsingOutput([self]) { g, out in [g.zipped(out) { $0 / (2 * $1) }] }
+    mapped { $0.squareRoot() }.recordingUsingOutput([self], half: .never) { g, out in [g.zipped(out) { $0 / (2 * $1) }] }
   }
 
   /// xᵖ elementwise for a constant exponent (`torch.pow(x, p)`): an integer p is repeated
@@ -27,7 +27,7 @@ extension Tensor {
     @inline(__always) func power(_ x: Float, _ exponent: Float, _ integer: Int) -> Float {
       integral ? Float.pow(x, integer) : Float.pow(x, exponent)
     }
-    return mapped { power($0, p, n) }.recording([self]) { g in
+    return mapped { power($0, p, n) }.recording([self], half: .never) { g in
       [g.zipped(self) { gi, x in gi * p * power(x, p - 1, n - 1) }]
     }
   }

@@ -13,7 +13,31 @@ public final class Tensor {
   /// The extent of each dimension, outermost first.
   public private(set) var shape: [Int]
   /// The elements in row-major order; `storage.count == shape.reduce(1, *)`.
-  public var storage: [Float]
+  ///
+  /// A tensor stored in half precision (`isHalf`, see `Tensor+HalfStorage.swift`) keeps only
+  /// its binary16 bits: reading `storage` then widens them into a temporary `[Float]` that
+  /// lives only as long as the access (`t.storage.withUnsafeBufferPointer { … }` converts once,
+  /// for the closure); writing `storage`, or mutating it in place, stores Float again.
+  public var storage: [Float] {
+    _read {
+      if let bits = halfBits { yield HalfPrecision.floats(fromHalfBits: bits) } else { yield floats }
+    }
+    set {
+      floats = newValue
+      halfBits = nil
+    }
+    _modify {
+      if let bits = halfBits {
+        floats = HalfPrecision.floats(fromHalfBits: bits)
+        halfBits = nil
+      }
+      yield &floats
+    }
+  }
+  /// The Float elements; empty while the tensor is stored in half precision.
+  @usableFromInline var floats: [Float]
+  /// The binary16 bit patterns of the elements while the tensor is stored in half precision.
+  @usableFromInline var halfBits: [UInt16]?
   /// Whether operations on this tensor are recorded so that gradients flow back to it.
   public var requiresGrad: Bool
   /// The accumulated gradient of the last `backward()` calls, same shape as the tensor.
@@ -28,7 +52,20 @@ public final class Tensor {
       storage.count == shape.reduce(1, *),
       "shape \(shape) needs \(shape.reduce(1, *)) elements, got \(storage.count)")
     self.shape = shape
-    self.storage = storage
+    self.floats = storage
+    self.halfBits = nil
+    self.requiresGrad = requiresGrad
+  }
+
+  /// Creates a tensor stored in half precision from binary16 bit patterns, which must number
+  /// `shape.reduce(1, *)` (see `Tensor+HalfStorage.swift`).
+  public init(shape: [Int], halfBits bits: [UInt16], requiresGrad: Bool = false) {
+    precondition(
+      bits.count == shape.reduce(1, *),
+      "shape \(shape) needs \(shape.reduce(1, *)) elements, got \(bits.count)")
+    self.shape = shape
+    self.floats = []
+    self.halfBits = bits
     self.requiresGrad = requiresGrad
   }
 
@@ -68,7 +105,7 @@ public final class Tensor {
   }
 
   /// The number of elements.
-  @inlinable public var count: Int { storage.count }
+  @inlinable public var count: Int { halfBits?.count ?? floats.count }
   /// The number of dimensions.
   public var rank: Int { shape.count }
 
