@@ -13,9 +13,11 @@ import Foundation
 /// | `seconds` | wall time of the epoch: training and evaluation |
 /// | `joules`, `energy_source` | null until the energy issue lands |
 /// | `samples` | training samples processed in the epoch |
-/// | `precision` | `f32` |
+/// | `precision` | `f32` or `f16-mixed` |
 /// | `learning_rate` | the epoch's learning rate |
 /// | `seed` | the run's seed |
+/// | `loss_scale` | f16-mixed: the dynamic loss scale after the epoch; null in f32 |
+/// | `skipped_steps` | f16-mixed: optimizer steps skipped for inf/NaN gradients since the model's training began; null in f32 |
 public struct EpochRecord: Equatable, Sendable {
   public var model: ModelRole
   public var epoch: Int
@@ -30,6 +32,8 @@ public struct EpochRecord: Equatable, Sendable {
   public var precision: String
   public var learningRate: Double
   public var seed: UInt64
+  public var lossScale: Double? = nil
+  public var skippedSteps: Int? = nil
 
   /// The record as one line of JSON, fields in the order of the table above.
   public var jsonLine: String {
@@ -41,6 +45,8 @@ public struct EpochRecord: Equatable, Sendable {
       ("energy_source", energySource.map(JSONObject.Value.string) ?? .null), ("samples", .int(samples)),
       ("precision", .string(precision)), ("learning_rate", .number(learningRate)),
       ("seed", .int(Int(truncatingIfNeeded: seed))),
+      ("loss_scale", lossScale.map(JSONObject.Value.number) ?? .null),
+      ("skipped_steps", skippedSteps.map(JSONObject.Value.int) ?? .null),
     ]).text
   }
 }

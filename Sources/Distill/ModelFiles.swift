@@ -240,8 +240,9 @@ extension Trainer {
     }
   }
 
-  /// Writes `model` as `<run folder>/<role>.h5` (group `/<role>`, float32) with its
-  /// description (`ModelDescription`).
+  /// Writes `model` as `<run folder>/<role>.h5` (group `/<role>`) with its description
+  /// (`ModelDescription`): float32, or float16 (h5py's binary16) for `precision: f16-mixed`,
+  /// whose parameters are binary16 (buffers, Float, are rounded to it too).
   func saveWeights(_ model: Sequential, role: ModelRole, spec: ModelSpec, data: TrainingData) throws {
     var recorded = recipe.data
     if let location = options.dataPath ?? recipe.data.path {
@@ -250,7 +251,8 @@ extension Trainer {
     let description = ModelDescription(
       role: role, model: spec, inputShape: data.sampleShape, classes: data.classCount, data: recorded,
       recipe: recipe)
-    // Float32 until mixed precision lands; then `precision: f16-mixed` stores `.f16`.
-    try saveModels([(role.rawValue, model, description.json)], to: runFolder.modelPath(role))
+    try saveModels(
+      [(role.rawValue, model, description.json)], to: runFolder.modelPath(role),
+      precision: recipe.precision == .f16Mixed ? .f16 : .f32)
   }
 }

@@ -44,6 +44,11 @@ public struct EpochTraining: Sendable {
   public var steps: Int
   /// The learning rate of the epoch.
   public var learningRate: Double
+  /// The loss scale after the epoch, in f16-mixed; nil in f32.
+  public var lossScale: Double? = nil
+  /// Optimizer steps skipped for inf/NaN gradients since the model's training began, in
+  /// f16-mixed; nil in f32.
+  public var skippedSteps: Int? = nil
 }
 
 /// Trains one model with one `train:` section: per epoch it sets the learning rate from the
@@ -57,6 +62,12 @@ public struct EpochTraining: Sendable {
 /// depends only on the seed and the epoch), while only one micro-batch's activations are alive at
 /// a time. Exceptions, as in PyTorch: batch norm normalises each micro-batch by its own
 /// statistics, and dropout draws its masks per micro-batch.
+///
+/// Mixed precision (`precision: f16-mixed`): the parameters are stored as binary16 with Float
+/// masters in a `MixedPrecisionOptimizer`; each micro-batch enters as binary16 and runs under
+/// `withMixedPrecision`, so the activations kept for backward are binary16; the loss is
+/// multiplied by the `LossScaler`'s scale before `backward()`, and the accumulated Float
+/// gradients are unscaled once per optimizer step, which is skipped when any holds inf/NaN.
 final class ModelTraining {
   let role: ModelRole
   let model: Sequential
@@ -66,6 +77,8 @@ final class ModelTraining {
   let shuffleSeed: UInt64
   var augmenter: Augmenter?
   let loss: BatchLoss
+  /// The dynamic loss scale, in f16-mixed only.
+  let scaler: LossScaler?
 
   /// - Parameters:
   ///   - shuffleSeed: seeds the order of samples in every epoch (`epochOrder`).
@@ -73,12 +86,21 @@ final class ModelTraining {
   ///   - extraParameters: trained along with the model's own (a hint regressor).
   init(
     role: ModelRole, model: Sequential, spec: TrainSpec, shuffleSeed: UInt64, augmentSeed: UInt64,
-    extraParameters: [(name: String, tensor: Tensor)] = [], loss: @escaping BatchLoss
+    extraParameters: [(name: String, tensor: Tensor)] = [], precision: Precision = .f32,
+    loss: @escaping BatchLoss
   ) {
     self.role = role
     self.model = model
     self.spec = spec
-    self.optimizer = spec.optimizer.makeOptimizer(parameters: model.parameters + extraParameters)
+    let optimizer = spec.optimizer.makeOptimizer(parameters: model.parameters + extraParameters)
+    switch precision {
+    case .f32:
+      self.optimizer = optimizer
+      self.scaler = nil
+    case .f16Mixed:
+      self.optimizer = MixedPrecisionOptimizer(wrapping: optimizer)
+      self.scaler = LossScaler()
+    }
     self.schedule = spec.learningRateSchedule
     self.shuffleSeed = shuffleSeed
     let augmentations = spec.augment.augmentations
@@ -120,8 +142,12 @@ final class ModelTraining {
         batch += 1
         augmenter?.apply(to: &x, shape: [n] + shape)
         let input = Tensor(shape: [n] + shape, storage: x)
-        let batchLoss = loss(model, input, y)
-        (batchLoss * (Float(n) / Float(stepSamples))).backward()
+        let mixed = scaler != nil
+        if mixed { input.storeAsHalf() }
+        let batchLoss = withMixedPrecision(mixed) { loss(model, input, y) }
+        var stepLoss = batchLoss * (Float(n) / Float(stepSamples))
+        if let scaler { stepLoss = scaler.scaled(stepLoss) }
+        stepLoss.backward()
         lossSum += Double(batchLoss.scalar) * Double(n)
         samples += n
         progress(
@@ -130,13 +156,16 @@ final class ModelTraining {
             loss: lossSum / Double(samples), epochSeconds: Date().timeIntervalSince(epochStart),
             modelSeconds: Date().timeIntervalSince(started)))
       }
-      noGrad { optimizer.step() }
+      noGrad {
+        if let scaler { scaler.step(optimizer) } else { optimizer.step() }
+      }
       steps += 1
     }
     optimizer.zeroGrad()
     return EpochTraining(
       loss: samples > 0 ? lossSum / Double(samples) : .nan, samples: samples, steps: steps,
-      learningRate: learningRate)
+      learningRate: learningRate, lossScale: scaler.map { Double($0.scale) },
+      skippedSteps: scaler?.state.skippedSteps)
   }
 }
 

@@ -231,7 +231,7 @@ public final class Trainer {
     ModelTraining(
       role: role, model: model, spec: spec, shuffleSeed: derivedSeed(recipe.seed, "\(role.rawValue).shuffle"),
       augmentSeed: derivedSeed(recipe.seed, "\(role.rawValue).augment"), extraParameters: extraParameters,
-      loss: loss)
+      precision: recipe.precision, loss: loss)
   }
 
   /// Trains every epoch, evaluating and logging each, then evaluates on the test split.
@@ -255,7 +255,8 @@ public final class Trainer {
         model: role, epoch: epoch + 1, epochs: epochs, trainLoss: trained.loss, validation: validation,
         validationSplit: data.validationSplit, seconds: Date().timeIntervalSince(epochStart), joules: nil,
         energySource: nil, samples: trained.samples, precision: recipe.precision.rawValue,
-        learningRate: trained.learningRate, seed: recipe.seed)
+        learningRate: trained.learningRate, seed: recipe.seed, lossScale: trained.lossScale,
+        skippedSteps: trained.skippedSteps)
       try runFolder.append(record)
       onEvent(.epoch(record))
       lastValidation = validation
@@ -287,11 +288,6 @@ public final class Trainer {
 
   /// Throws `TrainingError.notImplemented` for the first recipe feature the trainer lacks.
   static func checkSupported(_ recipe: Recipe, file: String) throws {
-    if recipe.precision != .f32 {
-      throw TrainingError.notImplemented(
-        file: file, keyPath: "precision", feature: "'\(recipe.precision.rawValue)' training",
-        needs: "it needs the mixed-precision issue; use precision: f32")
-    }
     if recipe.checkpoint.recompute != nil {
       throw TrainingError.notImplemented(
         file: file, keyPath: "checkpoint.recompute", feature: "activation recompute",

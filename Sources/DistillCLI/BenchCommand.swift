@@ -16,6 +16,8 @@ struct BenchCommand: ParsableCommand {
       Run PyTorch's script with the same thread count beside it for a fair ratio:
         /tmp/torchref/bin/python ../shared/peers/torch_bench.py --threads 2 --json > torch.json
         .build/release/distill bench --threads 2 --peer torch.json
+      Mixed precision against Float32, side by side (timed in alternating rounds):
+        .build/release/distill bench --only mlp_1200,cnn --precision f32,f16-mixed
       """)
 
   @Option(help: "OpenBLAS threads (PyTorch's script defaults to 2).")
@@ -33,8 +35,24 @@ struct BenchCommand: ParsableCommand {
   @Option(help: "A JSON file written by torch_bench.py --json: print our/PyTorch ratios beside our figures.")
   var peer: String?
 
+  @Option(
+    help: """
+      Precisions of the training workloads, comma-separated: f32, f16-mixed (default f32). \
+      With both, each workload's runs alternate round by round and a ratio line follows.
+      """)
+  var precision: String = "f32"
+
+  private var precisions: [BenchPrecision] {
+    precision.split(separator: ",").compactMap { BenchPrecision(rawValue: String($0)) }
+  }
+
   func validate() throws {
     guard threads >= 1 else { throw ValidationError("--threads must be at least 1, got \(threads)") }
+    for name in precision.split(separator: ",") where BenchPrecision(rawValue: String(name)) == nil {
+      throw ValidationError(
+        "--precision: unknown precision '\(name)'; choose from \(BenchPrecision.allCases.map(\.rawValue).joined(separator: ", "))")
+    }
+    guard !precisions.isEmpty else { throw ValidationError("--precision: give at least one of f32, f16-mixed") }
     if let only {
       for name in only.split(separator: ",") where Workload(rawValue: String(name)) == nil {
         throw ValidationError(
@@ -49,33 +67,54 @@ struct BenchCommand: ParsableCommand {
     let selected = only.map { $0.split(separator: ",").compactMap { Workload(rawValue: String($0)) } }
       ?? Workload.allCases
     let (steps, repeats) = quick ? (20, 3) : (50, 5)
-    var results: [(Workload, Measurement)] = []
+    var results: [(key: String, measurement: Measurement)] = []
     if !json {
       print("swift-distill bench: \(threads) OpenBLAS thread(s), \(steps) steps × \(repeats) repeats, release build")
     }
     for workload in selected {
-      let measurement = workload.measure(steps: steps, repeats: repeats)
-      results.append((workload, measurement))
-      if !json {
-        var line = "\(workload.rawValue.padding(toLength: 16, withPad: " ", startingAt: 0)) "
-          + "\(format(measurement.median, width: 10)) samples/s  (min \(format(measurement.min)), max \(format(measurement.max)))"
-          + "  peak RSS \(format(measurement.peakRSSMegabytes)) MB"
-        if let torch = peerResults?[workload.rawValue] {
-          line += "  | PyTorch \(format(torch)) → ratio \(format(measurement.median / torch, digits: 2))"
-        }
-        print(line)
+      let runPrecisions = workload.trains ? precisions : [.f32]
+      let runs = runPrecisions.map { workload.prepare(steps: steps, precision: $0) }
+      let measurements = timedSideBySide(runs, repeats: repeats)
+      for (runPrecision, measurement) in zip(runPrecisions, measurements) {
+        let key = runPrecision == .f32 ? workload.rawValue : "\(workload.rawValue)/\(runPrecision.rawValue)"
+        results.append((key, measurement))
+        if !json { print(tableLine(key, measurement, peer: peerResults?[key])) }
+      }
+      if !json, let f32 = zip(runPrecisions, measurements).first(where: { $0.0 == .f32 })?.1,
+        let mixed = zip(runPrecisions, measurements).first(where: { $0.0 == .f16Mixed })?.1,
+        let f32Bytes = f32.memory?.totalBytes, let mixedBytes = mixed.memory?.totalBytes
+      {
+        print(
+          "  f16-mixed / f32: parameter + activation bytes ×\(format(Double(mixedBytes) / Double(f32Bytes), digits: 3))"
+            + " (target ≤ 0.6), samples/s ×\(format(mixed.median / f32.median, digits: 3)) (target ≥ 0.9)")
       }
     }
     if json {
-      var entries: [String] = []
-      for (workload, m) in results {
-        entries.append(
-          "\"\(workload.rawValue)\": {\"samples_per_s\": \(format(m.median)), \"min\": \(format(m.min)), "
-            + "\"max\": \(format(m.max)), \"peak_rss_mb\": \(format(m.peakRSSMegabytes))}")
+      let entries = results.map { key, m in
+        var fields = "\"samples_per_s\": \(format(m.median)), \"min\": \(format(m.min)), "
+          + "\"max\": \(format(m.max)), \"peak_rss_mb\": \(format(m.peakRSSMegabytes))"
+        if let memory = m.memory {
+          fields += ", \"parameter_bytes\": \(memory.parameterBytes), \"activation_bytes\": \(memory.activationBytes)"
+        }
+        return "\"\(key)\": {\(fields)}"
       }
       print("{\"meta\": {\"swift_distill\": true, \"threads\": \(threads), \"steps\": \(steps), \"repeats\": \(repeats)},")
       print(" \"results\": {\n  " + entries.joined(separator: ",\n  ") + "\n }\n}")
     }
+  }
+
+  private func tableLine(_ key: String, _ m: Measurement, peer torch: Double?) -> String {
+    var line = "\(key.padding(toLength: 22, withPad: " ", startingAt: 0)) "
+      + "\(format(m.median, width: 10)) samples/s  (min \(format(m.min)), max \(format(m.max)))"
+      + "  peak RSS \(format(m.peakRSSMegabytes)) MB"
+    if let memory = m.memory {
+      line += "  params \(format(Double(memory.parameterBytes) / 1e6, digits: 2)) MB"
+        + " + activations \(format(Double(memory.activationBytes) / 1e6, digits: 2)) MB"
+    }
+    if let torch {
+      line += "  | PyTorch \(format(torch)) → ratio \(format(m.median / torch, digits: 2))"
+    }
+    return line
   }
 
   private func loadPeerResults(_ path: String) throws -> [String: Double] {

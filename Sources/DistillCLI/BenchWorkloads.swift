@@ -2,12 +2,30 @@ import Autodiff
 import Foundation
 import NN
 
-/// One measured figure: samples per second over repeats, and the peak RSS after the workload.
+/// One measured figure: samples per second over repeats, the peak RSS after the workload,
+/// and for training workloads the bytes the step's graph holds (`Tensor.graphMemory()`).
 struct Measurement {
   var median: Double
   var min: Double
   var max: Double
   var peakRSSMegabytes: Double
+  var memory: GraphMemory? = nil
+}
+
+/// The arithmetic of a measured training step (`distill bench --precision`).
+enum BenchPrecision: String, CaseIterable {
+  case f32
+  /// Binary16 parameters and activations, Float master weights, dynamic loss scale.
+  case f16Mixed = "f16-mixed"
+}
+
+/// One workload prepared in one precision: `step` runs one training (or inference) step;
+/// `memory` is the graph memory of one training step's loss, before its backward pass.
+struct PreparedRun {
+  var batch: Int
+  var steps: Int
+  var step: () -> Void
+  var memory: GraphMemory?
 }
 
 /// The workloads of `../shared/peers/torch_bench.py`, with the same names.
@@ -19,7 +37,11 @@ enum Workload: String, CaseIterable {
   case inferMLP1200 = "infer_mlp_1200"
   case inferMLP800 = "infer_mlp_800"
 
-  func measure(steps: Int, repeats: Int) -> Measurement {
+  /// Whether the workload trains (and so has a precision and a graph to measure).
+  var trains: Bool { self != .inferMLP1200 && self != .inferMLP800 }
+
+  /// The model, data and step of the workload in `precision`, each model built from seed 0.
+  func prepare(steps: Int, precision: BenchPrecision) -> PreparedRun {
     var generator = SeededGenerator(seed: 0)
     let batch = 128
     let x = Tensor.normal([batch, 784], generator: &generator)
@@ -27,31 +49,75 @@ enum Workload: String, CaseIterable {
     switch self {
     case .mlp1200, .mlp800:
       let model = benchMLP(hidden: self == .mlp1200 ? [1200, 1200] : [800, 800], generator: &generator)
-      return timed(batch: batch, steps: steps, repeats: repeats, trainingStep(model, x, labels))
+      let training = TrainingStep(model: model, input: x, precision: precision) { crossEntropy(logits: $0(x), labels: labels) }
+      return PreparedRun(batch: batch, steps: steps, step: training.run, memory: training.memory())
     case .cnn:
       let model = benchCNN(generator: &generator)
       let images = x.reshaped([batch, 1, 28, 28])
-      return timed(batch: batch, steps: max(5, steps / 4), repeats: repeats, trainingStep(model, images, labels))
+      let training = TrainingStep(model: model, input: images, precision: precision) {
+        crossEntropy(logits: $0(images), labels: labels)
+      }
+      return PreparedRun(batch: batch, steps: max(5, steps / 4), step: training.run, memory: training.memory())
     case .kdStep:
       let teacher = benchMLP(hidden: [1200, 1200], generator: &generator)
       teacher.eval()
       let student = benchMLP(hidden: [800, 800], generator: &generator)
-      let optimizer = SGD(parameters: student.parameters, learningRate: 0.01, momentum: 0.9)
-      return timed(batch: batch, steps: steps, repeats: repeats) {
+      let training = TrainingStep(model: student, input: x, precision: precision) { student in
         let teacherLogits = noGrad { teacher(x) }
-        optimizer.zeroGrad()
-        distillationLoss(
-          studentLogits: student(x), teacherLogits: teacherLogits, labels: labels, temperature: 4, alpha: 0.9
-        ).backward()
-        optimizer.step()
+        return distillationLoss(
+          studentLogits: student(x), teacherLogits: teacherLogits, labels: labels, temperature: 4, alpha: 0.9)
       }
+      return PreparedRun(batch: batch, steps: steps, step: training.run, memory: training.memory())
     case .inferMLP1200, .inferMLP800:
       let model = benchMLP(hidden: self == .inferMLP1200 ? [1200, 1200] : [800, 800], generator: &generator)
       model.eval()
       let inputs = Tensor.normal([1024, 784], generator: &generator)
-      return timed(batch: 1024, steps: steps, repeats: repeats) { _ = noGrad { model(inputs) } }
+      return PreparedRun(batch: 1024, steps: steps, step: { _ = noGrad { model(inputs) } }, memory: nil)
     }
   }
+}
+
+/// One SGD step (momentum 0.9, lr 0.01) on a model's loss, as the script's `train_step_fn`;
+/// in f16-mixed as `distill train` runs it: binary16 parameters and input, the forward pass
+/// under `withMixedPrecision`, a Float master copy in `MixedPrecisionOptimizer`, and the loss
+/// scaled by a `LossScaler` (PyTorch: autocast + GradScaler).
+final class TrainingStep {
+  let model: Sequential
+  let optimizer: any Optimizer
+  let scaler: LossScaler?
+  let loss: (Sequential) -> Tensor
+
+  init(model: Sequential, input: Tensor, precision: BenchPrecision, loss: @escaping (Sequential) -> Tensor) {
+    self.model = model
+    self.loss = loss
+    let sgd = SGD(parameters: model.parameters, learningRate: 0.01, momentum: 0.9)
+    switch precision {
+    case .f32:
+      optimizer = sgd
+      scaler = nil
+    case .f16Mixed:
+      input.storeAsHalf()
+      optimizer = MixedPrecisionOptimizer(wrapping: sgd)
+      scaler = LossScaler()
+    }
+  }
+
+  private func forward() -> Tensor { withMixedPrecision(scaler != nil) { loss(model) } }
+
+  func run() {
+    optimizer.zeroGrad()
+    let value = forward()
+    if let scaler {
+      scaler.scaled(value).backward()
+      scaler.step(optimizer)
+    } else {
+      value.backward()
+      optimizer.step()
+    }
+  }
+
+  /// The bytes one step's graph holds at its peak (after the forward pass).
+  func memory() -> GraphMemory { forward().graphMemory() }
 }
 
 /// 784-hidden…-10 with ReLU, as the PyTorch script's `mlp(hidden)`.
@@ -80,31 +146,26 @@ func benchCNN(generator: inout SeededGenerator) -> Sequential {
   ])
 }
 
-/// One SGD step (momentum 0.9, lr 0.01) on cross-entropy, as the script's `train_step_fn`.
-func trainingStep(_ model: Sequential, _ x: Tensor, _ labels: [Int]) -> () -> Void {
-  let optimizer = SGD(parameters: model.parameters, learningRate: 0.01, momentum: 0.9)
-  return {
-    optimizer.zeroGrad()
-    crossEntropy(logits: model(x), labels: labels).backward()
-    optimizer.step()
-  }
-}
-
-/// Runs `step` max(3, steps/5) times to warm up, then `repeats` times `steps` steps, timing
-/// each repeat; samples/s = batch·steps / seconds.
-func timed(batch: Int, steps: Int, repeats: Int, _ step: () -> Void) -> Measurement {
-  for _ in 0..<max(3, steps / 5) { step() }
-  var rates: [Double] = []
+/// Warms each run up (max(3, steps/5) steps), then times `repeats` rounds in which every run
+/// takes its `steps` steps in turn, so runs compared side by side share the machine's load;
+/// samples/s = batch·steps / seconds, median over rounds.
+func timedSideBySide(_ runs: [PreparedRun], repeats: Int) -> [Measurement] {
+  for run in runs { for _ in 0..<max(3, run.steps / 5) { run.step() } }
+  var rates = [[Double]](repeating: [], count: runs.count)
   let clock = ContinuousClock()
   for _ in 0..<repeats {
-    let elapsed = clock.measure { for _ in 0..<steps { step() } }
-    let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
-    rates.append(Double(batch * steps) / seconds)
+    for (i, run) in runs.enumerated() {
+      let elapsed = clock.measure { for _ in 0..<run.steps { run.step() } }
+      let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
+      rates[i].append(Double(run.batch * run.steps) / seconds)
+    }
   }
-  rates.sort()
-  return Measurement(
-    median: rates[rates.count / 2], min: rates.first!, max: rates.last!,
-    peakRSSMegabytes: peakResidentMegabytes())
+  return zip(runs, rates).map { run, rates in
+    let sorted = rates.sorted()
+    return Measurement(
+      median: sorted[sorted.count / 2], min: sorted.first!, max: sorted.last!,
+      peakRSSMegabytes: peakResidentMegabytes(), memory: run.memory)
+  }
 }
 
 /// The process's peak resident set size so far, in MB (`ru_maxrss`, KiB on Linux), as the
