@@ -10,6 +10,8 @@ struct Measurement {
   var max: Double
   var peakRSSMegabytes: Double
   var memory: GraphMemory? = nil
+  /// samples/s of each timed round, in order (rounds of runs timed side by side pair up).
+  var rounds: [Double] = []
 }
 
 /// The arithmetic of a measured training step (`distill bench --precision`).
@@ -164,7 +166,7 @@ func timedSideBySide(_ runs: [PreparedRun], repeats: Int) -> [Measurement] {
     let sorted = rates.sorted()
     return Measurement(
       median: sorted[sorted.count / 2], min: sorted.first!, max: sorted.last!,
-      peakRSSMegabytes: peakResidentMegabytes(), memory: run.memory)
+      peakRSSMegabytes: peakResidentMegabytes(), memory: run.memory, rounds: rates)
   }
 }
 
