@@ -40,29 +40,36 @@ public enum HalfPrecision {
 extension HalfPrecision {
   /// Widens `count` binary16 values at `source` to Float at `destination` (exact).
   public static func widen(_ source: UnsafePointer<UInt16>, into destination: UnsafeMutablePointer<Float>, count: Int) {
-    inParallel(count) { start, length in distill_half_to_float(source + start, destination + start, length) }
+    ParallelLoop.run(count) { start, length in distill_half_to_float(source + start, destination + start, length) }
   }
 
   /// Rounds `count` Floats at `source` to binary16 at `destination` (nearest, ties to even).
   public static func narrow(_ source: UnsafePointer<Float>, into destination: UnsafeMutablePointer<UInt16>, count: Int) {
-    inParallel(count) { start, length in distill_float_to_half(source + start, destination + start, length) }
+    ParallelLoop.run(count) { start, length in distill_float_to_half(source + start, destination + start, length) }
   }
 
-  /// Calls `convert(start, length)` over `0..<count`: in one piece below 256 Ki elements,
-  /// else in one piece per BLAS thread, run concurrently (the conversions are memory-bound
-  /// and sit between products that use every BLAS thread; on the 784-1200-1200-10 MLP in
-  /// f16-mixed with 2 threads they take ~7% of a step in one piece; split, the f16-mixed/f32
-  /// throughput ratio measured 0.93–0.94 against 0.90–0.95, within this machine's noise).
-  private static func inParallel(_ count: Int, _ convert: (Int, Int) -> Void) {
+}
+
+/// Memory-bound loops over large buffers, split across the BLAS threads: they sit between
+/// products that keep every BLAS thread busy, and would otherwise run on one core while the
+/// others wait (half↔float conversions, loss-scale unscaling).
+public enum ParallelLoop {
+  /// Calls `body(start, length)` over `0..<count`: in one piece below 256 Ki elements, else
+  /// in one piece per BLAS thread (at most 8), run concurrently. Pieces start at multiples of
+  /// 64 elements, so two threads never write one cache line of a Float or UInt16 buffer.
+  /// `body` must only touch its own range of shared buffers.
+  ///
+  /// Measured on the 784-1200-1200-10 MLP in f16-mixed with 2 threads: conversions and
+  /// unscaling take ~10% of a step in one piece.
+  public static func run(_ count: Int, _ body: (_ start: Int, _ length: Int) -> Void) {
     let pieces = count >= 1 << 18 ? min(BLAS.threadCount, 8) : 1
     if pieces <= 1 {
-      if count > 0 { convert(0, count) }
+      if count > 0 { body(0, count) }
       return
     }
-    // Piece boundaries on multiples of 64 elements, so no two threads write one cache line.
     let step = (count / pieces + 63) & ~63
-    withoutActuallyEscaping(convert) { convert in
-      let work = UncheckedSendable(convert)
+    withoutActuallyEscaping(body) { body in
+      let work = UncheckedSendable(body)
       DispatchQueue.concurrentPerform(iterations: pieces) { piece in
         let start = piece * step
         let length = min(step, count - start)
@@ -73,7 +80,7 @@ extension HalfPrecision {
 }
 
 /// A value handed to other threads where the caller guarantees that it is safe: the pieces of
-/// a conversion read and write disjoint ranges of buffers that outlive the call.
+/// a `ParallelLoop` read and write disjoint ranges of buffers that outlive the call.
 private struct UncheckedSendable<Value>: @unchecked Sendable {
   let value: Value
   init(_ value: Value) { self.value = value }

@@ -1,4 +1,5 @@
 import Autodiff
+import Foundation
 
 /// The state of a `LossScaler`, small and `Codable` so a checkpoint can save and restore it
 /// (PyTorch's `GradScaler.state_dict()`: `scale`, `_growth_tracker`; plus the skipped count).
@@ -65,16 +66,21 @@ public final class LossScaler {
     var largestExponent: UInt32 = 0
     for (_, p) in parameters {
       guard let grad = p.grad else { continue }
-      grad.storage.withUnsafeMutableBufferPointer { g in
-        // The exponent field is all ones exactly for ±inf and NaN; an integer maximum over
-        // it vectorises, where a Float test per element would not.
-        var exponent: UInt32 = 0
-        for i in 0..<g.count {
-          let x = g[i]
-          exponent = max(exponent, x.bitPattern & 0x7F80_0000)
-          g[i] = x * inverse
+      grad.storage.withUnsafeMutableBufferPointer { all in
+        let pieces = LargestExponents()
+        ParallelLoop.run(all.count) { start, length in
+          let g = UnsafeMutableBufferPointer(rebasing: all[start..<start + length])
+          // The exponent field is all ones exactly for ±inf and NaN; an integer maximum over
+          // it vectorises, where a Float test per element would not.
+          var exponent: UInt32 = 0
+          for i in 0..<g.count {
+            let x = g[i]
+            exponent = max(exponent, x.bitPattern & 0x7F80_0000)
+            g[i] = x * inverse
+          }
+          pieces.record(exponent)
         }
-        largestExponent = max(largestExponent, exponent)
+        largestExponent = max(largestExponent, pieces.value)
       }
     }
     return largestExponent == 0x7F80_0000
@@ -106,5 +112,17 @@ public final class LossScaler {
     if !foundNonFinite { optimizer.step() }
     update(foundNonFinite: foundNonFinite)
     return !foundNonFinite
+  }
+}
+
+/// The largest exponent field seen by the pieces of one `ParallelLoop`, merged under a lock.
+private final class LargestExponents: @unchecked Sendable {
+  private let lock = NSLock()
+  private(set) var value: UInt32 = 0
+
+  func record(_ exponent: UInt32) {
+    lock.lock()
+    value = max(value, exponent)
+    lock.unlock()
   }
 }

@@ -18,6 +18,22 @@ final class MixedPrecisionTests: XCTestCase {
     XCTAssertEqual(t.storageBytes, 12)
   }
 
+  /// Conversions of large buffers run in pieces on the BLAS threads; every piece must match a
+  /// conversion of small slices (which run in one piece).
+  func testLargeConversionsMatchPieceByPiece() {
+    let values = (0..<300_003).map { Float($0 % 4099) * 0.37 - 700 }
+    let bits = HalfPrecision.halfBits(from: values)
+    let sliced = stride(from: 0, to: values.count, by: 1000).flatMap {
+      HalfPrecision.halfBits(from: Array(values[$0..<min($0 + 1000, values.count)]))
+    }
+    XCTAssertEqual(bits, sliced)
+    let widened = HalfPrecision.floats(fromHalfBits: bits)
+    let slicedWidened = stride(from: 0, to: bits.count, by: 1000).flatMap {
+      HalfPrecision.floats(fromHalfBits: Array(bits[$0..<min($0 + 1000, bits.count)]))
+    }
+    XCTAssertEqual(widened, slicedWidened)
+  }
+
   func testRecordedResultsFollowAutocastsPolicy() {
     let x = randomTensor([4, 3], seed: 1)
     let w = randomTensor([5, 3], seed: 2)

@@ -92,6 +92,19 @@ final class LossScalerTests: XCTestCase {
     XCTAssertTrue(scaler.unscaleGradients(of: [("a", a), ("b", b)]))
   }
 
+  /// A gradient large enough to be unscaled in pieces on several threads (with more than one
+  /// BLAS thread): every piece is unscaled and an inf in the last piece is found.
+  func testUnscaleOfALargeGradientCoversEveryPiece() {
+    let count = 300_001
+    let p = Tensor.zeros([count], requiresGrad: true)
+    p.grad = Tensor(shape: [count], storage: (0..<count).map { Float($0 % 7) * 8 })
+    let scaler = LossScaler(initialScale: 8)
+    XCTAssertFalse(scaler.unscaleGradients(of: [("p", p)]))
+    XCTAssertEqual(p.grad!.storage, (0..<count).map { Float($0 % 7) })
+    p.grad!.storage[count - 2] = .nan
+    XCTAssertTrue(scaler.unscaleGradients(of: [("p", p)]))
+  }
+
   func testStateRoundTripsThroughJSON() throws {
     let state = LossScalerState(scale: 1024, growthTracker: 17, skippedSteps: 3)
     let decoded = try JSONDecoder().decode(LossScalerState.self, from: JSONEncoder().encode(state))
