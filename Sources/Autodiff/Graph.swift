@@ -63,7 +63,8 @@ extension Tensor {
       if MixedPrecision.isEnabled {
         switch half {
         case .always: storeAsHalf()
-        case .promote: if inputs.allSatisfy(\.isHalf) { storeAsHalf() }
+        case .promote:
+          if inputs.allSatisfy(\.isHalf) { storeAsHalf() }
         case .never: break
         }
       }

@@ -39,13 +39,21 @@ public enum HalfPrecision {
 
 extension HalfPrecision {
   /// Widens `count` binary16 values at `source` to Float at `destination` (exact).
-  public static func widen(_ source: UnsafePointer<UInt16>, into destination: UnsafeMutablePointer<Float>, count: Int) {
-    ParallelLoop.run(count) { start, length in distill_half_to_float(source + start, destination + start, length) }
+  public static func widen(
+    _ source: UnsafePointer<UInt16>, into destination: UnsafeMutablePointer<Float>, count: Int
+  ) {
+    ParallelLoop.run(count) { start, length in
+      distill_half_to_float(source + start, destination + start, length)
+    }
   }
 
   /// Rounds `count` Floats at `source` to binary16 at `destination` (nearest, ties to even).
-  public static func narrow(_ source: UnsafePointer<Float>, into destination: UnsafeMutablePointer<UInt16>, count: Int) {
-    ParallelLoop.run(count) { start, length in distill_float_to_half(source + start, destination + start, length) }
+  public static func narrow(
+    _ source: UnsafePointer<Float>, into destination: UnsafeMutablePointer<UInt16>, count: Int
+  ) {
+    ParallelLoop.run(count) { start, length in
+      distill_float_to_half(source + start, destination + start, length)
+    }
   }
 
 }

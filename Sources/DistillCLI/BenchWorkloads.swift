@@ -51,7 +51,9 @@ enum Workload: String, CaseIterable {
     switch self {
     case .mlp1200, .mlp800:
       let model = benchMLP(hidden: self == .mlp1200 ? [1200, 1200] : [800, 800], generator: &generator)
-      let training = TrainingStep(model: model, input: x, precision: precision) { crossEntropy(logits: $0(x), labels: labels) }
+      let training = TrainingStep(model: model, input: x, precision: precision) {
+        crossEntropy(logits: $0(x), labels: labels)
+      }
       return PreparedRun(batch: batch, steps: steps, step: training.run, memory: training.memory())
     case .cnn:
       let model = benchCNN(generator: &generator)
@@ -59,7 +61,8 @@ enum Workload: String, CaseIterable {
       let training = TrainingStep(model: model, input: images, precision: precision) {
         crossEntropy(logits: $0(images), labels: labels)
       }
-      return PreparedRun(batch: batch, steps: max(5, steps / 4), step: training.run, memory: training.memory())
+      return PreparedRun(
+        batch: batch, steps: max(5, steps / 4), step: training.run, memory: training.memory())
     case .kdStep:
       let teacher = benchMLP(hidden: [1200, 1200], generator: &generator)
       teacher.eval()

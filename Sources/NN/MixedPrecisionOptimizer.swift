@@ -43,7 +43,8 @@ public final class MixedPrecisionOptimizer: Optimizer {
     set {
       for (name, p) in parameters {
         guard let values = newValue[name] else { continue }
-        precondition(values.count == p.count, "master weights of \(name): \(values.count) values for \(p.shape)")
+        precondition(
+          values.count == p.count, "master weights of \(name): \(values.count) values for \(p.shape)")
         masters[name] = values
         p.storage = values
         p.storeAsHalf()

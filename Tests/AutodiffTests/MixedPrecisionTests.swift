@@ -112,7 +112,8 @@ final class MixedPrecisionTests: XCTestCase {
     let x = randomTensor([3, 2, 4, 4], seed: 13)
     let gamma = randomTensor([2], seed: 14, mean: 1, std: 0.1)
     let beta = randomTensor([2], seed: 15)
-    assertGradientsMatch([x, gamma, beta], step: 1e-2, absoluteTolerance: 2e-2, relativeTolerance: 2e-2) { t in
+    assertGradientsMatch([x, gamma, beta], step: 1e-2, absoluteTolerance: 2e-2, relativeTolerance: 2e-2) {
+      t in
       withMixedPrecision {
         (t[0] * 1).batchNorm(
           weight: t[1], bias: t[2], runningMean: .zeros([2]), runningVariance: .ones([2]), training: true
@@ -155,7 +156,9 @@ final class MixedPrecisionTests: XCTestCase {
     for (i, p) in parameters.enumerated() {
       XCTAssertFalse(p.grad!.isHalf, "gradients are Float")
       let scale = reference[i].map(abs).max()!
-      assertClose(p.grad!.storage, reference[i], absoluteTolerance: 5e-3 * scale, relativeTolerance: 1e-2, "parameter \(i)")
+      assertClose(
+        p.grad!.storage, reference[i], absoluteTolerance: 5e-3 * scale, relativeTolerance: 1e-2,
+        "parameter \(i)")
     }
   }
 }

@@ -74,7 +74,9 @@ final class MixedPrecisionTrainingTests: XCTestCase {
     XCTAssertFalse(loaded.parameters.contains { $0.tensor.isHalf })
     for (name, tensor) in loaded.parameters {
       let values = tensor.storage
-      XCTAssertEqual(HalfPrecision.floats(fromHalfBits: HalfPrecision.halfBits(from: values)), values, "\(name) is binary16")
+      XCTAssertEqual(
+        HalfPrecision.floats(fromHalfBits: HalfPrecision.halfBits(from: values)), values,
+        "\(name) is binary16")
     }
   }
 
