@@ -110,14 +110,33 @@ final class MixedPrecisionTests: XCTestCase {
 
   func testBatchNormAndPoolingGradientsInMixedMode() {
     let x = randomTensor([3, 2, 4, 4], seed: 13)
+    let mixing = randomTensor([2, 2, 1, 1], seed: 19)
     let gamma = randomTensor([2], seed: 14, mean: 1, std: 0.1)
     let beta = randomTensor([2], seed: 15)
-    assertGradientsMatch([x, gamma, beta], step: 1e-2, absoluteTolerance: 2e-2, relativeTolerance: 2e-2) {
-      t in
+    assertGradientsMatch(
+      [x, mixing, gamma, beta], step: 1e-2, absoluteTolerance: 2e-2, relativeTolerance: 2e-2
+    ) { t in
       withMixedPrecision {
-        (t[0] * 1).batchNorm(
-          weight: t[1], bias: t[2], runningMean: .zeros([2]), runningVariance: .ones([2]), training: true
+        // A 1×1 convolution first, so that batch norm and pooling read binary16.
+        let mixed = t[0].conv2d(weight: t[1], bias: nil)
+        XCTAssertEqual(mixed.isHalf, GradMode.isRecording)
+        return mixed.batchNorm(
+          weight: t[2], bias: t[3], runningMean: .zeros([2]), runningVariance: .ones([2]), training: true
         ).avgPool2d(kernelSize: 2)
+      }
+    }
+  }
+
+  func testReluMaxPoolAndSoftmaxGradientsInMixedMode() {
+    let x = randomTensor([2, 3, 4, 4], seed: 16)
+    let mixing = randomTensor([3, 3, 1, 1], seed: 18)
+    let w = randomTensor([5, 12], seed: 17, std: 0.5)
+    assertGradientsMatch([x, mixing, w], step: 1e-3, absoluteTolerance: 1e-2, relativeTolerance: 1e-2) { t in
+      withMixedPrecision {
+        // A 1×1 convolution first, so that relu and max-pool read and keep binary16.
+        let pooled = t[0].conv2d(weight: t[1], bias: nil).relu().maxPool2d(kernelSize: 2).flattened()
+        XCTAssertEqual(pooled.isHalf, GradMode.isRecording)
+        return Tensor.matmul(pooled, t[2], transposeB: true).softmax()
       }
     }
   }
