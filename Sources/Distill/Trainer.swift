@@ -1,5 +1,6 @@
 import Autodiff
 import Datasets
+import Energy
 import Foundation
 import NN
 
@@ -39,6 +40,9 @@ public enum TrainingEvent: Sendable {
   case epoch(EpochRecord)
   /// A model's final evaluation on `split`.
   case tested(role: ModelRole, evaluation: Evaluation, split: String)
+  /// The run's energy meter, before anything trains; `warning` says why it is not RAPL when
+  /// `auto` fell back to the estimate.
+  case energyMeter(source: EnergySource, summary: String, warning: String?)
 }
 
 /// Runs a recipe: loads the data, trains the teacher (or loads it from `teacher.from` and tests
@@ -60,6 +64,8 @@ public final class Trainer {
   /// The overrides applied, for the record (`seed: 2 (--seed)`).
   public let overrides: [String]
   private let recipeText: String
+  /// The run's energy meter, open while `run` runs.
+  private var meter: any EnergyMeter = EstimateMeter()
 
   /// Prepares a run of `recipe`, read from `recipeFile` (whose text, when given, is copied into
   /// the run folder; otherwise the recipe's canonical JSON is). Throws `RecipeError` when an
@@ -104,6 +110,10 @@ public final class Trainer {
   {
     let started = Date()
     try runFolder.checkWritable(force: options.force)
+    let selected = try openRunMeter(recipe.energy, file: recipeFile)
+    meter = selected.meter
+    defer { selected.meter.stop() }
+    onEvent(.energyMeter(source: selected.meter.source, summary: selected.meter.summary, warning: selected.warning))
     // Weights files first: a missing one should not wait for the data to load.
     let teacherFile = try recipe.teacher?.from.map {
       try openWeights($0, keyPath: "teacher.from", role: .teacher)
@@ -214,11 +224,12 @@ public final class Trainer {
     let studentResult = try fit(studentTraining, data: data, onEvent: onEvent)
     try saveWeights(student, role: .student, spec: recipe.student.model, data: data)
 
-    let summary = RunSummary(
+    var summary = RunSummary(
       name: recipe.name, seed: recipe.seed, recipeHash: recipe.canonicalHash, runFolder: runFolder.path,
       testSplit: data.testSplit, method: recipe.distillation.method, teacher: teacherResult,
       student: studentResult,
       seconds: Date().timeIntervalSince(started), overrides: overrides)
+    (summary.energyMeter, summary.energyWarning) = (selected.meter.summary, selected.warning)
     try runFolder.writeSummary(summary)
     return summary
   }
@@ -245,29 +256,34 @@ public final class Trainer {
         role: role, epochs: epochs, parameterCount: model.parameterCount, trainSamples: data.train.count))
     var lastValidation: Evaluation?
     var lastLoss = Double.nan
+    var windows: [EnergyMeasurement] = []
     for epoch in 0..<epochs {
       let epochStart = Date()
-      let trained = training.trainEpoch(epoch, on: data.train, epochs: epochs, started: started) {
-        onEvent(.batch($0))
+      let (trained, trainEnergy) = meter.measure("\(role.rawValue) epoch \(epoch + 1) train") {
+        training.trainEpoch(epoch, on: data.train, epochs: epochs, started: started) { onEvent(.batch($0)) }
       }
-      let validation = evaluate(model, on: data.validation)
-      let record = EpochRecord(
+      let (validation, evalEnergy) = meter.measure("\(role.rawValue) epoch \(epoch + 1) evaluation") {
+        evaluate(model, on: data.validation)
+      }
+      windows += [trainEnergy, evalEnergy]
+      var record = EpochRecord(
         model: role, epoch: epoch + 1, epochs: epochs, trainLoss: trained.loss, validation: validation,
         validationSplit: data.validationSplit, seconds: Date().timeIntervalSince(epochStart), joules: nil,
         energySource: nil, samples: trained.samples, precision: recipe.precision.rawValue,
         learningRate: trained.learningRate, seed: recipe.seed)
+      record.record(training: trainEnergy, evaluation: evalEnergy)
       try runFolder.append(record)
       onEvent(.epoch(record))
       lastValidation = validation
       lastLoss = trained.loss
     }
     let seconds = Date().timeIntervalSince(started)
-    let test = evaluate(model, on: data.test)
+    let (test, energy) = measureTest(model, on: data.test, role: role, meter: meter, training: windows)
     model.eval()
     onEvent(.tested(role: role, evaluation: test, split: data.testSplit))
     return ModelResult(
       role: role, test: test, lastValidation: lastValidation, epochs: epochs, seconds: seconds,
-      parameterCount: model.parameterCount, finalTrainLoss: lastLoss)
+      parameterCount: model.parameterCount, finalTrainLoss: lastLoss, energy: energy)
   }
 
   /// Tests a teacher loaded with `teacher.from` once, on the test split, as `fit` does after
@@ -275,12 +291,12 @@ public final class Trainer {
   private func testLoaded(_ model: Sequential, data: TrainingData, onEvent: (TrainingEvent) -> Void)
     -> ModelResult
   {
-    let test = evaluate(model, on: data.test)
+    let (test, energy) = measureTest(model, on: data.test, role: .teacher, meter: meter, training: [])
     model.eval()
     onEvent(.tested(role: .teacher, evaluation: test, split: data.testSplit))
     return ModelResult(
       role: .teacher, test: test, lastValidation: nil, epochs: 0, seconds: 0,
-      parameterCount: model.parameterCount, finalTrainLoss: .nan)
+      parameterCount: model.parameterCount, finalTrainLoss: .nan, energy: energy)
   }
 
   // MARK: What is not implemented yet
@@ -296,11 +312,6 @@ public final class Trainer {
       throw TrainingError.notImplemented(
         file: file, keyPath: "checkpoint.recompute", feature: "activation recompute",
         needs: "remove the key; it changes memory use, not results")
-    }
-    if recipe.energy.meter == .rapl {
-      throw TrainingError.notImplemented(
-        file: file, keyPath: "energy.meter", feature: "RAPL energy measurement",
-        needs: "it needs the energy issue; use meter: auto, recorded as null until then")
     }
   }
 }

@@ -30,6 +30,9 @@ public enum TrainingError: Error, Equatable, CustomStringConvertible {
   /// The weights file a recipe names (`weights`) is readable but cannot be used as it stands:
   /// no group to take, no architecture where the recipe gives none, another data shape.
   case weightsMismatch(file: String, keyPath: String, weights: String, reason: String)
+  /// The recipe asks for `energy: {meter: rapl}` and RAPL cannot be read; `reason` says why
+  /// and how to enable it (`EnergyError`).
+  case energyUnavailable(file: String, keyPath: String, reason: String)
   /// A file or folder of the run could not be written.
   case cannotWrite(path: String, reason: String)
 
@@ -55,6 +58,10 @@ public enum TrainingError: Error, Equatable, CustomStringConvertible {
       return "\(file): \(keyPath): \(underlying)"
     case .weightsMismatch(let file, let keyPath, let weights, let reason):
       return "\(file): \(keyPath): \(weights): \(reason)"
+    case .energyUnavailable(let file, let keyPath, let reason):
+      return
+        "\(file): \(keyPath): rapl: \(reason). Or set meter: auto to fall back to the CPU-time estimate "
+        + "(labelled 'estimate')"
     case .cannotWrite(let path, let reason):
       return "\(path): cannot write (\(reason))"
     }
