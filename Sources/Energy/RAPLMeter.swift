@@ -111,6 +111,15 @@ public final class RAPLMeter: EnergyMeter, @unchecked Sendable {
     return (samplerCPU, samples, monotonicSeconds() - started)
   }
 
+  /// CPU seconds one `sample()` costs on the calling thread, the mean over `samples` samples
+  /// (`CLOCK_THREAD_CPUTIME_ID`); times `3600 / samplingInterval` it is the sampler's CPU time
+  /// per hour.
+  public func sampleCost(samples: Int = 200) -> Double {
+    let start = threadCPUSeconds()
+    for _ in 0..<samples { sample() }
+    return (threadCPUSeconds() - start) / Double(samples)
+  }
+
   public func stop() {
     wake.lock()
     stopping = true
