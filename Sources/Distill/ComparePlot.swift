@@ -45,8 +45,11 @@ extension CompareReport {
     }
     var tick = y0
     while tick <= y1 + 1e-9 {
-      out.append("<line x1=\"\(f(left))\" y1=\"\(f(y(tick)))\" x2=\"\(f(width - right))\" y2=\"\(f(y(tick)))\" stroke=\"#eee\"/>")
-      out.append("<text x=\"\(f(left - 6))\" y=\"\(f(y(tick) + 4))\" text-anchor=\"end\">\(Self.trimmed(tick))</text>")
+      out.append(
+        "<line x1=\"\(f(left))\" y1=\"\(f(y(tick)))\" x2=\"\(f(width - right))\" y2=\"\(f(y(tick)))\" stroke=\"#eee\"/>"
+      )
+      out.append(
+        "<text x=\"\(f(left - 6))\" y=\"\(f(y(tick) + 4))\" text-anchor=\"end\">\(Self.trimmed(tick))</text>")
       tick += step
     }
     out.append(
@@ -73,7 +76,8 @@ extension CompareReport {
       let colour = colours[source] ?? "#7f7f7f"
       out.append(
         "<circle cx=\"\(f(px))\" cy=\"\(f(py))\" r=\"\(onFront ? 6 : 4)\" stroke=\"\(colour)\" stroke-width=\"2\" "
-          + "fill=\"\(source == "rapl" ? colour : "white")\"><title>\(Self.escaped(run.folder))</title></circle>")
+          + "fill=\"\(source == "rapl" ? colour : "white")\"><title>\(Self.escaped(run.folder))</title></circle>"
+      )
       let label = run.recipe + (run.isEstimate ? " (\(source))" : "") + (onFront ? " ★" : "")
       out.append(
         "<text x=\"\(f(px + 8))\" y=\"\(f(py - 8))\"\(onFront ? " font-weight=\"bold\"" : "")>"

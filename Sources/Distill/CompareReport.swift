@@ -82,17 +82,22 @@ public struct CompareReport: Sendable {
       s.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" })
         ? "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : s
     }
-    return ([Self.header] + rows(csv: true)).map { $0.map(cell).joined(separator: ",") }.joined(separator: "\n")
+    return ([Self.header] + rows(csv: true)).map { $0.map(cell).joined(separator: ",") }.joined(
+      separator: "\n")
       + "\n"
   }
 
   /// A Markdown table, then the notes as a list.
   public var markdown: String {
     let line = { (row: [String]) in "| " + row.joined(separator: " | ") + " |" }
-    let rule = "| " + Self.header.indices.map { $0 < 2 || $0 == Self.header.count - 1 ? "---" : "---:" }
+    let rule =
+      "| "
+      + Self.header.indices.map { $0 < 2 || $0 == Self.header.count - 1 ? "---" : "---:" }
       .joined(separator: " | ") + " |"
     let body = rows().map { line($0.map { $0.replacingOccurrences(of: "*", with: "\\*") }) }
-    return ([line(Self.header), rule] + body + [""] + notes.map { "- " + ($0.hasPrefix("*") ? "\\" + $0 : $0) }).joined(separator: "\n") + "\n"
+    return
+      ([line(Self.header), rule] + body + [""] + notes.map { "- " + ($0.hasPrefix("*") ? "\\" + $0 : $0) })
+      .joined(separator: "\n") + "\n"
   }
 
   /// Indices of `runs` on the Pareto front of (training joules ↓, test accuracy ↑) among the

@@ -90,8 +90,12 @@ extension ComparedRun {
     for (index, line) in text.split(separator: "\n").enumerated() {
       guard let record = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
         let model = record["model"] as? String
-      else { throw CompareError.badFile(path: run.metricsPath, reason: "line \(index + 1) is not a metrics record") }
-      if let value = (record["joules"] as? NSNumber)?.doubleValue, let source = record["energy_source"] as? String {
+      else {
+        throw CompareError.badFile(path: run.metricsPath, reason: "line \(index + 1) is not a metrics record")
+      }
+      if let value = (record["joules"] as? NSNumber)?.doubleValue,
+        let source = record["energy_source"] as? String
+      {
         joules[model, default: 0] += value
         sources.insert(source)
       } else {

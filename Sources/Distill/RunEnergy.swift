@@ -51,7 +51,8 @@ extension EpochRecord {
 /// Measures `model`'s test evaluation and a dedicated inference window on `data.test`;
 /// `training` are the model's epoch windows (empty for a loaded teacher).
 func measureTest(
-  _ model: Sequential, on test: Dataset, role: ModelRole, meter: any EnergyMeter, training: [EnergyMeasurement]
+  _ model: Sequential, on test: Dataset, role: ModelRole, meter: any EnergyMeter,
+  training: [EnergyMeasurement]
 ) -> (Evaluation, ModelEnergy) {
   let (evaluation, testWindow) = meter.measure("\(role.rawValue) test") { evaluate(model, on: test) }
   var passes = 0

@@ -31,7 +31,9 @@ struct CompareCommand: ParsableCommand {
       let report = try CompareReport(folders: runs)
       print(report.text, terminator: "")
       try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
-      for (name, text) in [("compare.csv", report.csv), ("compare.md", report.markdown), ("compare.svg", report.svg)] {
+      for (name, text) in [
+        ("compare.csv", report.csv), ("compare.md", report.markdown), ("compare.svg", report.svg),
+      ] {
         try text.write(toFile: out + "/" + name, atomically: true, encoding: .utf8)
       }
       print("wrote \(out)/compare.csv, compare.md, compare.svg")

@@ -23,7 +23,9 @@ struct EnergyCommand: ParsableCommand {
   var seconds: Double = 1
 
   func validate() throws {
-    guard MeterKind(rawValue: meter) != nil else { throw ValidationError("--meter takes auto, rapl or estimate") }
+    guard MeterKind(rawValue: meter) != nil else {
+      throw ValidationError("--meter takes auto, rapl or estimate")
+    }
     if let wattsPerCore, !(wattsPerCore > 0) { throw ValidationError("--watts-per-core must be > 0") }
   }
 
@@ -58,7 +60,8 @@ struct EnergyCommand: ParsableCommand {
       let perHour = perSample * 3600 / rapl.samplingInterval
       print(
         "meter overhead: sampler every \(fixed(rapl.samplingInterval, 1)) s, "
-          + "\(fixed(perSample * 1e6, 1)) µs CPU per sample → \(fixed(perHour * 1000, 3)) ms CPU per hour of training")
+          + "\(fixed(perSample * 1e6, 1)) µs CPU per sample → \(fixed(perHour * 1000, 3)) ms CPU per hour of training"
+      )
     } else {
       print(
         "note: the estimate counts only this process (idle here, so ≈ 0 J); meter overhead: no sampler "

@@ -35,7 +35,8 @@ public func openMeter(
     return SelectedMeter(meter: estimate(), raplUnavailable: nil)
   case .rapl:
     return SelectedMeter(
-      meter: try RAPLMeter(root: root, files: files, backgroundSampling: backgroundSampling), raplUnavailable: nil)
+      meter: try RAPLMeter(root: root, files: files, backgroundSampling: backgroundSampling),
+      raplUnavailable: nil)
   case .auto:
     do {
       return SelectedMeter(

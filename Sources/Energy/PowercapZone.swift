@@ -57,7 +57,8 @@ struct ZoneDiscovery {
         tops[name] = root + "/" + control + "/" + name
       }
     }
-    for name in entries where Self.depth(name, "intel-rapl") == 1 || Self.depth(name, "intel-rapl-mmio") == 1 {
+    for name in entries where Self.depth(name, "intel-rapl") == 1 || Self.depth(name, "intel-rapl-mmio") == 1
+    {
       tops[name] = root + "/" + name
     }
     var zones: [PowercapZone] = []
@@ -129,7 +130,8 @@ struct ZoneDiscovery {
       let first = zones[group[0]]
       for index in group.dropFirst() {
         let mirror = zones[index]
-        for i in zones.indices where zones[i].path == mirror.path || zones[i].path.hasPrefix(mirror.path + "/") {
+        for i in zones.indices
+        where zones[i].path == mirror.path || zones[i].path.hasPrefix(mirror.path + "/") {
           zones[i].counted = false
           zones[i].note = "mirrors \(first.name)'s counter (one socket-wide counter per die): not summed"
         }
@@ -140,7 +142,9 @@ struct ZoneDiscovery {
   /// `P` for `package-P` or `package-P-die-D`.
   static func packageNumber(_ name: String) -> Int? {
     let parts = name.split(separator: "-")
-    guard parts.count == 2 || (parts.count == 4 && parts[2] == "die"), parts[0] == "package" else { return nil }
+    guard parts.count == 2 || (parts.count == 4 && parts[2] == "die"), parts[0] == "package" else {
+      return nil
+    }
     return Int(parts[1])
   }
 

@@ -37,7 +37,8 @@ final class CompareTests: XCTestCase {
       testSplit: "validation")
     let out = folder + "/" + name
     _ = try Trainer(
-      recipe: try Recipe.parse(yaml: yaml, file: "\(name).yaml"), recipeFile: "\(name).yaml", recipeText: yaml,
+      recipe: try Recipe.parse(yaml: yaml, file: "\(name).yaml"), recipeFile: "\(name).yaml",
+      recipeText: yaml,
       options: TrainingOptions(runFolder: out)
     ).run(data: data)
     return out
@@ -69,7 +70,8 @@ final class CompareTests: XCTestCase {
       let sums = try metricsJoules(run.folder)
       XCTAssertEqual(run.studentJoules!, sums["student"]!, accuracy: 1e-9)
       XCTAssertEqual(run.totalJoules!, sums.values.reduce(0, +), accuracy: 1e-9)
-      XCTAssertEqual(run.accuracyPerKilojoule!, run.testAccuracy * 100 / (run.totalJoules! / 1000), accuracy: 1e-9)
+      XCTAssertEqual(
+        run.accuracyPerKilojoule!, run.testAccuracy * 100 / (run.totalJoules! / 1000), accuracy: 1e-9)
       XCTAssertEqual(run.energySource, "estimate")
       XCTAssertGreaterThan(run.inferenceMicrojoulesPerSample ?? 0, 0)
       // 64 → 8 → 10: 2·(64·8 + 8·10) FLOPs.
@@ -101,7 +103,8 @@ final class CompareTests: XCTestCase {
   func testNotARun() throws {
     try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
     XCTAssertThrowsError(try CompareReport(folders: [folder])) {
-      XCTAssertEqual($0 as? CompareError, .notARun(folder: folder, missing: ["summary.json", "metrics.jsonl"]))
+      XCTAssertEqual(
+        $0 as? CompareError, .notARun(folder: folder, missing: ["summary.json", "metrics.jsonl"]))
     }
     XCTAssertThrowsError(try CompareReport(folders: [])) { XCTAssertEqual($0 as? CompareError, .noRuns) }
   }
@@ -109,7 +112,8 @@ final class CompareTests: XCTestCase {
   func testParetoFrontStaysWithinOneSource() {
     func run(_ name: String, _ accuracy: Double, _ joules: Double, _ source: String) -> ComparedRun {
       ComparedRun(
-        folder: name, recipe: name, method: "kd", studentParameters: 1, studentFLOPs: 2, testAccuracy: accuracy,
+        folder: name, recipe: name, method: "kd", studentParameters: 1, studentFLOPs: 2,
+        testAccuracy: accuracy,
         testSplit: "test", studentJoules: joules, totalJoules: joules, inferenceMicrojoulesPerSample: 1,
         energySource: source, note: nil)
     }

@@ -14,7 +14,8 @@ func assertEnergyFields(
   func number(_ value: Any?) -> Double { (value as? NSNumber)?.doubleValue ?? .nan }
   for record in lines {
     let (joules, seconds) = (number(record["joules"]), number(record["seconds"]))
-    XCTAssertEqual(record["energy_source"] as? String, summary.student.energy?.source.rawValue, file: file, line: line)
+    XCTAssertEqual(
+      record["energy_source"] as? String, summary.student.energy?.source.rawValue, file: file, line: line)
     XCTAssertGreaterThanOrEqual(joules, 0, file: file, line: line)
     XCTAssertEqual(number(record["avg_watts"]), joules / seconds, accuracy: 1e-9, file: file, line: line)
     XCTAssertLessThanOrEqual(number(record["eval_joules"]), joules, file: file, line: line)
@@ -58,8 +59,10 @@ final class TrainerEnergyTests: XCTestCase {
     let data = TrainingData(
       train: split.train, validation: split.validation, test: split.validation, validationSplit: "validation",
       testSplit: "validation")
-    return try Trainer(recipe: recipe, recipeFile: "recipes/energy.yaml", recipeText: yaml,
-                       options: TrainingOptions(runFolder: folder)).run(data: data)
+    return try Trainer(
+      recipe: recipe, recipeFile: "recipes/energy.yaml", recipeText: yaml,
+      options: TrainingOptions(runFolder: folder)
+    ).run(data: data)
   }
 
   private func metricsLines() throws -> [[String: Any]] {
@@ -85,7 +88,8 @@ final class TrainerEnergyTests: XCTestCase {
     let summary = try run(energy: "{meter: estimate, watts_per_core: 10}")
     let lines = try metricsLines()
     assertEnergyFields(lines, summary: summary)
-    XCTAssertTrue(lines.allSatisfy { $0["energy_source"] as? String == "estimate" && $0["dram_joules"] is NSNull })
+    XCTAssertTrue(
+      lines.allSatisfy { $0["energy_source"] as? String == "estimate" && $0["dram_joules"] is NSNull })
     // CPU time cannot outrun wall time × CPUs, so neither can the estimate's watts.
     let cpus = Double(ProcessInfo.processInfo.activeProcessorCount)
     XCTAssertTrue(lines.allSatisfy { ($0["avg_watts"] as! NSNumber).doubleValue <= 10 * cpus * 1.05 })
@@ -98,7 +102,8 @@ final class TrainerEnergyTests: XCTestCase {
     for (zone, name) in [("intel-rapl:0", "package-0"), ("intel-rapl:0/intel-rapl:0:0", "dram")] {
       let path = root + "/" + zone
       try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-      for (file, text) in [("name", name), ("energy_uj", "5000000"), ("max_energy_range_uj", "262143328850")] {
+      for (file, text) in [("name", name), ("energy_uj", "5000000"), ("max_energy_range_uj", "262143328850")]
+      {
         try text.write(toFile: path + "/" + file, atomically: false, encoding: .utf8)
       }
     }
@@ -108,7 +113,8 @@ final class TrainerEnergyTests: XCTestCase {
     let lines = try metricsLines()
     assertEnergyFields(lines, summary: summary)
     // The fake counters stand still: zero joules, measured, with DRAM.
-    XCTAssertTrue(lines.allSatisfy { $0["energy_source"] as? String == "rapl" && $0["dram_joules"] as? Double == 0 })
+    XCTAssertTrue(
+      lines.allSatisfy { $0["energy_source"] as? String == "rapl" && $0["dram_joules"] as? Double == 0 })
     XCTAssertEqual(summary.student.energy?.trainingDRAMJoules, 0)
     XCTAssertTrue(summary.energyMeter?.contains("package-0") ?? false)
   }

@@ -23,7 +23,9 @@ final class FakePowercap {
   deinit { try? FileManager.default.removeItem(atPath: root) }
 
   /// Adds zone `entry` (`intel-rapl:0`, `intel-rapl:0:1`, `intel-rapl-mmio:0`) named `name`.
-  func addZone(_ entry: String, name: String, microjoules: UInt64, range: UInt64 = FakePowercap.intelRange) throws {
+  func addZone(_ entry: String, name: String, microjoules: UInt64, range: UInt64 = FakePowercap.intelRange)
+    throws
+  {
     let path = folder(entry)
     try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
     try (name + "\n").write(toFile: path + "/name", atomically: false, encoding: .utf8)

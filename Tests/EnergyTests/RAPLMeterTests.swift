@@ -7,8 +7,12 @@ final class RAPLMeterTests: XCTestCase {
   func testTwoPackagesSumPackagesAndReportDRAMSeparately() throws {
     let tree = try FakePowercap.twoSockets()
     let meter = try RAPLMeter(root: tree.root, backgroundSampling: false)
-    let counted = meter.zones.filter(\.counted).map { "\($0.name)@\(($0.path as NSString).lastPathComponent)" }
-    XCTAssertEqual(counted, ["package-0@intel-rapl:0", "dram@intel-rapl:0:1", "package-1@intel-rapl:1", "dram@intel-rapl:1:1"])
+    let counted = meter.zones.filter(\.counted).map {
+      "\($0.name)@\(($0.path as NSString).lastPathComponent)"
+    }
+    XCTAssertEqual(
+      counted,
+      ["package-0@intel-rapl:0", "dram@intel-rapl:0:1", "package-1@intel-rapl:1", "dram@intel-rapl:1:1"])
     XCTAssertEqual(meter.zones.count, 8)
     let windows = EnergyWindows(meter: meter)
     try windows.begin("epoch")
@@ -41,7 +45,8 @@ final class RAPLMeterTests: XCTestCase {
     try tree.set("intel-rapl:0", 200_000)  // wrapped again
     let train = try windows.end("train")
     // 900k → 950k, → top (1M) → 100k, → 700k, → top → 200k.
-    XCTAssertEqual(train.joules, (50_000 + 50_000 + 100_000 + 600_000 + 300_000 + 200_000) * 1e-6, accuracy: 1e-12)
+    XCTAssertEqual(
+      train.joules, (50_000 + 50_000 + 100_000 + 600_000 + 300_000 + 200_000) * 1e-6, accuracy: 1e-12)
     XCTAssertNil(train.dramJoules)
   }
 
