@@ -185,11 +185,8 @@ public final class Trainer {
       }
     }
 
-    if let resume {
-      try runFolder.restoreMetrics(resume.state.metrics)
-    } else {
-      try runFolder.prepare(recipeText: recipeText, notes: overrides, force: options.force)
-    }
+    // Resuming, the folder's files change only once the checkpoint has been restored (`fit`).
+    if resume == nil { try runFolder.prepare(recipeText: recipeText, notes: overrides, force: options.force) }
     let checkpoints = RunCheckpoints(
       trainer: self, data: data, started: started, metrics: resume?.state.metrics ?? [],
       teacher: teacher.map { ($0.model, $0.spec) },
@@ -207,7 +204,9 @@ public final class Trainer {
         teacherResult = testLoaded(model, data: data, onEvent: onEvent)
       }
       // A loaded teacher is copied too, so the run folder holds everything the run used.
-      try saveWeights(model, role: .teacher, spec: spec, data: data)
+      if !studentPhase || !FileManager.default.fileExists(atPath: runFolder.modelPath(.teacher)) {
+        try saveWeights(model, role: .teacher, spec: spec, data: data)
+      }
       checkpoints.teacherResult = teacherResult
     }
 
@@ -282,6 +281,7 @@ public final class Trainer {
     var lastLoss = Double.nan
     if let resume {
       try training.restore(from: resume.state, file: resume.path)
+      try runFolder.restoreMetrics(resume.state.metrics)
       (firstEpoch, progress) = (min(resume.state.epoch, epochs), resume.progress)
       (lastValidation, lastLoss) = resume.lastEpoch
     }
