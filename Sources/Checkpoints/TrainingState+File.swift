@@ -43,7 +43,8 @@ extension TrainingState {
     var state = TrainingState(
       phase: try group.stringAttribute("phase"), epoch: try integer("epoch"), batch: try integer("batch"),
       globalStep: try integer("global_step"), runEpoch: try integer("run_epoch"),
-      optimizerName: try group.stringAttribute("optimizer"), recipeHash: try group.stringAttribute("recipe_hash"),
+      optimizerName: try group.stringAttribute("optimizer"),
+      recipeHash: try group.stringAttribute("recipe_hash"),
       recipeJSON: try group.stringAttribute("recipe"), blasThreads: try integer("blas_threads"))
     state.lossSum = try double("loss_sum")
     state.samples = try integer("samples")
@@ -62,7 +63,8 @@ extension TrainingState {
     state.masterWeights = try readArrays(group.group("master"))
     let scale = try group.group("loss_scale")
     state.lossScale = LossScaleState(
-      scale: try scale.doubleAttribute("scale"), growthTracker: Int(try scale.integerAttribute("growth_tracker")),
+      scale: try scale.doubleAttribute("scale"),
+      growthTracker: Int(try scale.integerAttribute("growth_tracker")),
       skippedSteps: Int(try scale.integerAttribute("skipped_steps")))
     let rng = try group.group("rng")
     if rng.contains("augmenter") {
@@ -74,7 +76,9 @@ extension TrainingState {
     }
     state.metrics = try group.dataset("metrics").readStrings()
     state.lastEpoch = try readNumbers(group.group("last_epoch"))
-    if group.contains("teacher_result") { state.teacherResult = try readNumbers(group.group("teacher_result")) }
+    if group.contains("teacher_result") {
+      state.teacherResult = try readNumbers(group.group("teacher_result"))
+    }
     state.modelGroups = try root.memberNames().filter { $0 != trainingStateGroup }
     return state
   }
@@ -110,7 +114,9 @@ extension TrainingState {
     try scale.setAttribute("growth_tracker", integer: Int64(lossScale.growthTracker))
     try scale.setAttribute("skipped_steps", integer: Int64(lossScale.skippedSteps))
     let rng = try group.createGroup("rng")
-    if let augmenterState { try rng.writeDataset("augmenter", unsignedIntegers: [augmenterState], shape: [1]) }
+    if let augmenterState {
+      try rng.writeDataset("augmenter", unsignedIntegers: [augmenterState], shape: [1])
+    }
     let dropout = try rng.createGroup("dropout")
     for (layer, words) in dropoutStates {
       try dropout.writeDataset(layer, unsignedIntegers: words, shape: [words.count])

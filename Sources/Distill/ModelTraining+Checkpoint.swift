@@ -12,12 +12,14 @@ extension ModelTraining {
 
   /// Copies the optimizer state, extra parameters, generator states and step count into `state`.
   func capture(into state: inout TrainingState) {
-    let shapes = Dictionary(optimizer.parameters.map { ($0.name, $0.tensor.shape) }, uniquingKeysWith: { a, _ in a })
+    let shapes = Dictionary(
+      optimizer.parameters.map { ($0.name, $0.tensor.shape) }, uniquingKeysWith: { a, _ in a })
     state.optimizer = optimizer.state.keys.sorted().map { key in
       // Buffers in their parameter's shape, step counts as scalars.
       let values = optimizer.state[key]!
       let parameterShape = parameterName(ofStateKey: key, in: shapes).flatMap { shapes[$0] }
-      var shape = parameterShape.map { values.count == $0.reduce(1, *) ? $0 : [values.count] } ?? [values.count]
+      var shape =
+        parameterShape.map { values.count == $0.reduce(1, *) ? $0 : [values.count] } ?? [values.count]
       if key.hasSuffix(".step") && values.count == 1 { shape = [] }
       return NamedArray(name: key, shape: shape, values: values)
     }
@@ -42,9 +44,11 @@ extension ModelTraining {
       .checkpointMismatch(file: file, object: "/state/" + object, reason: reason)
     }
     guard state.optimizerName == optimizerName else {
-      throw mismatch("optimizer", "holds \(state.optimizerName) state, but the recipe trains with \(optimizerName)")
+      throw mismatch(
+        "optimizer", "holds \(state.optimizerName) state, but the recipe trains with \(optimizerName)")
     }
-    let parameters = Dictionary(optimizer.parameters.map { ($0.name, $0.tensor) }, uniquingKeysWith: { a, _ in a })
+    let parameters = Dictionary(
+      optimizer.parameters.map { ($0.name, $0.tensor) }, uniquingKeysWith: { a, _ in a })
     let shapes = parameters.mapValues(\.shape)
     var optimizerState: [String: [Float]] = [:]
     for entry in state.optimizer {
@@ -54,13 +58,16 @@ extension ModelTraining {
       let count = parameters[name]!.count
       guard entry.values.count == count || (entry.name.hasSuffix(".step") && entry.values.count == 1) else {
         throw mismatch(
-          "optimizer/\(entry.name)", "has \(entry.values.count) values, expected \(count) (parameter \(name) \(shapes[name]!))")
+          "optimizer/\(entry.name)",
+          "has \(entry.values.count) values, expected \(count) (parameter \(name) \(shapes[name]!))")
       }
       optimizerState[entry.name] = entry.values
     }
     let extras = Dictionary(state.extraParameters.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
     for (name, tensor) in extraParameters {
-      guard let stored = extras[name] else { throw mismatch("extra_parameters", "lacks \(name) \(tensor.shape)") }
+      guard let stored = extras[name] else {
+        throw mismatch("extra_parameters", "lacks \(name) \(tensor.shape)")
+      }
       guard stored.shape == tensor.shape else {
         throw mismatch("extra_parameters/\(name)", "has shape \(stored.shape), expected \(tensor.shape)")
       }
@@ -68,7 +75,8 @@ extension ModelTraining {
     let dropouts = dropoutLayers(of: model)
     guard dropouts.map(\.path) == state.dropoutStates.map(\.layer) else {
       throw mismatch(
-        "rng/dropout", "holds generators for dropout layers \(state.dropoutStates.map(\.layer)), "
+        "rng/dropout",
+        "holds generators for dropout layers \(state.dropoutStates.map(\.layer)), "
           + "but the \(role.rawValue) has dropout layers \(dropouts.map(\.path))")
     }
     if (augmenter == nil) != (state.augmenterState == nil) {

@@ -20,7 +20,8 @@ public struct ResumePoint: Sendable {
   /// The phase model's last completed epoch: validation and training loss.
   var lastEpoch: (validation: Evaluation?, loss: Double) {
     let last = state.lastEpoch
-    guard let accuracy = last["val_accuracy"], let loss = last["val_loss"], let count = last["val_samples"] else {
+    guard let accuracy = last["val_accuracy"], let loss = last["val_loss"], let count = last["val_samples"]
+    else {
       return (nil, .nan)
     }
     return (Evaluation(accuracy: accuracy, loss: loss, count: Int(count)), last["train_loss"] ?? .nan)
@@ -30,22 +31,27 @@ public struct ResumePoint: Sendable {
   func teacherResult() throws -> ModelResult {
     guard let numbers = state.teacherResult else {
       throw TrainingError.checkpointMismatch(
-        file: path, object: "/state/teacher_result", reason: "is missing from a checkpoint of the student phase")
+        file: path, object: "/state/teacher_result",
+        reason: "is missing from a checkpoint of the student phase")
     }
     func value(_ key: String) throws -> Double {
       guard let value = numbers[key] else {
-        throw TrainingError.checkpointMismatch(file: path, object: "/state/teacher_result/\(key)", reason: "is missing")
+        throw TrainingError.checkpointMismatch(
+          file: path, object: "/state/teacher_result/\(key)", reason: "is missing")
       }
       return value
     }
     var validation: Evaluation?
-    if let accuracy = numbers["val_accuracy"], let loss = numbers["val_loss"], let count = numbers["val_samples"] {
+    if let accuracy = numbers["val_accuracy"], let loss = numbers["val_loss"],
+      let count = numbers["val_samples"]
+    {
       validation = Evaluation(accuracy: accuracy, loss: loss, count: Int(count))
     }
     return ModelResult(
       role: .teacher,
       test: Evaluation(
-        accuracy: try value("test_accuracy"), loss: try value("test_loss"), count: Int(try value("test_samples"))),
+        accuracy: try value("test_accuracy"), loss: try value("test_loss"),
+        count: Int(try value("test_samples"))),
       lastValidation: validation, epochs: Int(try value("epochs")), seconds: try value("seconds"),
       parameterCount: Int(try value("parameters")), finalTrainLoss: try value("train_loss"))
   }
@@ -53,7 +59,8 @@ public struct ResumePoint: Sendable {
   /// A model's result as the named numbers `teacherResult()` reads.
   static func numbers(of result: ModelResult) -> [String: Double] {
     var numbers = [
-      "test_accuracy": result.test.accuracy, "test_loss": result.test.loss, "test_samples": Double(result.test.count),
+      "test_accuracy": result.test.accuracy, "test_loss": result.test.loss,
+      "test_samples": Double(result.test.count),
       "epochs": Double(result.epochs), "seconds": result.seconds, "parameters": Double(result.parameterCount),
       "train_loss": result.finalTrainLoss,
     ]
@@ -82,7 +89,8 @@ extension Trainer {
   /// checkpoint; `dataPath` replaces the data location). Throws `TrainingError.notARunFolder`,
   /// `.noCheckpoint`, or `.recipeChanged` (listing the changed keys) when the recipe was edited
   /// since the checkpoint, unless `force`.
-  public static func prepareResume(runFolder path: String, dataPath: String? = nil, force: Bool = false) throws
+  public static func prepareResume(runFolder path: String, dataPath: String? = nil, force: Bool = false)
+    throws
     -> ResumePlan
   {
     let folder = RunFolder(path: path)
@@ -107,13 +115,17 @@ extension Trainer {
         dataPath: dataPath ?? state.dataPath, runFolder: path, seed: state.seedOverride,
         epochs: state.epochsOverride))
     if trainer.recipe.canonicalHash != state.recipeHash {
-      let keys = (try? Recipe.parse(yaml: state.recipeJSON, file: point.path)).map {
-        trainer.recipe.changedKeys(from: $0)
-      } ?? []
-      if !force { throw TrainingError.recipeChanged(file: folder.recipePath, checkpoint: point.path, keys: keys) }
+      let keys =
+        (try? Recipe.parse(yaml: state.recipeJSON, file: point.path)).map {
+          trainer.recipe.changedKeys(from: $0)
+        } ?? []
+      if !force {
+        throw TrainingError.recipeChanged(file: folder.recipePath, checkpoint: point.path, keys: keys)
+      }
       point.warnings.append(
         "\(folder.recipePath) was edited since \(point.path) (changed: \(keys.joined(separator: ", "))); "
-          + "continuing with the edited recipe (--force), so the results will differ from an uninterrupted run")
+          + "continuing with the edited recipe (--force), so the results will differ from an uninterrupted run"
+      )
     }
     return .resume(trainer, point)
   }
@@ -147,7 +159,9 @@ extension Trainer {
         tried.append("\(error)")
       }
     }
-    if let latest { return ResumePoint(path: latestPath, state: latest, warnings: unreadable(tried, instead: latestPath)) }
+    if let latest {
+      return ResumePoint(path: latestPath, state: latest, warnings: unreadable(tried, instead: latestPath))
+    }
     throw TrainingError.noCheckpoint(folder: folder.path, tried: tried)
   }
 

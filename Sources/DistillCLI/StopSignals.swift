@@ -22,7 +22,8 @@ final class StopSignals {
         if request.isRequested { _exit(128 + number) }
         request.request(signal: number)
         let name = number == SIGINT ? "SIGINT" : "SIGTERM"
-        let message = "\n\(name): stopping after this step and saving a checkpoint (send it again to quit at once)\n"
+        let message =
+          "\n\(name): stopping after this step and saving a checkpoint (send it again to quit at once)\n"
         FileHandle.standardError.write(Data(message.utf8))
       }
       source.resume()

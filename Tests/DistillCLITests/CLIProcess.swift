@@ -19,9 +19,12 @@ final class DistillProcess {
   private let errors: URL
 
   /// Starts `distill arguments…` in `directory`.
-  init(_ arguments: [String], in directory: String, file: StaticString = #filePath, line: UInt = #line) throws {
+  init(_ arguments: [String], in directory: String, file: StaticString = #filePath, line: UInt = #line) throws
+  {
     guard let executable = distillExecutable else {
-      XCTFail("the distill executable is not next to the test bundle (\(CommandLine.arguments[0]))", file: file, line: line)
+      XCTFail(
+        "the distill executable is not next to the test bundle (\(CommandLine.arguments[0]))", file: file,
+        line: line)
       throw CocoaError(.fileNoSuchFile)
     }
     let id = UUID().uuidString
@@ -50,7 +53,8 @@ final class DistillProcess {
   @discardableResult
   func wait() -> Int32 {
     process.waitUntilExit()
-    return process.terminationReason == .uncaughtSignal ? 128 + process.terminationStatus : process.terminationStatus
+    return process.terminationReason == .uncaughtSignal
+      ? 128 + process.terminationStatus : process.terminationStatus
   }
 
   var standardOutput: String { (try? String(contentsOf: output, encoding: .utf8)) ?? "" }

@@ -84,7 +84,9 @@ final class KillAndResumeTests: XCTestCase {
     }
     XCTAssertEqual(kills, 20)
     XCTAssertGreaterThan(killedMidWrite, 0, "no kill landed while a checkpoint was being written")
-    print("SIGKILL: \(kills) kills, \(killedMidWrite) left a half-written temporary file; last run epoch \(lastRunEpoch)")
+    print(
+      "SIGKILL: \(kills) kills, \(killedMidWrite) left a half-written temporary file; last run epoch \(lastRunEpoch)"
+    )
 
     let (status, output, errors) = try DistillProcess.run(["resume", run] + common, in: folder)
     XCTAssertEqual(status, 0, errors)
@@ -111,11 +113,13 @@ final class KillAndResumeTests: XCTestCase {
   func testSIGINTAndSIGTERMSaveACheckpointAndExitWith130And143() throws {
     let run = folder + "/run"
     for (index, signal) in [SIGINT, SIGTERM].enumerated() {
-      let arguments = index == 0 ? ["train", "kill.yaml", "--out", "run"] + common : ["resume", run] + common
+      let arguments =
+        index == 0 ? ["train", "kill.yaml", "--out", "run"] + common : ["resume", run] + common
       let process = try DistillProcess(arguments, in: folder)
       // Wait for the first epoch checkpoint of this process, then signal mid-epoch.
       let before = (try? TrainingState.read(from: run + "/latest.h5"))?.runEpoch ?? 0
-      while process.isRunning, ((try? TrainingState.read(from: run + "/latest.h5"))?.runEpoch ?? 0) <= before {
+      while process.isRunning, ((try? TrainingState.read(from: run + "/latest.h5"))?.runEpoch ?? 0) <= before
+      {
         usleep(2000)
       }
       usleep(20_000)

@@ -78,7 +78,10 @@ final class ResumeErrorTests: XCTestCase {
       XCTAssertEqual(f, folder)
       XCTAssertEqual(tried.count, 3)
       let message = "\($0)"
-      for part in ["latest.h5: not an HDF5 file", "epoch-0004.h5: the file is empty", "epoch-0003.h5: the HDF5 file is truncated", "distill train"] {
+      for part in [
+        "latest.h5: not an HDF5 file", "epoch-0004.h5: the file is empty",
+        "epoch-0003.h5: the HDF5 file is truncated", "distill train",
+      ] {
         XCTAssertTrue(message.contains(part), "\(message) lacks \(part)")
       }
     }
@@ -114,7 +117,9 @@ final class ResumeErrorTests: XCTestCase {
       XCTAssertTrue("\($0)".contains("--force"), "\($0)")
     }
     let (trainer, point) = try resumable(folder, force: true)
-    XCTAssertTrue(point.warnings.contains { $0.contains("distillation.alpha, student.train.epochs") }, "\(point.warnings)")
+    XCTAssertTrue(
+      point.warnings.contains { $0.contains("distillation.alpha, student.train.epochs") }, "\(point.warnings)"
+    )
     let summary = try XCTUnwrap(try runStopping(trainer, from: point))
     XCTAssertEqual(summary.student.epochs, 5)
   }
@@ -137,7 +142,9 @@ final class ResumeErrorTests: XCTestCase {
     let (trainer, point) = try resumable(folder, force: true)
     XCTAssertThrowsError(try trainer.resume(from: point)) {
       let message = "\($0)"
-      for part in ["\(folder)/latest.h5", "/state/optimizer/1.bias.momentum_buffer", "24 values, expected 16"] {
+      for part in [
+        "\(folder)/latest.h5", "/state/optimizer/1.bias.momentum_buffer", "24 values, expected 16",
+      ] {
         XCTAssertTrue(message.contains(part), "\(message) lacks \(part)")
       }
     }

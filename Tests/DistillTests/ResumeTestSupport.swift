@@ -103,7 +103,8 @@ func assertSameResults(_ a: String, _ b: String, file: StaticString = #filePath,
     }
   }
   XCTAssertEqual(
-    try withoutTimings("\(a)/metrics.jsonl"), try withoutTimings("\(b)/metrics.jsonl"), file: file, line: line)
+    try withoutTimings("\(a)/metrics.jsonl"), try withoutTimings("\(b)/metrics.jsonl"), file: file, line: line
+  )
   XCTAssertEqual(
     try withoutTimings("\(a)/summary.json"), try withoutTimings("\(b)/summary.json"), file: file, line: line)
 }

@@ -38,14 +38,16 @@ final class ResumeTests: XCTestCase {
       })
     var (trainer, point) = try resumable(folder)
     XCTAssertEqual(point.path, folder + "/latest.h5")
-    XCTAssertEqual([point.state.phase, "\(point.state.epoch)", "\(point.state.batch)"], ["teacher", "2", "0"])
+    XCTAssertEqual(
+      [point.state.phase, "\(point.state.epoch)", "\(point.state.batch)"], ["teacher", "2", "0"])
     XCTAssertEqual(point.warnings, [])
     XCTAssertNil(
       try runStopping(trainer, from: point) {
         if case .epoch(let r) = $0 { return r.model == .student && r.epoch == 1 } else { return false }
       })
     (trainer, point) = try resumable(folder)
-    XCTAssertEqual([point.state.phase, "\(point.state.epoch)", "\(point.state.runEpoch)"], ["student", "1", "4"])
+    XCTAssertEqual(
+      [point.state.phase, "\(point.state.epoch)", "\(point.state.runEpoch)"], ["student", "1", "4"])
     XCTAssertNotNil(try runStopping(trainer, from: point))
     try assertSameResults(reference, folder)
   }
@@ -56,17 +58,27 @@ final class ResumeTests: XCTestCase {
     // of one accumulated step: the stop waits for the step's end.
     XCTAssertNil(
       try runStopping(makeTrainer(folder: folder)) {
-        if case .batch(let p) = $0 { return p.role == .teacher && p.epoch == 2 && p.batch == 7 } else { return false }
+        if case .batch(let p) = $0 {
+          return p.role == .teacher && p.epoch == 2 && p.batch == 7
+        } else {
+          return false
+        }
       })
     var (trainer, point) = try resumable(folder)
-    XCTAssertEqual([point.state.phase, "\(point.state.epoch)", "\(point.state.batch)"], ["teacher", "1", "7"])
+    XCTAssertEqual(
+      [point.state.phase, "\(point.state.epoch)", "\(point.state.batch)"], ["teacher", "1", "7"])
     XCTAssertEqual(point.state.samples, 7 * 32)
     XCTAssertNil(
       try runStopping(trainer, from: point) {
-        if case .batch(let p) = $0 { return p.role == .student && p.epoch == 3 && p.batch == 11 } else { return false }
+        if case .batch(let p) = $0 {
+          return p.role == .student && p.epoch == 3 && p.batch == 11
+        } else {
+          return false
+        }
       })
     (trainer, point) = try resumable(folder)
-    XCTAssertEqual([point.state.phase, "\(point.state.epoch)", "\(point.state.batch)"], ["student", "2", "12"])
+    XCTAssertEqual(
+      [point.state.phase, "\(point.state.epoch)", "\(point.state.batch)"], ["student", "2", "12"])
     XCTAssertEqual(point.state.steps, 6)
     XCTAssertNotNil(try runStopping(trainer, from: point))
     try assertSameResults(reference, folder)
@@ -81,7 +93,8 @@ final class ResumeTests: XCTestCase {
 
   func testKeepLastKeepsTheNewestEpochFilesAndLatestIsTheNewest() throws {
     let reference = try Self.straight.get()
-    XCTAssertEqual(RunFolder(path: reference).epochCheckpoints().map(\.name), ["epoch-0006.h5", "epoch-0007.h5"])
+    XCTAssertEqual(
+      RunFolder(path: reference).epochCheckpoints().map(\.name), ["epoch-0006.h5", "epoch-0007.h5"])
     let latest = try TrainingState.read(from: reference + "/latest.h5")
     XCTAssertEqual(latest, try TrainingState.read(from: reference + "/epoch-0007.h5"))
     XCTAssertEqual([latest.phase, "\(latest.epoch)", "\(latest.batch)"], ["student", "4", "0"])
@@ -90,8 +103,12 @@ final class ResumeTests: XCTestCase {
     XCTAssertEqual(latest.dropoutStates.map(\.layer), ["3"])
     XCTAssertNotNil(latest.augmenterState)
     XCTAssertEqual(latest.optimizerName, "sgd")
-    XCTAssertEqual(latest.optimizer.map(\.name), ["1.bias.momentum_buffer", "1.weight.momentum_buffer",
-      "4.bias.momentum_buffer", "4.weight.momentum_buffer"])
+    XCTAssertEqual(
+      latest.optimizer.map(\.name),
+      [
+        "1.bias.momentum_buffer", "1.weight.momentum_buffer",
+        "4.bias.momentum_buffer", "4.weight.momentum_buffer",
+      ])
     XCTAssertEqual(latest.optimizer[1].shape, [16, 64])
     XCTAssertEqual(latest.lossScale, LossScaleState(scale: 65536, growthTracker: 0, skippedSteps: 0))
     XCTAssertEqual(latest.masterWeights, [])
@@ -105,7 +122,9 @@ final class ResumeTests: XCTestCase {
         if case .epoch(let r) = $0 { return r.epoch == 1 } else { return false }
       })
     // A dead writer's files go; another process's (pid 1 is alive) and other files stay.
-    let dead = ".latest.h5.tmp-2147483646-1f2e", other = ".epoch-0002.h5.tmp-1-abc", notes = ".notes"
+    let dead = ".latest.h5.tmp-2147483646-1f2e"
+    let other = ".epoch-0002.h5.tmp-1-abc"
+    let notes = ".notes"
     for name in [dead, other, notes] {
       XCTAssertTrue(FileManager.default.createFile(atPath: "\(folder)/\(name)", contents: Data()))
     }
