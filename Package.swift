@@ -60,5 +60,8 @@ let package = Package(
     .testTarget(name: "CheckpointsTests", dependencies: ["Checkpoints", "_TestSupport"]),
     .testTarget(name: "EnergyTests", dependencies: ["Energy"]),
     .testTarget(name: "DistillTests", dependencies: ["Distill", "_TestSupport"]),
+    // Runs the built `distill` executable (the dependency makes sure it is built) as a separate
+    // process: signals, SIGKILL during checkpoint writes, exit statuses.
+    .testTarget(name: "DistillCLITests", dependencies: ["DistillCLI", "Distill", "Checkpoints", "_TestSupport"]),
   ]
 )

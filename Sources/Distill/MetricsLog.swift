@@ -112,6 +112,17 @@ public struct RunFolder: Sendable {
     }
   }
 
+  /// Replaces `metrics.jsonl` with `lines` (a checkpoint's copy, on resume), atomically, and
+  /// removes a `summary.json` of an earlier end.
+  public func restoreMetrics(_ lines: [String]) throws {
+    do {
+      try lines.map { $0 + "\n" }.joined().write(toFile: metricsPath, atomically: true, encoding: .utf8)
+      if FileManager.default.fileExists(atPath: summaryPath) { try FileManager.default.removeItem(atPath: summaryPath) }
+    } catch {
+      throw TrainingError.cannotWrite(path: metricsPath, reason: "\(error.localizedDescription)")
+    }
+  }
+
   /// Appends one line to `metrics.jsonl`.
   public func append(_ record: EpochRecord) throws {
     try append(line: record.jsonLine, to: metricsPath)

@@ -230,7 +230,7 @@ extension Trainer {
     return (network, spec)
   }
 
-  private func wrappingWeightErrors<T>(_ path: String, keyPath: String, _ body: () throws -> T) throws -> T {
+  func wrappingWeightErrors<T>(_ path: String, keyPath: String, _ body: () throws -> T) throws -> T {
     do {
       return try body()
     } catch let error as CheckpointError {
@@ -243,14 +243,23 @@ extension Trainer {
   /// Writes `model` as `<run folder>/<role>.h5` (group `/<role>`, float32) with its
   /// description (`ModelDescription`).
   func saveWeights(_ model: Sequential, role: ModelRole, spec: ModelSpec, data: TrainingData) throws {
+    // Float32 until mixed precision lands; then `precision: f16-mixed` stores `.f16`.
+    try saveModels(
+      [(role.rawValue, model, modelDescription(role: role, spec: spec, data: data).json)],
+      to: runFolder.modelPath(role))
+  }
+
+  /// The description of the model of `role` that this run writes with its weights.
+  func modelDescription(role: ModelRole, spec: ModelSpec, data: TrainingData) -> ModelDescription {
     var recorded = recipe.data
-    if let location = options.dataPath ?? recipe.data.path {
-      recorded.path = URL(fileURLWithPath: location).standardizedFileURL.path
-    }
-    let description = ModelDescription(
+    if let location = absoluteDataPath { recorded.path = location }
+    return ModelDescription(
       role: role, model: spec, inputShape: data.sampleShape, classes: data.classCount, data: recorded,
       recipe: recipe)
-    // Float32 until mixed precision lands; then `precision: f16-mixed` stores `.f16`.
-    try saveModels([(role.rawValue, model, description.json)], to: runFolder.modelPath(role))
+  }
+
+  /// The data location the run reads (`--data` or `data.path`), made absolute; nil for a default.
+  var absoluteDataPath: String? {
+    (options.dataPath ?? recipe.data.path).map { URL(fileURLWithPath: $0).standardizedFileURL.path }
   }
 }
