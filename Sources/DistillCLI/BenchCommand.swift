@@ -67,7 +67,7 @@ struct BenchCommand: ParsableCommand {
         for (name, fields) in measurement.variants {
           print(
             "  \(name.padding(toLength: 6, withPad: " ", startingAt: 0))"
-              + fields.map { "  \($0.0) \(format($0.1, digits: $0.0.hasSuffix("ratio") ? 3 : 1))" }.joined())
+              + fields.map { "  \($0.0) \(format($0.1, digits: $0.0.contains("ratio") ? 3 : 1))" }.joined())
         }
       }
     }
