@@ -273,7 +273,10 @@ public final class Trainer {
     extraParameters: [(name: String, tensor: Tensor)] = [],
     loss: @escaping BatchLoss
   ) -> ModelTraining {
-    ModelTraining(
+    // `checkpoint.recompute`: the model's recorded forward passes (training) keep only segment
+    // inputs; evaluation runs under `noGrad` and is unaffected. Weights and keys are unchanged.
+    model.recomputeSegments = recipe.checkpoint.recompute?.segments
+    return ModelTraining(
       role: role, model: model, spec: spec, shuffleSeed: derivedSeed(recipe.seed, "\(role.rawValue).shuffle"),
       augmentSeed: derivedSeed(recipe.seed, "\(role.rawValue).augment"), extraParameters: extraParameters,
       loss: loss)
@@ -369,11 +372,6 @@ public final class Trainer {
       throw TrainingError.notImplemented(
         file: file, keyPath: "precision", feature: "'\(recipe.precision.rawValue)' training",
         needs: "it needs the mixed-precision issue; use precision: f32")
-    }
-    if recipe.checkpoint.recompute != nil {
-      throw TrainingError.notImplemented(
-        file: file, keyPath: "checkpoint.recompute", feature: "activation recompute",
-        needs: "remove the key; it changes memory use, not results")
     }
   }
 }

@@ -27,7 +27,7 @@ struct BenchCommand: ParsableCommand {
   @Flag(help: "Print one JSON object (same layout as torch_bench.py --json) instead of a table.")
   var json = false
 
-  @Option(help: "Workloads to run, comma-separated (default: all). \(Workload.allCases.map(\.rawValue).joined(separator: ", ")).")
+  @Option(help: "Workloads to run, comma-separated (default: all of PyTorch's script's; deep_mlp_recompute only when named). \(Workload.allCases.map(\.rawValue).joined(separator: ", ")).")
   var only: String?
 
   @Option(help: "A JSON file written by torch_bench.py --json: print our/PyTorch ratios beside our figures.")
@@ -47,7 +47,7 @@ struct BenchCommand: ParsableCommand {
     BLAS.threadCount = threads
     let peerResults = try peer.map(loadPeerResults)
     let selected = only.map { $0.split(separator: ",").compactMap { Workload(rawValue: String($0)) } }
-      ?? Workload.allCases
+      ?? Workload.allCases.filter { $0 != .deepMLPRecompute }
     let (steps, repeats) = quick ? (20, 3) : (50, 5)
     var results: [(Workload, Measurement)] = []
     if !json {
@@ -64,6 +64,11 @@ struct BenchCommand: ParsableCommand {
           line += "  | PyTorch \(format(torch)) → ratio \(format(measurement.median / torch, digits: 2))"
         }
         print(line)
+        for (name, fields) in measurement.variants {
+          print(
+            "  \(name.padding(toLength: 6, withPad: " ", startingAt: 0))"
+              + fields.map { "  \($0.0) \(format($0.1, digits: $0.0.contains("ratio") ? 3 : 1))" }.joined())
+        }
       }
     }
     if json {
@@ -71,7 +76,8 @@ struct BenchCommand: ParsableCommand {
       for (workload, m) in results {
         entries.append(
           "\"\(workload.rawValue)\": {\"samples_per_s\": \(format(m.median)), \"min\": \(format(m.min)), "
-            + "\"max\": \(format(m.max)), \"peak_rss_mb\": \(format(m.peakRSSMegabytes))}")
+            + "\"max\": \(format(m.max)), \"peak_rss_mb\": \(format(m.peakRSSMegabytes))"
+            + variantsJSON(m.variants) + "}")
       }
       print("{\"meta\": {\"swift_distill\": true, \"threads\": \(threads), \"steps\": \(steps), \"repeats\": \(repeats)},")
       print(" \"results\": {\n  " + entries.joined(separator: ",\n  ") + "\n }\n}")
@@ -89,6 +95,16 @@ struct BenchCommand: ParsableCommand {
     }
     return results.compactMapValues { ($0["samples_per_s"] as? NSNumber)?.doubleValue }
   }
+}
+
+/// `, "variants": {"name": {"field": value, …}, …}` for a workload that compares settings;
+/// empty for the others, whose entries keep torch_bench.py's layout.
+func variantsJSON(_ variants: [(name: String, fields: [(String, Double)])]) -> String {
+  guard !variants.isEmpty else { return "" }
+  let entries = variants.map { name, fields in
+    "\"\(name)\": {" + fields.map { "\"\($0.0)\": \(format($0.1, digits: 4))" }.joined(separator: ", ") + "}"
+  }
+  return ", \"variants\": {" + entries.joined(separator: ", ") + "}"
 }
 
 func format(_ value: Double, width: Int = 0, digits: Int = 1) -> String {

@@ -8,6 +8,9 @@ struct Measurement {
   var min: Double
   var max: Double
   var peakRSSMegabytes: Double
+  /// Further figures per setting of a workload that compares settings (`deep_mlp_recompute`):
+  /// the setting's name and its named values, in order.
+  var variants: [(name: String, fields: [(String, Double)])] = []
 }
 
 /// The workloads of `../shared/peers/torch_bench.py`, with the same names.
@@ -18,6 +21,8 @@ enum Workload: String, CaseIterable {
   case cnn = "cnn"
   case inferMLP1200 = "infer_mlp_1200"
   case inferMLP800 = "infer_mlp_800"
+  /// Ours alone: the deep MLP with and without activation recomputation (`BenchRecompute.swift`).
+  case deepMLPRecompute = "deep_mlp_recompute"
 
   func measure(steps: Int, repeats: Int) -> Measurement {
     var generator = SeededGenerator(seed: 0)
@@ -45,6 +50,8 @@ enum Workload: String, CaseIterable {
         ).backward()
         optimizer.step()
       }
+    case .deepMLPRecompute:
+      return DeepMLPRecompute.measure(steps: max(3, steps / 10), repeats: repeats)
     case .inferMLP1200, .inferMLP800:
       let model = benchMLP(hidden: self == .inferMLP1200 ? [1200, 1200] : [800, 800], generator: &generator)
       model.eval()
