@@ -13,6 +13,7 @@ let package = Package(
     .library(name: "NN", targets: ["NN"]),
     .library(name: "Datasets", targets: ["Datasets"]),
     .library(name: "Checkpoints", targets: ["Checkpoints"]),
+    .library(name: "Energy", targets: ["Energy"]),
     .library(name: "Distill", targets: ["Distill"]),
   ],
   dependencies: [
@@ -38,16 +39,17 @@ let package = Package(
     .target(
       name: "Checkpoints", dependencies: ["CHDF5", "Autodiff", "NN"], exclude: ["README.md"],
       swiftSettings: optimize),
+    .target(name: "Energy", exclude: ["README.md"], swiftSettings: optimize),
     .target(
       name: "Distill",
       dependencies: [
-        "Autodiff", "NN", "Datasets", "Checkpoints", .product(name: "Yams", package: "Yams"),
+        "Autodiff", "NN", "Datasets", "Checkpoints", "Energy", .product(name: "Yams", package: "Yams"),
       ],
       swiftSettings: optimize),
     .executableTarget(
       name: "DistillCLI",
       dependencies: [
-        "Autodiff", "NN", "Datasets", "Distill",
+        "Autodiff", "NN", "Datasets", "Distill", "Energy",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ],
       swiftSettings: optimize),
@@ -56,6 +58,10 @@ let package = Package(
     .testTarget(name: "NNTests", dependencies: ["NN", "Datasets", "_TestSupport"]),
     .testTarget(name: "DatasetsTests", dependencies: ["Datasets"]),
     .testTarget(name: "CheckpointsTests", dependencies: ["Checkpoints", "_TestSupport"]),
+    .testTarget(name: "EnergyTests", dependencies: ["Energy"]),
     .testTarget(name: "DistillTests", dependencies: ["Distill", "_TestSupport"]),
+    // Runs the built `distill` executable (the dependency makes sure it is built) as a separate
+    // process: signals, SIGKILL during checkpoint writes, exit statuses.
+    .testTarget(name: "DistillCLITests", dependencies: ["DistillCLI", "Distill", "Checkpoints", "_TestSupport"]),
   ]
 )

@@ -78,6 +78,10 @@ extension Tensor {
   /// Reverse-mode differentiation from this scalar: adds d(self)/d(leaf) into `grad` of every
   /// leaf that requires a gradient. With `seed`, differentiates `sum(self * seed)` instead,
   /// so non-scalar outputs can be differentiated along a direction.
+  ///
+  /// The recorded graph is released as backward walks it (`loss.backward()` in PyTorch, without
+  /// `retain_graph=True`): afterwards this tensor and the intermediates behind it are detached
+  /// (no node, `requiresGrad` false), so a second `backward()` through them does nothing.
   public func backward(seed: Tensor? = nil) {
     let seed = seed ?? {
       precondition(count == 1, "backward() without a seed needs a scalar, got shape \(shape)")
@@ -122,10 +126,17 @@ extension Tensor {
     if isLeaf { accumulate(seed, into: self) }
     // VJPs compute with plain tensors; nothing they do is recorded (no double backward).
     noGrad {
-      for tensor in order.reversed() {
-        guard let node = tensor.node,
-          let outGrad = pending.removeValue(forKey: ObjectIdentifier(tensor))
-        else { continue }
+      // The graph is consumed as it is walked (PyTorch's `retain_graph=False`): once a node's
+      // VJP has run, the node and whatever its VJP saved are released, so the activations of
+      // the layers already differentiated are freed while backward goes on. Activation
+      // recomputation relies on it: its peak is one segment's activations, not all of them.
+      while let tensor = order.popLast() {
+        let node = tensor.node
+        tensor.node = nil
+        tensor.requiresGrad = false
+        guard let node, let outGrad = pending.removeValue(forKey: ObjectIdentifier(tensor)) else {
+          continue
+        }
         let inputGrads = node.vjp(outGrad, tensor)
         precondition(inputGrads.count == node.inputs.count, "vjp returned the wrong arity")
         for (input, g) in zip(node.inputs, inputGrads) {

@@ -41,9 +41,20 @@ public final class Tensor {
   /// Whether operations on this tensor are recorded so that gradients flow back to it.
   public var requiresGrad: Bool
   /// The accumulated gradient of the last `backward()` calls, same shape as the tensor.
-  public var grad: Tensor?
+  public var grad: Tensor? {
+    didSet {
+      if let grad, grad.countedBytes != 0, !grad.countedAsGradient {
+        grad.countedAsGradient = true
+        TensorMemory.becameGradient(bytes: grad.countedBytes)
+      }
+    }
+  }
   /// The recorded operation that produced this tensor; `nil` for leaves and untracked results.
   var node: Node?
+  /// Bytes counted by `TensorMemory` at creation (0 when it was not counting), and whether they
+  /// are counted as a leaf's gradient.
+  private var countedBytes = 0
+  private var countedAsGradient = false
 
   /// Creates a tensor from its elements, which must number `shape.reduce(1, *)`.
   public init(shape: [Int], storage: [Float], requiresGrad: Bool = false) {
@@ -55,6 +66,7 @@ public final class Tensor {
     self.floats = storage
     self.halfBits = nil
     self.requiresGrad = requiresGrad
+    countedBytes = TensorMemory.created(elements: storage.count)
   }
 
   /// Creates a tensor stored in half precision from binary16 bit patterns, which must number
@@ -67,6 +79,11 @@ public final class Tensor {
     self.floats = []
     self.halfBits = bits
     self.requiresGrad = requiresGrad
+    countedBytes = TensorMemory.created(elements: bits.count, bytesPerElement: 2)
+  }
+
+  deinit {
+    if countedBytes != 0 { TensorMemory.freed(bytes: countedBytes, asGradient: countedAsGradient) }
   }
 
   /// Creates a tensor of the given shape with every element equal to `value`.

@@ -12,3 +12,12 @@ int distill_keep_freed_blocks_in_heap(void) {
   return 0;
 #endif
 }
+
+long distill_heap_bytes_in_use(void) {
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33))
+  struct mallinfo2 info = mallinfo2();
+  return (long)(info.uordblks + info.hblkhd);
+#else
+  return 0;
+#endif
+}

@@ -113,7 +113,7 @@ public final class HDF5Dataset: HDF5Object {
   }
 
   /// Reads the whole dataset into `buffer`, HDF5 converting to `memoryType`.
-  private func read<Element>(into buffer: inout [Element], memoryType: hid_t) throws(CheckpointError) {
+  func read<Element>(into buffer: inout [Element], memoryType: hid_t) throws(CheckpointError) {
     let status = buffer.withUnsafeMutableBytes {
       H5Dread(id, memoryType, distill_H5S_ALL(), distill_H5S_ALL(), distill_H5P_DEFAULT(), $0.baseAddress)
     }

@@ -17,11 +17,7 @@ extension HDF5File {
   public static func writeAtomically(
     to path: String, _ body: (HDF5File) throws(CheckpointError) -> Void
   ) throws(CheckpointError) {
-    let slash = path.lastIndex(of: "/")
-    let folder = slash.map { String(path[..<$0]).isEmpty ? "/" : String(path[..<$0]) } ?? "."
-    let base = slash.map { String(path[path.index(after: $0)...]) } ?? path
-    let suffix = String(UInt32.random(in: .min ... .max), radix: 16)
-    let temporary = "\(folder)/.\(base).tmp-\(getpid())-\(suffix)"
+    let (folder, temporary) = temporaryName(for: path)
     var created = false
     do throws(CheckpointError) {
       let file: HDF5File
@@ -48,9 +44,42 @@ extension HDF5File {
       if created { _ = unlink(temporary) }
       throw error
     }
+    synchronizeFolder(folder)
+  }
+
+  /// Makes `path` a second name (a hard link) of the complete file `source` in the same folder,
+  /// atomically: the link is made at a temporary name (`.<name>.tmp-<pid>-<random>`) and renamed
+  /// over `path`, so `path` holds its old content or `source`'s, never neither. No data is
+  /// copied. Throws `.writeFailed` naming `path` where the file system has no hard links; the
+  /// caller can then write the file again with `writeAtomically`.
+  public static func linkAtomically(_ source: String, to path: String) throws(CheckpointError) {
+    let (folder, temporary) = temporaryName(for: path)
+    guard link(source, temporary) == 0 else {
+      throw .writeFailed(path: path, detail: "cannot link \(source) as \(temporary): \(HDF5Library.systemError())")
+    }
+    guard rename(temporary, path) == 0 else {
+      let detail = HDF5Library.systemError()
+      _ = unlink(temporary)
+      throw .writeFailed(path: path, detail: "cannot rename \(temporary) over it: \(detail)")
+    }
+    synchronizeFolder(folder)
+  }
+
+  /// The folder of `path` and a fresh temporary name beside it: `.<name>.tmp-<pid>-<random>`.
+  static func temporaryName(for path: String) -> (folder: String, temporary: String) {
+    let slash = path.lastIndex(of: "/")
+    let folder = slash.map { String(path[..<$0]).isEmpty ? "/" : String(path[..<$0]) } ?? "."
+    let base = slash.map { String(path[path.index(after: $0)...]) } ?? path
+    let suffix = String(UInt32.random(in: .min ... .max), radix: 16)
+    return (folder, "\(folder)/.\(base).tmp-\(getpid())-\(suffix)")
+  }
+
+  /// `fsync` of a folder, so a rename in it survives a crash; best effort (the new name is in
+  /// place either way).
+  static func synchronizeFolder(_ folder: String) {
     let directory = open(folder, O_RDONLY | O_DIRECTORY)
     if directory >= 0 {
-      _ = fsync(directory)  // best effort: the new file is in place either way
+      _ = fsync(directory)
       _ = Glibc.close(directory)
     }
   }

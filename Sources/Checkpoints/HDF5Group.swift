@@ -142,7 +142,7 @@ public final class HDF5Group: HDF5Object {
 
   /// Creates the dataset and lets `write` fill it (returning HDF5's status); skipped for
   /// datasets without elements.
-  private func writeDataset(
+  func writeDataset(
     _ member: String, shape: [Int], fileType: hid_t, _ write: (hid_t) -> herr_t
   ) throws(CheckpointError) {
     HDF5Library.prepareThread()

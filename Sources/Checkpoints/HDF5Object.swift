@@ -134,7 +134,7 @@ public class HDF5Object {
   private func attributeName(_ attribute: String) -> String { "\(name)@\(attribute)" }
 
   /// A new variable-length string type in `cset`; the caller closes it.
-  private func stringType(_ attribute: String, cset: H5T_cset_t) throws(CheckpointError) -> hid_t {
+  func stringType(_ attribute: String, cset: H5T_cset_t) throws(CheckpointError) -> hid_t {
     HDF5Library.prepareThread()
     let type = H5Tcopy(distill_H5T_C_S1())
     guard type >= 0 else { throw failure("make a string type for \"\(attribute)\"") }

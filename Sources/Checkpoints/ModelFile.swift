@@ -24,13 +24,20 @@ public func saveModels(
   precision: StoragePrecision = .f32
 ) throws(CheckpointError) {
   try HDF5File.writeAtomically(to: path) { file throws(CheckpointError) in
-    for (groupName, model, architecture) in models {
-      let group = try file.createGroup(groupName)
-      if let architecture { try group.setAttribute(architectureAttribute, string: architecture) }
-      for (key, tensor) in model.stateDict {
-        try group.writeDataset(key, floats: tensor.storage, shape: tensor.shape, precision: precision)
-      }
+    for (group, model, architecture) in models {
+      try writeModelGroup(group, model: model, architecture: architecture, precision: precision, in: file)
     }
+  }
+}
+
+/// Writes one model group of a model file or checkpoint (see `saveModels`).
+func writeModelGroup(
+  _ groupName: String, model: any Layer, architecture: String?, precision: StoragePrecision, in file: HDF5File
+) throws(CheckpointError) {
+  let group = try file.createGroup(groupName)
+  if let architecture { try group.setAttribute(architectureAttribute, string: architecture) }
+  for (key, tensor) in model.stateDict {
+    try group.writeDataset(key, floats: tensor.storage, shape: tensor.shape, precision: precision)
   }
 }
 

@@ -6,13 +6,22 @@ import NN
 
 extension Sequential {
   /// Applies the layers in order and returns the output of layer `index` with the final output
-  /// (the same values as `callAsFunction`, one pass).
+  /// (the same values as `callAsFunction`, one pass). With `recomputeSegments` while recording,
+  /// the segments are those of `callAsFunction(_:segments:)` cut once more after layer `index`,
+  /// whose output the loss reads and so must stay in the graph.
   func forward(_ x: Tensor, capturing index: Int) -> (captured: Tensor, output: Tensor) {
+    let recomputing = recomputeSegments != nil && GradMode.isRecording
+    var ranges = recomputing ? segmentRanges(recomputeSegments!) : [0..<layers.count]
+    let cut = index + 1
+    if let k = ranges.firstIndex(where: { $0.lowerBound < cut && cut < $0.upperBound }) {
+      let range = ranges[k]
+      ranges.replaceSubrange(k...k, with: [range.lowerBound..<cut, cut..<range.upperBound])
+    }
     var y = x
     var captured = x
-    for (i, layer) in layers.enumerated() {
-      y = layer(y)
-      if i == index { captured = y }
+    for (k, range) in ranges.enumerated() {
+      y = applyLayers(range, to: y, recomputing: recomputing && k < ranges.count - 1)
+      if range.upperBound == cut { captured = y }
     }
     return (captured, y)
   }

@@ -10,8 +10,12 @@ import Foundation
 /// | `train_loss` | mean training loss over the epoch's samples (dropout on, augmented) |
 /// | `val_accuracy`, `val_loss` | evaluated after the epoch, in evaluation mode |
 /// | `val_split` | `validation`, or `test` when nothing was held out of the training file |
-/// | `seconds` | wall time of the epoch: training and evaluation |
-/// | `joules`, `energy_source` | null until the energy issue lands |
+/// | `seconds` | wall time of the epoch: training and evaluation (the energy windows' length) |
+/// | `joules` | energy of the epoch, training and evaluation, DRAM excluded (`Energy`) |
+/// | `energy_source` | `rapl` (measured) or `estimate` (CPU time × watts per core) |
+/// | `avg_watts` | `joules / seconds` |
+/// | `eval_joules` | the evaluation's part of `joules` |
+/// | `dram_joules` | DRAM energy over the epoch (RAPL with a DRAM zone), else null |
 /// | `samples` | training samples processed in the epoch |
 /// | `precision` | `f32` or `f16-mixed` |
 /// | `learning_rate` | the epoch's learning rate |
@@ -32,8 +36,17 @@ public struct EpochRecord: Equatable, Sendable {
   public var precision: String
   public var learningRate: Double
   public var seed: UInt64
+  /// f16-mixed: the loss scale after the epoch.
   public var lossScale: Double? = nil
+  /// f16-mixed: optimizer steps skipped for inf/NaN gradients so far.
   public var skippedSteps: Int? = nil
+  /// The evaluation's part of `joules`.
+  public var evalJoules: Double? = nil
+  /// DRAM energy of the epoch, where the meter has a DRAM counter.
+  public var dramJoules: Double? = nil
+
+  /// `joules / seconds`; nil without joules.
+  public var averageWatts: Double? { joules.map { seconds > 0 ? $0 / seconds : 0 } }
 
   /// The record as one line of JSON, fields in the order of the table above.
   public var jsonLine: String {
@@ -42,7 +55,10 @@ public struct EpochRecord: Equatable, Sendable {
       ("val_accuracy", .number(validation.accuracy)), ("val_loss", .number(validation.loss)),
       ("val_split", .string(validationSplit)), ("seconds", .number(seconds)),
       ("joules", joules.map(JSONObject.Value.number) ?? .null),
-      ("energy_source", energySource.map(JSONObject.Value.string) ?? .null), ("samples", .int(samples)),
+      ("energy_source", energySource.map(JSONObject.Value.string) ?? .null),
+      ("avg_watts", averageWatts.map(JSONObject.Value.number) ?? .null),
+      ("eval_joules", evalJoules.map(JSONObject.Value.number) ?? .null),
+      ("dram_joules", dramJoules.map(JSONObject.Value.number) ?? .null), ("samples", .int(samples)),
       ("precision", .string(precision)), ("learning_rate", .number(learningRate)),
       ("seed", .int(Int(truncatingIfNeeded: seed))),
       ("loss_scale", lossScale.map(JSONObject.Value.number) ?? .null),
@@ -101,6 +117,17 @@ public struct RunFolder: Sendable {
     }
     guard FileManager.default.createFile(atPath: metricsPath, contents: nil) else {
       throw TrainingError.cannotWrite(path: metricsPath, reason: "cannot create the file")
+    }
+  }
+
+  /// Replaces `metrics.jsonl` with `lines` (a checkpoint's copy, on resume), atomically, and
+  /// removes a `summary.json` of an earlier end.
+  public func restoreMetrics(_ lines: [String]) throws {
+    do {
+      try lines.map { $0 + "\n" }.joined().write(toFile: metricsPath, atomically: true, encoding: .utf8)
+      if FileManager.default.fileExists(atPath: summaryPath) { try FileManager.default.removeItem(atPath: summaryPath) }
+    } catch {
+      throw TrainingError.cannotWrite(path: metricsPath, reason: "\(error.localizedDescription)")
     }
   }
 

@@ -230,7 +230,7 @@ extension Trainer {
     return (network, spec)
   }
 
-  private func wrappingWeightErrors<T>(_ path: String, keyPath: String, _ body: () throws -> T) throws -> T {
+  func wrappingWeightErrors<T>(_ path: String, keyPath: String, _ body: () throws -> T) throws -> T {
     do {
       return try body()
     } catch let error as CheckpointError {
@@ -244,15 +244,22 @@ extension Trainer {
   /// (`ModelDescription`): float32, or float16 (h5py's binary16) for `precision: f16-mixed`,
   /// whose parameters are binary16 (buffers, Float, are rounded to it too).
   func saveWeights(_ model: Sequential, role: ModelRole, spec: ModelSpec, data: TrainingData) throws {
+    try saveModels(
+      [(role.rawValue, model, modelDescription(role: role, spec: spec, data: data).json)],
+      to: runFolder.modelPath(role), precision: recipe.precision == .f16Mixed ? .f16 : .f32)
+  }
+
+  /// The description of the model of `role` that this run writes with its weights.
+  func modelDescription(role: ModelRole, spec: ModelSpec, data: TrainingData) -> ModelDescription {
     var recorded = recipe.data
-    if let location = options.dataPath ?? recipe.data.path {
-      recorded.path = URL(fileURLWithPath: location).standardizedFileURL.path
-    }
-    let description = ModelDescription(
+    if let location = absoluteDataPath { recorded.path = location }
+    return ModelDescription(
       role: role, model: spec, inputShape: data.sampleShape, classes: data.classCount, data: recorded,
       recipe: recipe)
-    try saveModels(
-      [(role.rawValue, model, description.json)], to: runFolder.modelPath(role),
-      precision: recipe.precision == .f16Mixed ? .f16 : .f32)
+  }
+
+  /// The data location the run reads (`--data` or `data.path`), made absolute; nil for a default.
+  var absoluteDataPath: String? {
+    (options.dataPath ?? recipe.data.path).map { URL(fileURLWithPath: $0).standardizedFileURL.path }
   }
 }

@@ -49,6 +49,30 @@ public struct EpochTraining: Sendable {
   /// Optimizer steps skipped for inf/NaN gradients since the model's training began, in
   /// f16-mixed; nil in f32.
   public var skippedSteps: Int? = nil
+  /// Where the epoch stopped when a stop was requested before its end; nil when it ended.
+  public var stoppedAt: EpochProgress?
+}
+
+/// How far an epoch has got, at a step boundary: its first `batch` micro-batches are trained,
+/// with these sums. `EpochProgress()` is an epoch's start; a checkpoint saves and restores it.
+public struct EpochProgress: Equatable, Sendable {
+  /// Micro-batches trained.
+  public var batch = 0
+  /// Σ micro-batch mean loss × micro-batch size.
+  public var lossSum = 0.0
+  public var samples = 0
+  /// Optimizer steps taken.
+  public var steps = 0
+  /// Wall time spent in the epoch so far (before an interruption, for the record).
+  public var seconds = 0.0
+
+  public init(batch: Int = 0, lossSum: Double = 0, samples: Int = 0, steps: Int = 0, seconds: Double = 0) {
+    self.batch = batch
+    self.lossSum = lossSum
+    self.samples = samples
+    self.steps = steps
+    self.seconds = seconds
+  }
 }
 
 /// Trains one model with one `train:` section: per epoch it sets the learning rate from the
@@ -79,6 +103,10 @@ final class ModelTraining {
   let loss: BatchLoss
   /// The dynamic loss scale, in f16-mixed only.
   let scaler: LossScaler?
+  /// Tensors trained along with the model's own (a hint regressor), saved in checkpoints.
+  let extraParameters: [(name: String, tensor: Tensor)]
+  /// Optimizer steps taken over all epochs.
+  var globalStep = 0
 
   /// - Parameters:
   ///   - shuffleSeed: seeds the order of samples in every epoch (`epochOrder`).
@@ -106,6 +134,7 @@ final class ModelTraining {
     let augmentations = spec.augment.augmentations
     self.augmenter = augmentations.isEmpty ? nil : Augmenter(augmentations, seed: augmentSeed)
     self.loss = loss
+    self.extraParameters = extraParameters
   }
 
   /// The learning rate of `epoch` (0-based).
@@ -113,26 +142,27 @@ final class ModelTraining {
     schedule.learningRate(epoch: epoch, base: spec.optimizer.learningRate)
   }
 
-  /// Trains one epoch (0-based `epoch`) over `data`; `progress` is called after every
-  /// micro-batch with `epochs` and `started` (when this model's training began) for display.
+  /// Trains one epoch (0-based `epoch`) over `data`, from `start` (a resumed epoch) on;
+  /// `progress` is called after every micro-batch with `epochs` and `started` (when this model's
+  /// training began) for display. `shouldStop` is asked after every optimizer step but the
+  /// epoch's last; when it says yes the epoch ends there, `stoppedAt` saying where.
   func trainEpoch(
-    _ epoch: Int, on data: Dataset, epochs: Int = 0, started: Date = Date(),
-    progress: (BatchProgress) -> Void = { _ in }
+    _ epoch: Int, on data: Dataset, epochs: Int = 0, started: Date = Date(), from start: EpochProgress = .init(),
+    shouldStop: () -> Bool = { false }, progress: (BatchProgress) -> Void = { _ in }
   ) -> EpochTraining {
-    let epochStart = Date()
+    let epochStart = Date() - start.seconds
     let learningRate = learningRate(epoch: epoch)
     optimizer.learningRate = learningRate
     model.train()
-    var batches = EpochBatches(dataset: data, batchSize: spec.batchSize, seed: shuffleSeed, epoch: epoch)
+    var batches = EpochBatches(
+      dataset: data, batchSize: spec.batchSize, seed: shuffleSeed, epoch: epoch, startingAtBatch: start.batch)
     let batchCount = batches.batchCount
     let k = spec.accumulate
     let shape = data.sampleShape
     var x: [Float] = []
     var y: [Int] = []
-    var lossSum = 0.0
-    var samples = 0
-    var steps = 0
-    var batch = 0
+    var (lossSum, samples, steps, batch) = (start.lossSum, start.samples, start.steps, start.batch)
+    var stoppedAt: EpochProgress?
     while batch < batchCount {
       // This step's micro-batches are batch ..< end; they hold `stepSamples` samples.
       let end = min(batch + k, batchCount)
@@ -160,12 +190,19 @@ final class ModelTraining {
         if let scaler { scaler.step(optimizer) } else { optimizer.step() }
       }
       steps += 1
+      globalStep += 1
+      if batch < batchCount, shouldStop() {
+        stoppedAt = EpochProgress(
+          batch: batch, lossSum: lossSum, samples: samples, steps: steps,
+          seconds: Date().timeIntervalSince(epochStart))
+        break
+      }
     }
     optimizer.zeroGrad()
     return EpochTraining(
       loss: samples > 0 ? lossSum / Double(samples) : .nan, samples: samples, steps: steps,
       learningRate: learningRate, lossScale: scaler.map { Double($0.scale) },
-      skippedSteps: scaler?.state.skippedSteps)
+      skippedSteps: scaler?.state.skippedSteps, stoppedAt: stoppedAt)
   }
 }
 

@@ -13,8 +13,12 @@ public enum Precision: String, CaseIterable, Codable, Sendable {
 
 /// Checkpoint retention and activation recompute (`checkpoint:`).
 public struct CheckpointSpec: Codable, Equatable, Sendable {
-  /// Keep only the newest K epoch files (K ≥ 1); `latest.h5` is always kept. Default: keep all.
+  /// Keep only the newest K epoch files (K ≥ 1); `latest.h5` is always kept. Default (nil):
+  /// `defaultKeepLast`.
   public var keepLast: Int?
+  /// The epoch files kept when the recipe does not say: 3, so that an unreadable newest file
+  /// still leaves older ones to resume from while a 60-epoch MNIST run does not fill gigabytes.
+  public static let defaultKeepLast = 3
   /// Recompute activations in the backward pass instead of storing them. Default: off.
   public var recompute: RecomputeSpec?
 

@@ -12,6 +12,8 @@ public struct ModelResult: Equatable, Sendable {
   public var parameterCount: Int
   /// The last epoch's mean training loss.
   public var finalTrainLoss: Double
+  /// Training, test and inference energy; nil where nothing was measured.
+  public var energy: ModelEnergy? = nil
 }
 
 /// The outcome of a run, written to the run folder as `summary.json`.
@@ -32,6 +34,10 @@ public struct RunSummary: Equatable, Sendable {
   public var seconds: Double
   /// Command-line overrides of the recipe (`seed: 2 (--seed)`).
   public var overrides: [String]
+  /// The energy meter (`EnergyMeter.summary`).
+  public var energyMeter: String? = nil
+  /// Why the meter is the estimate when `auto` fell back to it.
+  public var energyWarning: String? = nil
 
   /// `summary.json`'s text.
   public var json: String {
@@ -42,7 +48,13 @@ public struct RunSummary: Equatable, Sendable {
           ("test_samples", .int(result.test.count)),
           ("val_accuracy", result.lastValidation.map { .number($0.accuracy) } ?? .null),
           ("train_loss", .number(result.finalTrainLoss)), ("epochs", .int(result.epochs)),
-          ("seconds", .number(result.seconds)), ("joules", .null), ("energy_source", .null),
+          ("seconds", .number(result.seconds)),
+          ("joules", result.energy.map { .number($0.trainingJoules) } ?? .null),
+          ("energy_source", result.energy.map { .string($0.source.rawValue) } ?? .null),
+          ("dram_joules", result.energy?.trainingDRAMJoules.map { .number($0) } ?? .null),
+          ("test_joules", result.energy.map { .number($0.testJoules) } ?? .null),
+          ("inference_uj_per_sample", result.energy.map { .number($0.inferenceMicrojoulesPerSample) } ?? .null),
+          ("inference_samples", result.energy.map { .int($0.inferenceSamples) } ?? .null),
           ("parameters", .int(result.parameterCount)),
         ]))
     }
@@ -52,6 +64,8 @@ public struct RunSummary: Equatable, Sendable {
       ("test_split", .string(testSplit)), ("method", .string(method.rawValue)),
       ("teacher", teacher.map(model) ?? .null), ("student", model(student)), ("seconds", .number(seconds)),
       ("overrides", .string(overrides.joined(separator: "; "))),
+      ("energy_meter", energyMeter.map { .string($0) } ?? .null),
+      ("energy_warning", energyWarning.map { .string($0) } ?? .null),
     ]).text
   }
 }

@@ -1,5 +1,6 @@
 import Autodiff
 import Datasets
+import Energy
 import Foundation
 import NN
 
@@ -39,6 +40,9 @@ public enum TrainingEvent: Sendable {
   case epoch(EpochRecord)
   /// A model's final evaluation on `split`.
   case tested(role: ModelRole, evaluation: Evaluation, split: String)
+  /// The run's energy meter, before anything trains; `warning` says why it is not RAPL when
+  /// `auto` fell back to the estimate.
+  case energyMeter(source: EnergySource, summary: String, warning: String?)
 }
 
 /// Runs a recipe: loads the data, trains the teacher (or loads it from `teacher.from` and tests
@@ -60,11 +64,15 @@ public final class Trainer {
   /// The overrides applied, for the record (`seed: 2 (--seed)`).
   public let overrides: [String]
   private let recipeText: String
+  /// The run's energy meter, open while `run` or `resume` runs.
+  private var meter: any EnergyMeter = EstimateMeter()
+  /// Asked after every optimizer step: when set (the CLI's SIGINT/SIGTERM handler), the run
+  /// writes `latest.h5` and throws `TrainingError.stopped`.
+  public var stopRequest: StopRequest?
 
   /// Prepares a run of `recipe`, read from `recipeFile` (whose text, when given, is copied into
   /// the run folder; otherwise the recipe's canonical JSON is). Throws `RecipeError` when an
-  /// override makes the recipe invalid and `TrainingError.notImplemented` for a recipe feature
-  /// the trainer lacks; nothing is read or written yet.
+  /// override makes the recipe invalid; nothing is read or written yet.
   public init(
     recipe: Recipe, recipeFile: String, recipeText: String? = nil, options: TrainingOptions = .init()
   ) throws {
@@ -80,7 +88,6 @@ public final class Trainer {
       overrides.append("epochs: \(epochs) for teacher and student (--epochs)")
     }
     try recipe.validate(file: recipeFile)
-    try Self.checkSupported(recipe, file: recipeFile)
     self.recipe = recipe
     self.recipeFile = recipeFile
     self.recipeText = recipeText ?? recipe.canonicalJSON
@@ -100,14 +107,38 @@ public final class Trainer {
   /// for a data file that is present but broken) before any training when the data, the models
   /// or the run folder are not usable. `data`, when given, replaces what the recipe's `data`
   /// section would load (tests train on a subset).
+  ///
+  /// After every epoch the run writes a training checkpoint (`epoch-NNNN.h5`, `latest.h5`;
+  /// `RunCheckpoints`), from which `resume(from:)` continues exactly.
   public func run(data: TrainingData? = nil, onEvent: (TrainingEvent) -> Void = { _ in }) throws -> RunSummary
   {
-    let started = Date()
-    try runFolder.checkWritable(force: options.force)
-    // Weights files first: a missing one should not wait for the data to load.
-    let teacherFile = try recipe.teacher?.from.map {
-      try openWeights($0, keyPath: "teacher.from", role: .teacher)
-    }
+    try execute(data: data, resume: nil, onEvent: onEvent)
+  }
+
+  /// Continues a run from a checkpoint (`Trainer.prepareResume`): the weights, optimizer,
+  /// random generators and epoch position are restored, so the results are those the run
+  /// would have had without the interruption.
+  public func resume(
+    from point: ResumePoint, data: TrainingData? = nil, onEvent: (TrainingEvent) -> Void = { _ in }
+  ) throws -> RunSummary {
+    try execute(data: data, resume: point, onEvent: onEvent)
+  }
+
+  private func execute(data: TrainingData?, resume: ResumePoint?, onEvent: (TrainingEvent) -> Void) throws
+    -> RunSummary
+  {
+    let started = Date() - (resume?.state.runSeconds ?? 0)
+    if resume == nil { try runFolder.checkWritable(force: options.force) }
+    let selected = try openRunMeter(recipe.energy, file: recipeFile)
+    meter = selected.meter
+    defer { selected.meter.stop() }
+    onEvent(.energyMeter(source: selected.meter.source, summary: selected.meter.summary, warning: selected.warning))
+    let studentPhase = resume.map { $0.state.phase == ModelRole.student.rawValue } ?? false
+    // Weights files first: a missing one should not wait for the data to load. A run resumed
+    // in its student phase takes its teacher from the checkpoint.
+    let teacherFile = try studentPhase && recipe.teacher != nil
+      ? openWeights(resume!.path, keyPath: "resume", role: .teacher)
+      : recipe.teacher?.from.map { try openWeights($0, keyPath: "teacher.from", role: .teacher) }
     let studentFile = try recipe.student.initialWeights.map {
       try openWeights($0, keyPath: "student.init", role: .student)
     }
@@ -123,7 +154,7 @@ public final class Trainer {
     if let spec = recipe.teacher {
       if let stored = teacherFile {
         let loaded = try loadWeights(
-          stored, keyPath: "teacher.from", role: .teacher, model: spec.model, sampleShape: data.sampleShape,
+          stored, keyPath: studentPhase ? "resume" : "teacher.from", role: .teacher, model: spec.model, sampleShape: data.sampleShape,
           classCount: classCount)
         teacher = (loaded.model, loaded.spec, nil)
       } else if let model = spec.model, let train = spec.train {
@@ -162,19 +193,29 @@ public final class Trainer {
       }
     }
 
-    try runFolder.prepare(recipeText: recipeText, notes: overrides, force: options.force)
+    // Resuming, the folder's files change only once the checkpoint has been restored (`fit`).
+    if resume == nil { try runFolder.prepare(recipeText: recipeText, notes: overrides, force: options.force) }
+    let checkpoints = RunCheckpoints(
+      trainer: self, data: data, started: started, metrics: resume?.state.metrics ?? [],
+      teacher: teacher.map { ($0.model, $0.spec) },
+      teacherEpochs: recipe.teacher?.from == nil ? recipe.teacher?.train?.epochs ?? 0 : 0)
 
     var teacherResult: ModelResult?
     if let (model, spec, train) = teacher {
-      if let train {
+      if studentPhase {
+        teacherResult = try resume!.teacherResult()
+      } else if let train {
         let training = makeTraining(
           .teacher, model, train, loss: labelLoss(labelSmoothing: train.labelSmoothing))
-        teacherResult = try fit(training, data: data, onEvent: onEvent)
+        teacherResult = try fit(training, data: data, resume: resume, checkpoints: checkpoints, onEvent: onEvent)
       } else {
         teacherResult = testLoaded(model, data: data, onEvent: onEvent)
       }
       // A loaded teacher is copied too, so the run folder holds everything the run used.
-      try saveWeights(model, role: .teacher, spec: spec, data: data)
+      if !studentPhase || !FileManager.default.fileExists(atPath: runFolder.modelPath(.teacher)) {
+        try saveWeights(model, role: .teacher, spec: spec, data: data)
+      }
+      checkpoints.teacherResult = teacherResult
     }
 
     let studentLoss: BatchLoss
@@ -211,14 +252,16 @@ public final class Trainer {
     let regressorParameters = hintRegressor?.parameters.map { ("hint_regressor." + $0.name, $0.tensor) } ?? []
     let studentTraining = makeTraining(
       .student, student, train, extraParameters: regressorParameters, loss: studentLoss)
-    let studentResult = try fit(studentTraining, data: data, onEvent: onEvent)
+    let studentResult = try fit(
+      studentTraining, data: data, resume: studentPhase ? resume : nil, checkpoints: checkpoints, onEvent: onEvent)
     try saveWeights(student, role: .student, spec: recipe.student.model, data: data)
 
-    let summary = RunSummary(
+    var summary = RunSummary(
       name: recipe.name, seed: recipe.seed, recipeHash: recipe.canonicalHash, runFolder: runFolder.path,
       testSplit: data.testSplit, method: recipe.distillation.method, teacher: teacherResult,
       student: studentResult,
       seconds: Date().timeIntervalSince(started), overrides: overrides)
+    (summary.energyMeter, summary.energyWarning) = (selected.meter.summary, selected.warning)
     try runFolder.writeSummary(summary)
     return summary
   }
@@ -228,47 +271,83 @@ public final class Trainer {
     extraParameters: [(name: String, tensor: Tensor)] = [],
     loss: @escaping BatchLoss
   ) -> ModelTraining {
-    ModelTraining(
+    // `checkpoint.recompute`: the model's recorded forward passes (training) keep only segment
+    // inputs; evaluation runs under `noGrad` and is unaffected. Weights and keys are unchanged.
+    model.recomputeSegments = recipe.checkpoint.recompute?.segments
+    return ModelTraining(
       role: role, model: model, spec: spec, shuffleSeed: derivedSeed(recipe.seed, "\(role.rawValue).shuffle"),
       augmentSeed: derivedSeed(recipe.seed, "\(role.rawValue).augment"), extraParameters: extraParameters,
       precision: recipe.precision, loss: loss)
   }
 
-  /// Trains every epoch, evaluating and logging each, then evaluates on the test split.
-  private func fit(_ training: ModelTraining, data: TrainingData, onEvent: (TrainingEvent) -> Void) throws
-    -> ModelResult
-  {
+  /// Trains every epoch (from `resume`'s position, whose state it restores, when given),
+  /// evaluating, logging and checkpointing each, then evaluates on the test split. Throws
+  /// `TrainingError.stopped` after writing `latest.h5` when `stopRequest` is set.
+  private func fit(
+    _ training: ModelTraining, data: TrainingData, resume: ResumePoint?, checkpoints: RunCheckpoints,
+    onEvent: (TrainingEvent) -> Void
+  ) throws -> ModelResult {
     let (role, model, epochs) = (training.role, training.model, training.spec.epochs)
-    let started = Date()
+    var (firstEpoch, progress) = (0, EpochProgress())
+    var lastValidation: Evaluation?
+    var lastLoss = Double.nan
+    if let resume {
+      try training.restore(from: resume.state, file: resume.path)
+      try runFolder.restoreMetrics(resume.state.metrics)
+      (firstEpoch, progress) = (min(resume.state.epoch, epochs), resume.progress)
+      (lastValidation, lastLoss) = resume.lastEpoch
+    }
+    let started = Date() - (resume?.state.modelSeconds ?? 0)
     onEvent(
       .modelStarted(
         role: role, epochs: epochs, parameterCount: model.parameterCount, trainSamples: data.train.count))
-    var lastValidation: Evaluation?
-    var lastLoss = Double.nan
-    for epoch in 0..<epochs {
-      let epochStart = Date()
-      let trained = training.trainEpoch(epoch, on: data.train, epochs: epochs, started: started) {
-        onEvent(.batch($0))
+    var windows = resume.map { $0.energySoFar(of: role, source: meter.source) } ?? []
+    for epoch in firstEpoch..<epochs {
+      let epochStart = Date() - progress.seconds
+      let (trained, trainEnergy) = meter.measure("\(role.rawValue) epoch \(epoch + 1) train") {
+        training.trainEpoch(
+          epoch, on: data.train, epochs: epochs, started: started, from: progress,
+          shouldStop: { stopRequest?.isRequested ?? false }, progress: { onEvent(.batch($0)) })
       }
-      let validation = evaluate(model, on: data.validation)
-      let record = EpochRecord(
+      progress = EpochProgress()
+      if let stoppedAt = trained.stoppedAt {
+        try checkpoints.save(
+          training, epoch: epoch, progress: stoppedAt, modelStarted: started, last: (lastValidation, lastLoss))
+        throw stopped()
+      }
+      let (validation, evalEnergy) = meter.measure("\(role.rawValue) epoch \(epoch + 1) evaluation") {
+        evaluate(model, on: data.validation)
+      }
+      windows += [trainEnergy, evalEnergy]
+      var record = EpochRecord(
         model: role, epoch: epoch + 1, epochs: epochs, trainLoss: trained.loss, validation: validation,
         validationSplit: data.validationSplit, seconds: Date().timeIntervalSince(epochStart), joules: nil,
         energySource: nil, samples: trained.samples, precision: recipe.precision.rawValue,
         learningRate: trained.learningRate, seed: recipe.seed, lossScale: trained.lossScale,
         skippedSteps: trained.skippedSteps)
+      record.record(training: trainEnergy, evaluation: evalEnergy)
       try runFolder.append(record)
       onEvent(.epoch(record))
       lastValidation = validation
       lastLoss = trained.loss
+      checkpoints.record(record)
+      try checkpoints.save(
+        training, epoch: epoch + 1, progress: EpochProgress(), modelStarted: started, last: (validation, trained.loss))
+      if stopRequest?.isRequested == true, epoch + 1 < epochs || role == .teacher { throw stopped() }
     }
     let seconds = Date().timeIntervalSince(started)
-    let test = evaluate(model, on: data.test)
+    let (test, energy) = measureTest(model, on: data.test, role: role, meter: meter, training: windows)
     model.eval()
     onEvent(.tested(role: role, evaluation: test, split: data.testSplit))
     return ModelResult(
       role: role, test: test, lastValidation: lastValidation, epochs: epochs, seconds: seconds,
-      parameterCount: model.parameterCount, finalTrainLoss: lastLoss)
+      parameterCount: model.parameterCount, finalTrainLoss: lastLoss, energy: energy)
+  }
+
+  /// The error that ends a run after a stop request, once `latest.h5` is written.
+  private func stopped() -> TrainingError {
+    .stopped(
+      signal: stopRequest?.signal ?? 0, checkpoint: runFolder.latestCheckpointPath, folder: runFolder.path)
   }
 
   /// Tests a teacher loaded with `teacher.from` once, on the test split, as `fit` does after
@@ -276,28 +355,12 @@ public final class Trainer {
   private func testLoaded(_ model: Sequential, data: TrainingData, onEvent: (TrainingEvent) -> Void)
     -> ModelResult
   {
-    let test = evaluate(model, on: data.test)
+    let (test, energy) = measureTest(model, on: data.test, role: .teacher, meter: meter, training: [])
     model.eval()
     onEvent(.tested(role: .teacher, evaluation: test, split: data.testSplit))
     return ModelResult(
       role: .teacher, test: test, lastValidation: nil, epochs: 0, seconds: 0,
-      parameterCount: model.parameterCount, finalTrainLoss: .nan)
-  }
-
-  // MARK: What is not implemented yet
-
-  /// Throws `TrainingError.notImplemented` for the first recipe feature the trainer lacks.
-  static func checkSupported(_ recipe: Recipe, file: String) throws {
-    if recipe.checkpoint.recompute != nil {
-      throw TrainingError.notImplemented(
-        file: file, keyPath: "checkpoint.recompute", feature: "activation recompute",
-        needs: "remove the key; it changes memory use, not results")
-    }
-    if recipe.energy.meter == .rapl {
-      throw TrainingError.notImplemented(
-        file: file, keyPath: "energy.meter", feature: "RAPL energy measurement",
-        needs: "it needs the energy issue; use meter: auto, recorded as null until then")
-    }
+      parameterCount: model.parameterCount, finalTrainLoss: .nan, energy: energy)
   }
 }
 

@@ -1,5 +1,6 @@
 import Checkpoints
 import Datasets
+import Foundation
 
 /// Why a run could not start or go on, after the recipe itself was read and validated
 /// (problems within the recipe file are `RecipeError`s). Every case names what to look at: the
@@ -18,8 +19,6 @@ public enum TrainingError: Error, Equatable, CustomStringConvertible {
   /// The recipe's data settings do not fit the data that was loaded (`data.shape` with the
   /// wrong number of elements, no held-out split where one is needed).
   case dataMismatch(file: String, keyPath: String, reason: String)
-  /// A recipe feature that the trainer does not implement yet; `needs` says what will bring it.
-  case notImplemented(file: String, keyPath: String, feature: String, needs: String)
   /// The run folder already holds a run's results.
   case runFolderExists(folder: String, found: [String])
   /// A weights file could not be read or does not fit the model (`distill eval`).
@@ -30,8 +29,25 @@ public enum TrainingError: Error, Equatable, CustomStringConvertible {
   /// The weights file a recipe names (`weights`) is readable but cannot be used as it stands:
   /// no group to take, no architecture where the recipe gives none, another data shape.
   case weightsMismatch(file: String, keyPath: String, weights: String, reason: String)
+  /// The recipe asks for `energy: {meter: rapl}` and RAPL cannot be read; `reason` says why
+  /// and how to enable it (`EnergyError`).
+  case energyUnavailable(file: String, keyPath: String, reason: String)
   /// A file or folder of the run could not be written.
   case cannotWrite(path: String, reason: String)
+  /// A stop was requested (`signal`: SIGINT or SIGTERM, 0 when asked otherwise) and the run
+  /// saved its state in `checkpoint`; `distill resume folder` continues it.
+  case stopped(signal: Int32, checkpoint: String, folder: String)
+  /// `distill resume`: the folder is not a run folder (no `recipe.yaml`).
+  case notARunFolder(folder: String, reason: String)
+  /// `distill resume`: no checkpoint in the folder could be read; `tried` lists each file with
+  /// the reason (empty when there is none at all).
+  case noCheckpoint(folder: String, tried: [String])
+  /// `distill resume`: the recipe was edited since the checkpoint was written; `keys` are the
+  /// key paths whose values differ.
+  case recipeChanged(file: String, checkpoint: String, keys: [String])
+  /// A checkpoint's training state does not fit the run's model or optimizer: `object` is the
+  /// HDF5 object, `reason` what was expected and found.
+  case checkpointMismatch(file: String, object: String, reason: String)
 
   public var description: String {
     switch self {
@@ -43,8 +59,6 @@ public enum TrainingError: Error, Equatable, CustomStringConvertible {
       return "\(file): \(keyPath) (from \(source)): \(underlying)"
     case .dataMismatch(let file, let keyPath, let reason):
       return "\(file): \(keyPath): \(reason)"
-    case .notImplemented(let file, let keyPath, let feature, let needs):
-      return "\(file): \(keyPath): \(feature) is not implemented yet (\(needs))"
     case .runFolderExists(let folder, let found):
       return
         "\(folder): already holds a run (\(found.joined(separator: ", "))); refusing to overwrite it. "
@@ -55,8 +69,31 @@ public enum TrainingError: Error, Equatable, CustomStringConvertible {
       return "\(file): \(keyPath): \(underlying)"
     case .weightsMismatch(let file, let keyPath, let weights, let reason):
       return "\(file): \(keyPath): \(weights): \(reason)"
+    case .energyUnavailable(let file, let keyPath, let reason):
+      return
+        "\(file): \(keyPath): rapl: \(reason). Or set meter: auto to fall back to the CPU-time estimate "
+        + "(labelled 'estimate')"
     case .cannotWrite(let path, let reason):
       return "\(path): cannot write (\(reason))"
+    case .stopped(let signal, let checkpoint, let folder):
+      let cause = signal == SIGINT ? "SIGINT" : signal == SIGTERM ? "SIGTERM" : "request"
+      return "stopped by \(cause); the state is saved in \(checkpoint). Continue with: distill resume \(folder)"
+    case .notARunFolder(let folder, let reason):
+      return "\(folder): not a run folder (\(reason)); give the folder distill train wrote (--out, "
+        + "default checkpoints/<recipe name>)"
+    case .noCheckpoint(let folder, let tried):
+      if tried.isEmpty {
+        return "\(folder): holds no checkpoint (latest.h5, epoch-NNNN.h5): the run stopped before its first "
+          + "epoch ended; start it again with distill train <recipe> --out \(folder) --force"
+      }
+      return "\(folder): no readable checkpoint: " + tried.joined(separator: "; ")
+        + ". Start the run again with distill train <recipe> --out \(folder) --force"
+    case .recipeChanged(let file, let checkpoint, let keys):
+      return "\(file) was edited since \(checkpoint) was written; changed: "
+        + (keys.isEmpty ? "(unknown keys)" : keys.joined(separator: ", "))
+        + ". Undo the edit to resume exactly, or pass --force to continue with the edited recipe"
+    case .checkpointMismatch(let file, let object, let reason):
+      return "\(file): \(object): \(reason) (was the checkpoint written by another recipe?)"
     }
   }
 }

@@ -32,7 +32,7 @@ struct BenchCommand: ParsableCommand {
   @Flag(help: "Print one JSON object (same layout as torch_bench.py --json) instead of a table.")
   var json = false
 
-  @Option(help: "Workloads to run, comma-separated (default: all). \(Workload.allCases.map(\.rawValue).joined(separator: ", ")).")
+  @Option(help: "Workloads to run, comma-separated (default: all of PyTorch's script's; deep_mlp_recompute only when named). \(Workload.allCases.map(\.rawValue).joined(separator: ", ")).")
   var only: String?
 
   @Option(help: "A JSON file written by torch_bench.py --json: print our/PyTorch ratios beside our figures.")
@@ -69,7 +69,7 @@ struct BenchCommand: ParsableCommand {
     BLAS.threadCount = threads
     let peerResults = try peer.map(loadPeerResults)
     let selected = only.map { $0.split(separator: ",").compactMap { Workload(rawValue: String($0)) } }
-      ?? Workload.allCases
+      ?? Workload.allCases.filter { $0 != .deepMLPRecompute }
     let (steps, defaultRepeats) = quick ? (20, 3) : (50, 5)
     let repeats = self.repeats ?? defaultRepeats
     var results: [(key: String, measurement: Measurement)] = []
@@ -77,6 +77,19 @@ struct BenchCommand: ParsableCommand {
       print("swift-distill bench: \(threads) OpenBLAS thread(s), \(steps) steps × \(repeats) repeats, release build")
     }
     for workload in selected {
+      if workload.measuresItself {
+        let measurement = DeepMLPRecompute.measure(steps: max(3, steps / 10), repeats: repeats)
+        results.append((workload.rawValue, measurement))
+        if !json {
+          print(tableLine(workload.rawValue, measurement, peer: nil))
+          for (name, fields) in measurement.variants {
+            print(
+              "  \(name.padding(toLength: 6, withPad: " ", startingAt: 0))"
+                + fields.map { "  \($0.0) \(format($0.1, digits: $0.0.contains("ratio") ? 3 : 1))" }.joined())
+          }
+        }
+        continue
+      }
       let runPrecisions = workload.trains ? precisions : [.f32]
       let runs = runPrecisions.map { workload.prepare(steps: steps, precision: $0) }
       let measurements = timedSideBySide(runs, repeats: repeats)
@@ -105,7 +118,7 @@ struct BenchCommand: ParsableCommand {
         if let memory = m.memory {
           fields += ", \"parameter_bytes\": \(memory.parameterBytes), \"activation_bytes\": \(memory.activationBytes)"
         }
-        return "\"\(key)\": {\(fields)}"
+        return "\"\(key)\": {\(fields)\(variantsJSON(m.variants))}"
       }
       print("{\"meta\": {\"swift_distill\": true, \"threads\": \(threads), \"steps\": \(steps), \"repeats\": \(repeats)},")
       print(" \"results\": {\n  " + entries.joined(separator: ",\n  ") + "\n }\n}")
@@ -137,6 +150,16 @@ struct BenchCommand: ParsableCommand {
     }
     return results.compactMapValues { ($0["samples_per_s"] as? NSNumber)?.doubleValue }
   }
+}
+
+/// `, "variants": {"name": {"field": value, …}, …}` for a workload that compares settings;
+/// empty for the others, whose entries keep torch_bench.py's layout.
+func variantsJSON(_ variants: [(name: String, fields: [(String, Double)])]) -> String {
+  guard !variants.isEmpty else { return "" }
+  let entries = variants.map { name, fields in
+    "\"\(name)\": {" + fields.map { "\"\($0.0)\": \(format($0.1, digits: 4))" }.joined(separator: ", ") + "}"
+  }
+  return ", \"variants\": {" + entries.joined(separator: ", ") + "}"
 }
 
 func format(_ value: Double, width: Int = 0, digits: Int = 1) -> String {

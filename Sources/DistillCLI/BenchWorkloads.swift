@@ -12,6 +12,9 @@ struct Measurement {
   var memory: GraphMemory? = nil
   /// samples/s of each timed round, in order (rounds of runs timed side by side pair up).
   var rounds: [Double] = []
+  /// Further figures per setting of a workload that compares settings (`deep_mlp_recompute`):
+  /// the setting's name and its named values, in order.
+  var variants: [(name: String, fields: [(String, Double)])] = []
 }
 
 /// The arithmetic of a measured training step (`distill bench --precision`).
@@ -38,9 +41,15 @@ enum Workload: String, CaseIterable {
   case cnn = "cnn"
   case inferMLP1200 = "infer_mlp_1200"
   case inferMLP800 = "infer_mlp_800"
+  /// Ours alone: the deep MLP with and without activation recomputation (`BenchRecompute.swift`).
+  case deepMLPRecompute = "deep_mlp_recompute"
 
   /// Whether the workload trains (and so has a precision and a graph to measure).
   var trains: Bool { self != .inferMLP1200 && self != .inferMLP800 }
+
+  /// Whether the workload compares settings of its own, timed by itself in f32
+  /// (`DeepMLPRecompute.measure`), rather than a step `prepare` builds.
+  var measuresItself: Bool { self == .deepMLPRecompute }
 
   /// The model, data and step of the workload in `precision`, each model built from seed 0.
   func prepare(steps: Int, precision: BenchPrecision) -> PreparedRun {
@@ -73,6 +82,8 @@ enum Workload: String, CaseIterable {
           studentLogits: student(x), teacherLogits: teacherLogits, labels: labels, temperature: 4, alpha: 0.9)
       }
       return PreparedRun(batch: batch, steps: steps, step: training.run, memory: training.memory())
+    case .deepMLPRecompute:
+      preconditionFailure("deep_mlp_recompute times its settings itself (DeepMLPRecompute.measure)")
     case .inferMLP1200, .inferMLP800:
       let model = benchMLP(hidden: self == .inferMLP1200 ? [1200, 1200] : [800, 800], generator: &generator)
       model.eval()

@@ -12,7 +12,10 @@ struct DistillCommand: ParsableCommand {
       Start with `distill bench` to see how fast this machine trains, side by side with
       PyTorch's reference script (../shared/peers/torch_bench.py).
       """,
-    subcommands: [BenchCommand.self, TrainCommand.self, EvalCommand.self])
+    subcommands: [
+      BenchCommand.self, TrainCommand.self, ResumeCommand.self, EvalCommand.self, EnergyCommand.self,
+      CompareCommand.self,
+    ])
 
   static func main() {
     ProcessMemory.keepFreedBlocksInHeap()

@@ -32,6 +32,9 @@ final class ProgressDisplay {
 
   func handle(_ event: TrainingEvent) {
     switch (mode, event) {
+    case (_, .energyMeter(_, let summary, let warning)):
+      if let warning { FileHandle.standardError.write(Data("warning: \(warning)\n".utf8)) }
+      if mode != .quiet { emit("energy: \(summary)") }
     case (.quiet, _):
       return
     case (_, .modelStarted(let role, let epochs, let parameters, let samples)):
@@ -58,7 +61,8 @@ final class ProgressDisplay {
         "\(r.model.rawValue) epoch \(r.epoch)/\(r.epochs): train loss \(fixed(r.trainLoss, 4)), "
           + "\(r.validationSplit) accuracy \(percent(r.validation.accuracy)), "
           + "loss \(fixed(r.validation.loss, 4)), "
-          + "lr \(fixed(r.learningRate, 5)), \(fixed(r.seconds, 1)) s")
+          + "lr \(fixed(r.learningRate, 5)), \(fixed(r.seconds, 1)) s"
+          + (r.joules.map { ", \(fixed($0, 1)) J (\(r.energySource ?? "?"))" } ?? ""))
     case (_, .tested(let role, let evaluation, let split)):
       emit(
         "\(role.rawValue) test accuracy \(percent(evaluation.accuracy)) (loss \(fixed(evaluation.loss, 4)), "

@@ -66,19 +66,25 @@ struct TrainCommand: ParsableCommand {
 
   func run() throws {
     if let threads { BLAS.threadCount = threads }
+    let signals = StopSignals.install()
     do {
       if seeds != nil {
-        try runSeeds(try seedList())
+        try runSeeds(try seedList(), signals: signals)
       } else {
         let trainer = try Trainer(
           recipePath: recipe,
           options: TrainingOptions(dataPath: data, runFolder: out, force: force, seed: seed, epochs: epochs))
+        trainer.stopRequest = signals.request
         let summary = try trainer.run(
           onEvent: ProgressDisplay(mode: ProgressDisplay.mode(quiet: quiet)).handle)
         printResult(summary)
       }
     } catch let error as ValidationError {
       throw error
+    } catch let error as TrainingError {
+      if case .stopped = error { exitAfterStop(error) }
+      printError(error)
+      throw ExitCode.failure
     } catch {
       printError(error)
       throw ExitCode.failure
@@ -87,7 +93,7 @@ struct TrainCommand: ParsableCommand {
 
   /// Every seed's run folder is checked before the first seed trains, so a refused folder
   /// does not surface after minutes of training.
-  private func runSeeds(_ seeds: [UInt64]) throws {
+  private func runSeeds(_ seeds: [UInt64], signals: StopSignals) throws {
     var trainers: [Trainer] = []
     let base = try out ?? "checkpoints/\(Recipe.load(path: recipe).name)"
     for seed in seeds {
@@ -100,6 +106,7 @@ struct TrainCommand: ParsableCommand {
     }
     var summaries: [RunSummary] = []
     for trainer in trainers {
+      trainer.stopRequest = signals.request
       let display = ProgressDisplay(
         mode: ProgressDisplay.mode(quiet: quiet), prefix: "[seed \(trainer.recipe.seed)] ")
       let summary = try trainer.run(onEvent: display.handle)
@@ -124,16 +131,18 @@ struct TrainCommand: ParsableCommand {
     )
   }
 
-  private func printResult(_ summary: RunSummary) {
-    var parts: [String] = []
-    if let teacher = summary.teacher { parts.append("teacher \(percent(teacher.test.accuracy))") }
-    parts.append("student \(percent(summary.student.test.accuracy))")
-    print(
-      "\(summary.name) (seed \(summary.seed)): test accuracy \(parts.joined(separator: ", ")) "
-        + "on the \(summary.testSplit) split, \(fixed(summary.seconds, 1)) s; "
-        + "results in \(summary.runFolder)/"
-    )
-  }
+}
+
+/// The one-line result of a run.
+func printResult(_ summary: RunSummary) {
+  var parts: [String] = []
+  if let teacher = summary.teacher { parts.append("teacher \(percent(teacher.test.accuracy))") }
+  parts.append("student \(percent(summary.student.test.accuracy))")
+  print(
+    "\(summary.name) (seed \(summary.seed)): test accuracy \(parts.joined(separator: ", ")) "
+      + "on the \(summary.testSplit) split, \(fixed(summary.seconds, 1)) s; "
+    + "results in \(summary.runFolder)/"
+  )
 }
 
 /// `97.50 ± 0.31%`, the sample standard deviation (n − 1); `± 0` for one value.

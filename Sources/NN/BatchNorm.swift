@@ -56,6 +56,17 @@ public class BatchNorm: Layer {
   }
 }
 
+extension BatchNorm: ForwardStateful {
+  /// Saves the running statistics, so that a replay in training mode does not move them again.
+  public func saveForwardState() -> () -> Void {
+    let (mean, variance) = (runningMean.storage, runningVariance.storage)
+    return { [self] in
+      runningMean.storage = mean
+      runningVariance.storage = variance
+    }
+  }
+}
+
 /// Batch normalisation of features (`torch.nn.BatchNorm1d(features, eps, momentum)`); see
 /// `BatchNorm` for the formula, parameters and buffers.
 ///

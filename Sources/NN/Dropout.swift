@@ -27,3 +27,11 @@ public final class Dropout: Layer {
     return x.dropout(probability: probability, generator: &generator)
   }
 }
+
+extension Dropout: ForwardStateful {
+  /// Saves the generator, so that a replay draws the same mask.
+  public func saveForwardState() -> () -> Void {
+    let saved = generator
+    return { [self] in generator = saved }
+  }
+}

@@ -18,11 +18,21 @@ public final class Sequential: Layer {
     didSet { for layer in layers { layer.isTraining = isTraining } }
   }
 
+  /// Activation recomputation while recording: the layers are cut into this many segments and
+  /// only the segments' inputs are kept for backward (see `Sequential+Recompute.swift`).
+  /// `nil` (the default) keeps every activation. Changes memory use and time, not results.
+  public var recomputeSegments: Int? {
+    didSet { precondition(recomputeSegments.map { $0 >= 1 } ?? true, "recomputeSegments must be ≥ 1") }
+  }
+
   public var children: [(name: String, layer: any Layer)] {
     layers.enumerated().map { (String($0.offset), $0.element) }
   }
 
   public func callAsFunction(_ x: Tensor) -> Tensor {
-    layers.reduce(x) { $1($0) }
+    if let segments = recomputeSegments, GradMode.isRecording {
+      return self(x, segments: segments)
+    }
+    return layers.reduce(x) { $1($0) }
   }
 }

@@ -75,7 +75,7 @@ final class TrainerTests: XCTestCase {
       lines.map { $0["model"] as? String },
       Array(repeating: "teacher", count: 4) + Array(repeating: "student", count: 5))
     XCTAssertEqual(lines.map { $0["epoch"] as? Int }, [1, 2, 3, 4, 1, 2, 3, 4, 5])
-    XCTAssertTrue(lines.allSatisfy { $0["joules"] is NSNull && $0["energy_source"] is NSNull })
+    assertEnergyFields(lines, summary: summary)
     XCTAssertTrue(lines.allSatisfy { $0["samples"] as? Int == 600 && $0["precision"] as? String == "f32" })
     XCTAssertTrue(lines.allSatisfy { $0["seed"] as? Int == 3 })
 

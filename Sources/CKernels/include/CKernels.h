@@ -22,4 +22,8 @@ const char *distill_half_conversion_path(void);
 /// M_MMAP_THRESHOLD at its 32 MiB maximum, M_TRIM_THRESHOLD off). Returns 1 when applied.
 int distill_keep_freed_blocks_in_heap(void);
 
+/// Bytes the allocator has handed out and not yet had back (glibc's mallinfo2 uordblks + hblkhd,
+/// every arena); 0 where that is not available. For memory benchmarks: it walks the free lists.
+long distill_heap_bytes_in_use(void);
+
 #endif

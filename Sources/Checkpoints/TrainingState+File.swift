@@ -1,0 +1,160 @@
+import Autodiff
+import NN
+
+// Reading and writing training checkpoints; the layout is README.md's "Training checkpoints".
+
+/// The group holding a checkpoint's `TrainingState`.
+public let trainingStateGroup = "state"
+
+/// Writes a training checkpoint to `path`, atomically (`HDF5File.writeAtomically`: a crash or
+/// failure leaves the previous file at `path` as it was): the `models` as in a model file
+/// (`saveModels`, float32), then `state` in the group `/state`.
+public func writeTrainingCheckpoint(
+  _ state: TrainingState, models: [(group: String, model: any Layer, architecture: String?)], to path: String
+) throws(CheckpointError) {
+  try HDF5File.writeAtomically(to: path) { file throws(CheckpointError) in
+    for (group, model, architecture) in models {
+      try writeModelGroup(group, model: model, architecture: architecture, precision: .f32, in: file)
+    }
+    try state.write(to: file.createGroup(trainingStateGroup))
+  }
+}
+
+extension TrainingState {
+  /// Reads the `/state` group of the checkpoint at `path` and lists its model groups. Throws
+  /// `CheckpointError` naming the file and the object for a missing, empty, truncated or
+  /// non-HDF5 file, a file without `/state` (a model file, say), a format other than
+  /// `currentFormat`, and any missing or mistyped entry.
+  public static func read(from path: String) throws(CheckpointError) -> TrainingState {
+    let file = try HDF5File.openReadOnly(path)
+    let root = try file.rootGroup()
+    guard root.contains(trainingStateGroup) else {
+      throw .missingGroup(path: path, group: "/\(trainingStateGroup) (a training checkpoint's state)")
+    }
+    let group = try root.group(trainingStateGroup)
+    let format = try group.stringAttribute("format")
+    guard format == currentFormat else {
+      throw .wrongDatatype(
+        path: path, object: "/\(trainingStateGroup)@format", expected: "format '\(currentFormat)'",
+        found: "format '\(format)'")
+    }
+    func integer(_ name: String) throws(CheckpointError) -> Int { Int(try group.integerAttribute(name)) }
+    func double(_ name: String) throws(CheckpointError) -> Double { try group.doubleAttribute(name) }
+    var state = TrainingState(
+      phase: try group.stringAttribute("phase"), epoch: try integer("epoch"), batch: try integer("batch"),
+      globalStep: try integer("global_step"), runEpoch: try integer("run_epoch"),
+      optimizerName: try group.stringAttribute("optimizer"),
+      recipeHash: try group.stringAttribute("recipe_hash"),
+      recipeJSON: try group.stringAttribute("recipe"), blasThreads: try integer("blas_threads"))
+    state.lossSum = try double("loss_sum")
+    state.samples = try integer("samples")
+    state.steps = try integer("steps")
+    state.epochSeconds = try double("epoch_seconds")
+    state.modelSeconds = try double("model_seconds")
+    state.runSeconds = try double("run_seconds")
+    if group.hasAttribute("seed_override") {
+      state.seedOverride = UInt64(bitPattern: try group.integerAttribute("seed_override"))
+    }
+    if group.hasAttribute("epochs_override") { state.epochsOverride = try integer("epochs_override") }
+    if group.hasAttribute("data_path") { state.dataPath = try group.stringAttribute("data_path") }
+
+    state.optimizer = try readArrays(group.group("optimizer"))
+    state.extraParameters = try readArrays(group.group("extra_parameters"))
+    state.masterWeights = try readArrays(group.group("master"))
+    let scale = try group.group("loss_scale")
+    state.lossScale = LossScaleState(
+      scale: try scale.doubleAttribute("scale"),
+      growthTracker: Int(try scale.integerAttribute("growth_tracker")),
+      skippedSteps: Int(try scale.integerAttribute("skipped_steps")))
+    let rng = try group.group("rng")
+    if rng.contains("augmenter") {
+      state.augmenterState = try rng.dataset("augmenter").readUnsignedIntegers(expectedShape: [1])[0]
+    }
+    let dropout = try rng.group("dropout")
+    for layer in try dropout.memberNames() {
+      state.dropoutStates.append((layer, try dropout.dataset(layer).readUnsignedIntegers(expectedShape: [4])))
+    }
+    state.metrics = try group.dataset("metrics").readStrings()
+    state.lastEpoch = try readNumbers(group.group("last_epoch"))
+    if group.contains("teacher_result") {
+      state.teacherResult = try readNumbers(group.group("teacher_result"))
+    }
+    state.modelGroups = try root.memberNames().filter { $0 != trainingStateGroup }
+    return state
+  }
+
+  /// Writes the state into `group` (`/state`).
+  func write(to group: HDF5Group) throws(CheckpointError) {
+    try group.setAttribute("format", string: Self.currentFormat)
+    try group.setAttribute("phase", string: phase)
+    for (name, value) in [
+      ("epoch", epoch), ("batch", batch), ("global_step", globalStep), ("run_epoch", runEpoch),
+      ("samples", samples), ("steps", steps), ("blas_threads", blasThreads),
+    ] {
+      try group.setAttribute(name, integer: Int64(value))
+    }
+    for (name, value) in [
+      ("loss_sum", lossSum), ("epoch_seconds", epochSeconds), ("model_seconds", modelSeconds),
+      ("run_seconds", runSeconds),
+    ] {
+      try group.setAttribute(name, double: value)
+    }
+    try group.setAttribute("optimizer", string: optimizerName)
+    try group.setAttribute("recipe_hash", string: recipeHash)
+    try group.setAttribute("recipe", string: recipeJSON)
+    if let seedOverride { try group.setAttribute("seed_override", integer: Int64(bitPattern: seedOverride)) }
+    if let epochsOverride { try group.setAttribute("epochs_override", integer: Int64(epochsOverride)) }
+    if let dataPath { try group.setAttribute("data_path", string: dataPath) }
+
+    try Self.write(optimizer, to: group.createGroup("optimizer"))
+    try Self.write(extraParameters, to: group.createGroup("extra_parameters"))
+    try Self.write(masterWeights, to: group.createGroup("master"))
+    let scale = try group.createGroup("loss_scale")
+    try scale.setAttribute("scale", double: lossScale.scale)
+    try scale.setAttribute("growth_tracker", integer: Int64(lossScale.growthTracker))
+    try scale.setAttribute("skipped_steps", integer: Int64(lossScale.skippedSteps))
+    let rng = try group.createGroup("rng")
+    if let augmenterState {
+      try rng.writeDataset("augmenter", unsignedIntegers: [augmenterState], shape: [1])
+    }
+    let dropout = try rng.createGroup("dropout")
+    for (layer, words) in dropoutStates {
+      try dropout.writeDataset(layer, unsignedIntegers: words, shape: [words.count])
+    }
+    try group.writeDataset("metrics", strings: metrics)
+    try Self.write(numbers: lastEpoch, to: group.createGroup("last_epoch"))
+    if let teacherResult { try Self.write(numbers: teacherResult, to: group.createGroup("teacher_result")) }
+  }
+
+  private static func write(_ arrays: [NamedArray], to group: HDF5Group) throws(CheckpointError) {
+    for array in arrays { try group.writeDataset(array.name, floats: array.values, shape: array.shape) }
+  }
+
+  private static func readArrays(_ group: HDF5Group) throws(CheckpointError) -> [NamedArray] {
+    var arrays: [NamedArray] = []
+    for name in try group.memberNames() {
+      let dataset = try group.dataset(name)
+      arrays.append(NamedArray(name: name, shape: dataset.shape, values: try dataset.readFloats()))
+    }
+    return arrays
+  }
+
+  /// Named numbers as scalar float64 datasets, in name order.
+  private static func write(numbers: [String: Double], to group: HDF5Group) throws(CheckpointError) {
+    for (name, value) in numbers.sorted(by: { $0.key < $1.key }) {
+      try group.writeDataset(name, doubles: [value], shape: [])
+    }
+  }
+
+  private static func readNumbers(_ group: HDF5Group) throws(CheckpointError) -> [String: Double] {
+    var numbers: [String: Double] = [:]
+    for name in try group.memberNames() {
+      let dataset = try group.dataset(name)
+      guard dataset.shape.isEmpty else {
+        throw .wrongShape(path: dataset.file.path, object: dataset.name, expected: [], found: dataset.shape)
+      }
+      numbers[name] = try dataset.readDoubles()[0]
+    }
+    return numbers
+  }
+}

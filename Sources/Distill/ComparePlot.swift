@@ -1,0 +1,120 @@
+import Foundation
+
+extension CompareReport {
+  /// An SVG plot of test accuracy (%) against training joules, teacher + student, on a log
+  /// scale: one point per run with its recipe name, filled for RAPL measurements and hollow
+  /// (and named `… (estimate)`) for estimates; each source's Pareto front joined by a line of
+  /// its own colour. Runs without energy figures are left out (the table lists them).
+  public var svg: String {
+    let (width, height) = (760.0, 480.0)
+    let (left, right, top, bottom) = (70.0, 40.0, 40.0, 60.0)
+    let plotted = runs.indices.filter { runs[$0].totalJoules.map { $0 > 0 } ?? false }
+    let logs = plotted.map { log10(runs[$0].totalJoules!) }
+    var (x0, x1) = (floor(logs.min() ?? 0), ceil(logs.max() ?? 1))
+    if x1 <= x0 { x1 = x0 + 1 }
+    let accuracies = plotted.map { runs[$0].testAccuracy * 100 }
+    let step = Self.niceStep(((accuracies.max() ?? 100) - (accuracies.min() ?? 0)) / 5)
+    var y0 = floor(((accuracies.min() ?? 0) - step / 2) / step) * step
+    var y1 = ceil(((accuracies.max() ?? 100) + step / 2) / step) * step
+    (y0, y1) = (max(y0, 0), min(max(y1, y0 + step), 100 + step))
+    func x(_ joules: Double) -> Double { left + (log10(joules) - x0) / (x1 - x0) * (width - left - right) }
+    func y(_ percent: Double) -> Double { top + (y1 - percent) / (y1 - y0) * (height - top - bottom) }
+    func f(_ v: Double) -> String { String(format: "%.1f", v) }
+
+    var out = [
+      "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(width))\" height=\"\(Int(height))\" "
+        + "viewBox=\"0 0 \(Int(width)) \(Int(height))\" font-family=\"sans-serif\" font-size=\"12\">",
+      "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>",
+      "<text x=\"\(f(width / 2))\" y=\"22\" text-anchor=\"middle\" font-size=\"15\">"
+        + "Test accuracy against training energy (teacher + student)</text>",
+    ]
+    // Axes, decade ticks with 2× and 5× minor ticks, accuracy grid.
+    out.append(
+      "<rect x=\"\(f(left))\" y=\"\(f(top))\" width=\"\(f(width - left - right))\" "
+        + "height=\"\(f(height - top - bottom))\" fill=\"none\" stroke=\"#333\"/>")
+    for decade in Int(x0)...Int(x1) {
+      for m in [1.0, 2.0, 5.0] where Double(decade) + log10(m) <= x1 {
+        let px = x(m * pow(10, Double(decade)))
+        out.append(
+          "<line x1=\"\(f(px))\" y1=\"\(f(top))\" x2=\"\(f(px))\" y2=\"\(f(height - bottom))\" "
+            + "stroke=\"#ddd\"\(m == 1 ? "" : " stroke-dasharray=\"2,3\"")/>")
+        out.append(
+          "<text x=\"\(f(px))\" y=\"\(f(height - bottom + 16))\" text-anchor=\"middle\">"
+            + "\(Self.joulesLabel(m * pow(10, Double(decade))))</text>")
+      }
+    }
+    var tick = y0
+    while tick <= y1 + 1e-9 {
+      out.append(
+        "<line x1=\"\(f(left))\" y1=\"\(f(y(tick)))\" x2=\"\(f(width - right))\" y2=\"\(f(y(tick)))\" stroke=\"#eee\"/>"
+      )
+      out.append(
+        "<text x=\"\(f(left - 6))\" y=\"\(f(y(tick) + 4))\" text-anchor=\"end\">\(Self.trimmed(tick))</text>")
+      tick += step
+    }
+    out.append(
+      "<text x=\"\(f((left + width - right) / 2))\" y=\"\(f(height - 18))\" text-anchor=\"middle\">"
+        + "training energy, joules (log scale)</text>")
+    out.append(
+      "<text transform=\"translate(18 \(f((top + height - bottom) / 2))) rotate(-90)\" "
+        + "text-anchor=\"middle\">test accuracy, %</text>")
+    // Pareto fronts, one per source, then the points and their labels.
+    let colours = ["rapl": "#1f77b4", "estimate": "#d62728", "mixed": "#7f7f7f"]
+    for source in ["rapl", "estimate", "mixed"] {
+      let front = paretoFront(source: source).sorted { runs[$0].totalJoules! < runs[$1].totalJoules! }
+      guard front.count > 1 else { continue }
+      let points = front.map { "\(f(x(runs[$0].totalJoules!))),\(f(y(runs[$0].testAccuracy * 100)))" }
+      out.append(
+        "<polyline points=\"\(points.joined(separator: " "))\" fill=\"none\" stroke=\"\(colours[source]!)\" "
+          + "stroke-width=\"2\" opacity=\"0.6\"/>")
+    }
+    for i in plotted {
+      let run = runs[i]
+      let source = run.energySource ?? "mixed"
+      let onFront = paretoFront(source: source).contains(i)
+      let (px, py) = (x(run.totalJoules!), y(run.testAccuracy * 100))
+      let colour = colours[source] ?? "#7f7f7f"
+      out.append(
+        "<circle cx=\"\(f(px))\" cy=\"\(f(py))\" r=\"\(onFront ? 6 : 4)\" stroke=\"\(colour)\" stroke-width=\"2\" "
+          + "fill=\"\(source == "rapl" ? colour : "white")\"><title>\(Self.escaped(run.folder))</title></circle>"
+      )
+      let label = run.recipe + (run.isEstimate ? " (\(source))" : "") + (onFront ? " ★" : "")
+      out.append(
+        "<text x=\"\(f(px + 8))\" y=\"\(f(py - 8))\"\(onFront ? " font-weight=\"bold\"" : "")>"
+          + "\(Self.escaped(label))</text>")
+    }
+    // Legend.
+    let legend = [
+      ("rapl", "measured (RAPL)"), ("estimate", "estimate (CPU time × W/core)"),
+    ].filter { s in plotted.contains { runs[$0].energySource == s.0 } }
+    for (n, (source, text)) in legend.enumerated() {
+      let ly = top + 14 + Double(n) * 18
+      out.append(
+        "<circle cx=\"\(f(left + 14))\" cy=\"\(f(ly - 4))\" r=\"5\" stroke=\"\(colours[source]!)\" stroke-width=\"2\" "
+          + "fill=\"\(source == "rapl" ? colours[source]! : "white")\"/>")
+      out.append("<text x=\"\(f(left + 26))\" y=\"\(f(ly))\">\(text); ★ and line: Pareto front</text>")
+    }
+    out.append("</svg>")
+    return out.joined(separator: "\n") + "\n"
+  }
+
+  /// 1, 2 or 5 times a power of ten, at least `raw`.
+  static func niceStep(_ raw: Double) -> Double {
+    guard raw > 0 else { return 1 }
+    let power = pow(10, floor(log10(raw)))
+    return [1.0, 2, 5, 10].map { $0 * power }.first { $0 >= raw }!
+  }
+
+  static func joulesLabel(_ joules: Double) -> String {
+    joules >= 1000 ? trimmed(joules / 1000) + " kJ" : trimmed(joules) + " J"
+  }
+
+  static func trimmed(_ v: Double) -> String {
+    v == v.rounded() ? String(Int(v)) : String(format: "%g", v)
+  }
+
+  static func escaped(_ s: String) -> String {
+    s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
+      .replacingOccurrences(of: ">", with: "&gt;").replacingOccurrences(of: "\"", with: "&quot;")
+  }
+}

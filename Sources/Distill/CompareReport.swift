@@ -1,0 +1,116 @@
+import Foundation
+
+/// `distill compare`'s table: runs sorted by accuracy per kJ (best first; runs without energy
+/// figures last), written for a terminal, as CSV and as Markdown. Estimated rows are marked
+/// `*` and the source column says `estimate`; measured and estimated runs are never ranked on
+/// one Pareto front (`paretoFront` works within one source).
+public struct CompareReport: Sendable {
+  public var runs: [ComparedRun]
+
+  /// Sorts `runs` by accuracy per kJ, descending; ties and runs without figures by name.
+  public init(runs: [ComparedRun]) {
+    self.runs = runs.sorted { a, b in
+      switch (a.accuracyPerKilojoule, b.accuracyPerKilojoule) {
+      case (let x?, let y?) where x != y: return x > y
+      case (.some, nil): return true
+      case (nil, .some): return false
+      default: return a.recipe < b.recipe
+      }
+    }
+  }
+
+  /// Reads every folder (`ComparedRun(folder:)`). Throws `CompareError` for the first that is
+  /// not a run, or `.noRuns`.
+  public init(folders: [String]) throws {
+    guard !folders.isEmpty else { throw CompareError.noRuns }
+    self.init(runs: try folders.map { try ComparedRun(folder: $0) })
+  }
+
+  static let header = [
+    "recipe", "method", "student params", "student MFLOPs/sample", "test accuracy %", "student J",
+    "teacher+student J", "accuracy %/kJ", "inference µJ/sample", "energy source",
+  ]
+
+  /// One row of text cells per run; estimated rows' recipe gets a `*`.
+  func rows(csv: Bool = false) -> [[String]] {
+    func number(_ x: Double?, _ digits: Int) -> String {
+      guard let x, x.isFinite else { return csv ? "" : "—" }
+      return String(format: "%.\(digits)f", x)
+    }
+    return runs.map { run in
+      [
+        run.recipe + (run.isEstimate && run.energySource != nil && !csv ? "*" : ""), run.method,
+        String(run.studentParameters), number(run.studentFLOPs.map { Double($0) / 1e6 }, 3),
+        number(run.testAccuracy * 100, 2), number(run.studentJoules, 1), number(run.totalJoules, 1),
+        number(run.accuracyPerKilojoule, 2), number(run.inferenceMicrojoulesPerSample, 2),
+        run.energySource ?? (csv ? "" : "—"),
+      ]
+    }
+  }
+
+  /// The notes under the table: what `*` means, and why figures are missing.
+  public var notes: [String] {
+    var notes: [String] = []
+    if runs.contains(where: { $0.isEstimate && $0.energySource != nil }) {
+      notes.append(
+        "* estimate: CPU seconds × watts per core, not a measurement"
+          + (runs.contains { $0.energySource == "rapl" }
+            ? "; not comparable with the measured (rapl) rows, and ranked on a separate Pareto front" : ""))
+    }
+    for run in runs { if let note = run.note { notes.append("\(run.recipe) (\(run.folder)): \(note)") } }
+    notes.append("accuracy %/kJ: test accuracy in percent per kJ of training, teacher + student")
+    return notes
+  }
+
+  /// Aligned columns for a terminal, then the notes.
+  public var text: String {
+    let all = [Self.header] + rows()
+    let widths = Self.header.indices.map { c in all.map { $0[c].count }.max()! }
+    var lines = all.map { row in
+      row.enumerated().map { c, cell in
+        let pad = String(repeating: " ", count: widths[c] - cell.count)
+        return c == 0 || c == 1 || c == row.count - 1 ? cell + pad : pad + cell
+      }.joined(separator: "  ").replacingOccurrences(of: " +$", with: "", options: .regularExpression)
+    }
+    lines.insert(widths.map { String(repeating: "-", count: $0) }.joined(separator: "  "), at: 1)
+    return (lines + [""] + notes).joined(separator: "\n") + "\n"
+  }
+
+  /// RFC 4180 CSV: a header line, one line per run; missing figures are empty cells.
+  public var csv: String {
+    func cell(_ s: String) -> String {
+      s.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" })
+        ? "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : s
+    }
+    return ([Self.header] + rows(csv: true)).map { $0.map(cell).joined(separator: ",") }.joined(
+      separator: "\n")
+      + "\n"
+  }
+
+  /// A Markdown table, then the notes as a list.
+  public var markdown: String {
+    let line = { (row: [String]) in "| " + row.joined(separator: " | ") + " |" }
+    let rule =
+      "| "
+      + Self.header.indices.map { $0 < 2 || $0 == Self.header.count - 1 ? "---" : "---:" }
+      .joined(separator: " | ") + " |"
+    let body = rows().map { line($0.map { $0.replacingOccurrences(of: "*", with: "\\*") }) }
+    return
+      ([line(Self.header), rule] + body + [""] + notes.map { "- " + ($0.hasPrefix("*") ? "\\" + $0 : $0) })
+      .joined(separator: "\n") + "\n"
+  }
+
+  /// Indices of `runs` on the Pareto front of (training joules ↓, test accuracy ↑) among the
+  /// runs whose source is `source`: no other such run is at least as accurate for no more
+  /// joules, and strictly better in one.
+  public func paretoFront(source: String) -> [Int] {
+    let group = runs.indices.filter { runs[$0].energySource == source && runs[$0].totalJoules != nil }
+    return group.filter { i in
+      let (a, j) = (runs[i].testAccuracy, runs[i].totalJoules!)
+      return !group.contains { k in
+        let (b, l) = (runs[k].testAccuracy, runs[k].totalJoules!)
+        return k != i && b >= a && l <= j && (b > a || l < j)
+      }
+    }
+  }
+}

@@ -1,0 +1,152 @@
+import Foundation
+
+/// One run folder as `distill compare` sees it: the student's size and cost per sample, its
+/// test accuracy, and what training and inference cost in joules.
+///
+/// Training joules are the sums of `metrics.jsonl`'s `joules` (the per-epoch record is the
+/// source of truth); accuracy, parameters and inference energy come from `summary.json`; the
+/// student's FLOPs from the architecture in `student.h5`.
+public struct ComparedRun: Equatable, Sendable {
+  public var folder: String
+  /// The recipe's name (`summary.json` `name`).
+  public var recipe: String
+  public var method: String
+  public var studentParameters: Int
+  /// Forward FLOPs per sample of the student: 2·in·out per linear layer and
+  /// 2·C_in·k_h·k_w·C_out·H_out·W_out per convolution (a multiply-add is two FLOPs; biases,
+  /// activations, pooling and normalisation not counted: fvcore's convention, ×2).
+  public var studentFLOPs: Int?
+  /// Test accuracy of the student, in [0, 1], on `testSplit`.
+  public var testAccuracy: Double
+  public var testSplit: String
+  /// Training energy of the student (all its epochs, per-epoch validation included), joules;
+  /// nil when `metrics.jsonl` has no energy figures (runs from before energy measurement).
+  public var studentJoules: Double?
+  /// Teacher + student training energy, joules; nil as `studentJoules`. A teacher loaded with
+  /// `teacher.from` was not trained by this run and adds nothing.
+  public var totalJoules: Double?
+  /// The student's inference energy per test sample, µJ.
+  public var inferenceMicrojoulesPerSample: Double?
+  /// `rapl`, `estimate`, or `mixed` when the run's lines disagree; nil without figures.
+  public var energySource: String?
+  /// Why a figure is missing, for the table's notes.
+  public var note: String?
+
+  /// Percentage points of test accuracy per kJ of training (teacher + student):
+  /// `100 · accuracy / (totalJoules / 1000)`.
+  public var accuracyPerKilojoule: Double? {
+    guard let total = totalJoules, total > 0 else { return nil }
+    return testAccuracy * 100 / (total / 1000)
+  }
+
+  /// Whether the energy figures are estimates rather than RAPL measurements.
+  public var isEstimate: Bool { energySource != "rapl" }
+}
+
+/// Why a folder cannot be compared.
+public enum CompareError: Error, Equatable, CustomStringConvertible {
+  /// The folder has no run: `summary.json` or `metrics.jsonl` is missing.
+  case notARun(folder: String, missing: [String])
+  /// A file of the run is not what `distill train` writes.
+  case badFile(path: String, reason: String)
+  /// No folders were given.
+  case noRuns
+
+  public var description: String {
+    switch self {
+    case .notARun(let folder, let missing):
+      return
+        "\(folder): not a finished run (no \(missing.joined(separator: ", "))); give run folders that "
+        + "distill train completed, e.g. checkpoints/digits-kd"
+    case .badFile(let path, let reason):
+      return "\(path): \(reason)"
+    case .noRuns:
+      return "no run folders given; e.g. distill compare checkpoints/*"
+    }
+  }
+}
+
+extension ComparedRun {
+  /// Reads the run folder `folder`. Throws `CompareError`.
+  public init(folder: String) throws {
+    let run = RunFolder(path: folder)
+    let missing = ["summary.json", "metrics.jsonl"].filter {
+      !FileManager.default.fileExists(atPath: folder + "/" + $0)
+    }
+    guard missing.isEmpty else { throw CompareError.notARun(folder: folder, missing: missing) }
+    let summary = try Self.jsonObject(run.summaryPath)
+    guard let student = summary["student"] as? [String: Any], let name = summary["name"] as? String,
+      let accuracy = (student["test_accuracy"] as? NSNumber)?.doubleValue
+    else {
+      throw CompareError.badFile(path: run.summaryPath, reason: "lacks name or student.test_accuracy")
+    }
+    let text: String
+    do { text = try String(contentsOfFile: run.metricsPath, encoding: .utf8) } catch {
+      throw CompareError.badFile(path: run.metricsPath, reason: "cannot read (\(error.localizedDescription))")
+    }
+    var joules: [String: Double] = [:]
+    var sources = Set<String>()
+    var missingEnergy = false
+    for (index, line) in text.split(separator: "\n").enumerated() {
+      guard let record = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+        let model = record["model"] as? String
+      else {
+        throw CompareError.badFile(path: run.metricsPath, reason: "line \(index + 1) is not a metrics record")
+      }
+      if let value = (record["joules"] as? NSNumber)?.doubleValue,
+        let source = record["energy_source"] as? String
+      {
+        joules[model, default: 0] += value
+        sources.insert(source)
+      } else {
+        missingEnergy = true
+      }
+    }
+    self.folder = folder
+    self.recipe = name
+    self.method = summary["method"] as? String ?? "?"
+    self.studentParameters = (student["parameters"] as? NSNumber)?.intValue ?? 0
+    self.studentFLOPs = try? Self.flops(studentFile: run.modelPath(.student))
+    self.testAccuracy = accuracy
+    self.testSplit = summary["test_split"] as? String ?? "test"
+    self.inferenceMicrojoulesPerSample = (student["inference_uj_per_sample"] as? NSNumber)?.doubleValue
+    if missingEnergy || joules["student"] == nil {
+      (studentJoules, totalJoules, energySource) = (nil, nil, nil)
+      note = "metrics.jsonl has no joules (run before energy measurement): retrain to measure"
+    } else {
+      studentJoules = joules["student"]
+      totalJoules = joules.values.reduce(0, +)
+      energySource = sources.count == 1 ? sources.first : "mixed"
+      note = studentFLOPs == nil ? "student.h5 unreadable: FLOPs unknown" : nil
+    }
+  }
+
+  private static func jsonObject(_ path: String) throws -> [String: Any] {
+    guard let data = FileManager.default.contents(atPath: path),
+      let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any]
+    else { throw CompareError.badFile(path: path, reason: "is not a JSON object") }
+    return object
+  }
+
+  /// Forward FLOPs per sample of the model in `studentFile` (see `studentFLOPs`).
+  static func flops(studentFile: String) throws -> Int {
+    guard let description = try StoredModel.open(studentFile, preferring: .student).description else {
+      throw CompareError.badFile(path: studentFile, reason: "has no architecture attribute")
+    }
+    let builder = ModelBuilder(file: studentFile, keyPath: "architecture")
+    let layers = description.model.expandedLayers(classCount: description.classes)
+    let shapes = try builder.outputShapes(
+      of: description.model, inputShape: description.inputShape, classCount: description.classes)
+    var input = description.inputShape
+    var total = 0
+    for (layer, output) in zip(layers, shapes) {
+      switch layer {
+      case .linear(let spec): total += 2 * input.reduce(1, *) * spec.out
+      case .conv2d(let spec): total += 2 * input[0] * spec.kernel * spec.kernel * output.reduce(1, *)
+      default: break
+      }
+      input = output
+    }
+    return total
+  }
+}

@@ -1,0 +1,75 @@
+import Datasets
+import Energy
+import NN
+
+/// The energy of one model of a run, as `summary.json` records it (`ModelResult.energy`).
+public struct ModelEnergy: Equatable, Sendable {
+  /// `rapl` or `estimate`.
+  public var source: EnergySource
+  /// Every epoch's training and per-epoch evaluation: the sum of the model's `joules` in
+  /// `metrics.jsonl`. 0 for a teacher loaded with `teacher.from`.
+  public var trainingJoules: Double
+  /// DRAM over the same windows; nil without a DRAM counter.
+  public var trainingDRAMJoules: Double?
+  /// The final evaluation on the test split.
+  public var testJoules: Double
+  /// Inference energy per sample, µJ: a dedicated window of whole evaluation passes over the
+  /// test split (forward in batches of 500, no tape), repeated until it lasts
+  /// `inferenceMinimumSeconds`, divided by the samples it saw.
+  public var inferenceMicrojoulesPerSample: Double
+  /// The samples the inference window saw (passes × test samples).
+  public var inferenceSamples: Int
+}
+
+/// The shortest inference window, seconds: short windows are dominated by the counters'
+/// update granularity (RAPL updates about every millisecond) and the clock reads.
+let inferenceMinimumSeconds = 0.5
+
+/// Opens the recipe's meter (`energy:`). `rapl` where RAPL cannot be read is
+/// `TrainingError.energyUnavailable`, before anything trains.
+func openRunMeter(_ spec: EnergySpec, file: String) throws -> SelectedMeter {
+  let kind = MeterKind(rawValue: spec.meter.rawValue)!
+  do {
+    return try openMeter(kind, wattsPerCore: spec.wattsPerCore)
+  } catch let error as EnergyError {
+    throw TrainingError.energyUnavailable(file: file, keyPath: "energy.meter", reason: error.description)
+  }
+}
+
+extension EpochRecord {
+  /// Fills the energy fields from the epoch's training and evaluation windows; `seconds`
+  /// becomes their length, so `avg_watts` is `joules / seconds` exactly.
+  mutating func record(training: EnergyMeasurement, evaluation: EnergyMeasurement) {
+    seconds = training.seconds + evaluation.seconds
+    joules = training.joules + evaluation.joules
+    evalJoules = evaluation.joules
+    energySource = training.source.rawValue
+    if let a = training.dramJoules, let b = evaluation.dramJoules { dramJoules = a + b }
+  }
+}
+
+/// Measures `model`'s test evaluation and a dedicated inference window on `data.test`;
+/// `training` are the model's epoch windows (empty for a loaded teacher).
+func measureTest(
+  _ model: Sequential, on test: Dataset, role: ModelRole, meter: any EnergyMeter,
+  training: [EnergyMeasurement]
+) -> (Evaluation, ModelEnergy) {
+  let (evaluation, testWindow) = meter.measure("\(role.rawValue) test") { evaluate(model, on: test) }
+  var passes = 0
+  let (_, inference) = meter.measure("\(role.rawValue) inference") {
+    let start = meter.read().seconds
+    repeat {
+      _ = evaluate(model, on: test)
+      passes += 1
+    } while meter.read().seconds - start < inferenceMinimumSeconds
+  }
+  let samples = passes * test.count
+  let drams = training.compactMap(\.dramJoules)
+  let energy = ModelEnergy(
+    source: meter.source, trainingJoules: training.reduce(0) { $0 + $1.joules },
+    trainingDRAMJoules: drams.count == training.count && !drams.isEmpty ? drams.reduce(0, +) : nil,
+    testJoules: testWindow.joules,
+    inferenceMicrojoulesPerSample: samples > 0 ? inference.joules * 1e6 / Double(samples) : .nan,
+    inferenceSamples: samples)
+  return (evaluation, energy)
+}

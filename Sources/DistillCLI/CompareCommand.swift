@@ -1,0 +1,45 @@
+import ArgumentParser
+import Distill
+import Foundation
+
+/// `distill compare RUN_DIR…`: the runs' accuracy per kJ as a table (terminal, CSV,
+/// Markdown) and an SVG of accuracy against training joules with the Pareto front.
+struct CompareCommand: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "compare",
+    abstract: "Rank runs by test accuracy per kJ of training; write a table and an SVG plot.",
+    discussion: """
+      Reads each run folder's summary.json, metrics.jsonl and student.h5. Columns: recipe, \
+      method, student parameters and MFLOPs per sample (2·in·out per linear layer, \
+      2·Cin·kh·kw·Cout·Ho·Wo per convolution), test accuracy, training joules (student, and \
+      teacher + student), accuracy %/kJ (teacher + student), inference µJ per test sample, \
+      energy source. Rows marked * are estimates (CPU time × W/core), never ranked on one \
+      Pareto front with RAPL measurements. Writes compare.csv, compare.md and compare.svg \
+      into --out (default: the current directory).
+
+      Example: distill compare checkpoints/* --out /tmp/report
+      """)
+
+  @Argument(help: "Run folders written by distill train.")
+  var runs: [String] = []
+
+  @Option(help: "Folder for compare.csv, compare.md and compare.svg (default: the current directory).")
+  var out: String = "."
+
+  func run() throws {
+    do {
+      let report = try CompareReport(folders: runs)
+      print(report.text, terminator: "")
+      try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+      for (name, text) in [
+        ("compare.csv", report.csv), ("compare.md", report.markdown), ("compare.svg", report.svg),
+      ] {
+        try text.write(toFile: out + "/" + name, atomically: true, encoding: .utf8)
+      }
+      print("wrote \(out)/compare.csv, compare.md, compare.svg")
+    } catch {
+      printError(error)
+      throw ExitCode.failure
+    }
+  }
+}

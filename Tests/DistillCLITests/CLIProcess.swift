@@ -1,0 +1,74 @@
+import Foundation
+import XCTest
+
+/// The `distill` executable built beside this test bundle (`.build/<triple>/debug/distill`);
+/// the test target depends on it, so `swift test` builds it. Nil (and the tests fail, never
+/// skip) when it cannot be found.
+let distillExecutable: String? = {
+  let candidates = [
+    URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent(),
+    Bundle.main.bundleURL, Bundle.main.bundleURL.deletingLastPathComponent(),
+  ].map { $0.appendingPathComponent("distill").path }
+  return candidates.first { FileManager.default.isExecutableFile(atPath: $0) }
+}()
+
+/// A `distill` process with its output collected into files.
+final class DistillProcess {
+  let process = Process()
+  private let output: URL
+  private let errors: URL
+
+  /// Starts `distill arguments…` in `directory`.
+  init(_ arguments: [String], in directory: String, file: StaticString = #filePath, line: UInt = #line) throws
+  {
+    guard let executable = distillExecutable else {
+      XCTFail(
+        "the distill executable is not next to the test bundle (\(CommandLine.arguments[0]))", file: file,
+        line: line)
+      throw CocoaError(.fileNoSuchFile)
+    }
+    let id = UUID().uuidString
+    output = URL(fileURLWithPath: NSTemporaryDirectory() + "distill-out-\(id)")
+    errors = URL(fileURLWithPath: NSTemporaryDirectory() + "distill-err-\(id)")
+    _ = FileManager.default.createFile(atPath: output.path, contents: nil)
+    _ = FileManager.default.createFile(atPath: errors.path, contents: nil)
+    process.executableURL = URL(fileURLWithPath: executable)
+    process.arguments = arguments
+    process.currentDirectoryURL = URL(fileURLWithPath: directory)
+    process.standardOutput = try FileHandle(forWritingTo: output)
+    process.standardError = try FileHandle(forWritingTo: errors)
+    try process.run()
+  }
+
+  deinit {
+    try? FileManager.default.removeItem(at: output)
+    try? FileManager.default.removeItem(at: errors)
+  }
+
+  var isRunning: Bool { process.isRunning }
+
+  func send(_ signal: Int32) { kill(process.processIdentifier, signal) }
+
+  /// Waits for the end; returns the exit status, or 128 + the signal that ended it.
+  @discardableResult
+  func wait() -> Int32 {
+    process.waitUntilExit()
+    return process.terminationReason == .uncaughtSignal
+      ? 128 + process.terminationStatus : process.terminationStatus
+  }
+
+  var standardOutput: String { (try? String(contentsOf: output, encoding: .utf8)) ?? "" }
+  var standardError: String { (try? String(contentsOf: errors, encoding: .utf8)) ?? "" }
+
+  /// Runs `distill arguments…` to its end: (status, stdout, stderr).
+  static func run(_ arguments: [String], in directory: String) throws -> (Int32, String, String) {
+    let p = try DistillProcess(arguments, in: directory)
+    let status = p.wait()
+    return (status, p.standardOutput, p.standardError)
+  }
+}
+
+/// The temporary files of interrupted or ongoing atomic writes in `folder` (`.<name>.tmp-…`).
+func temporaryFiles(in folder: String) -> Set<String> {
+  Set(((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []).filter { $0.contains(".tmp-") })
+}

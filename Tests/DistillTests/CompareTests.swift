@@ -1,0 +1,129 @@
+import Datasets
+import Foundation
+import XCTest
+import _TestSupport
+
+@testable import Distill
+
+/// `distill compare` over real run folders written by the trainer on a digits subset, checked
+/// against their `metrics.jsonl`.
+final class CompareTests: XCTestCase {
+  private var folder = ""
+
+  override func setUpWithError() throws {
+    folder = NSTemporaryDirectory() + "distill-compare-tests-\(UUID().uuidString)"
+  }
+
+  override func tearDownWithError() throws {
+    try? FileManager.default.removeItem(atPath: folder)
+  }
+
+  private func train(_ name: String, teacher: Bool) throws -> String {
+    let yaml = """
+      name: \(name)
+      data: {dataset: digits, validation: 0.25}
+      \(teacher ? "teacher:\n  model: {mlp: {hidden: [32]}}\n  train: {epochs: 2, batch_size: 64, optimizer: {sgd: {lr: 0.1}}}" : "")
+      student:
+        model: {mlp: {hidden: [8]}}
+        train: {epochs: 2, batch_size: 64, optimizer: {sgd: {lr: 0.1}}}
+      distillation: {method: \(teacher ? "kd" : "none")}
+      energy: {meter: estimate}
+
+      """
+    let all = try loadEmbeddedDigits(root: repositoryRoot)
+    let split = all.subset(Array(0..<400)).stratifiedSplit(validationFraction: 0.25, seed: 1)
+    let data = TrainingData(
+      train: split.train, validation: split.validation, test: split.validation, validationSplit: "validation",
+      testSplit: "validation")
+    let out = folder + "/" + name
+    _ = try Trainer(
+      recipe: try Recipe.parse(yaml: yaml, file: "\(name).yaml"), recipeFile: "\(name).yaml",
+      recipeText: yaml,
+      options: TrainingOptions(runFolder: out)
+    ).run(data: data)
+    return out
+  }
+
+  private func metricsJoules(_ run: String) throws -> [String: Double] {
+    var sums: [String: Double] = [:]
+    for line in try String(contentsOfFile: run + "/metrics.jsonl", encoding: .utf8).split(separator: "\n") {
+      let record = try JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: Any]
+      sums[record["model"] as! String, default: 0] += (record["joules"] as! NSNumber).doubleValue
+    }
+    return sums
+  }
+
+  func testTableMatchesMetricsAndMarksEstimatesAndOldRuns() throws {
+    let kd = try train("kd-run", teacher: true)
+    let alone = try train("alone-run", teacher: false)
+    // A run from before energy measurement: the same files with null joules.
+    let old = folder + "/old-run"
+    try FileManager.default.copyItem(atPath: alone, toPath: old)
+    let lines = try String(contentsOfFile: old + "/metrics.jsonl", encoding: .utf8)
+    let nulled = lines.replacingOccurrences(
+      of: #""joules": [0-9.e-]+"#, with: #""joules": null"#, options: .regularExpression)
+    try nulled.write(toFile: old + "/metrics.jsonl", atomically: true, encoding: .utf8)
+
+    let report = try CompareReport(folders: [old, kd, alone])
+    XCTAssertEqual(report.runs.map(\.folder).last, old, "runs without figures come last")
+    for run in report.runs.dropLast() {
+      let sums = try metricsJoules(run.folder)
+      XCTAssertEqual(run.studentJoules!, sums["student"]!, accuracy: 1e-9)
+      XCTAssertEqual(run.totalJoules!, sums.values.reduce(0, +), accuracy: 1e-9)
+      XCTAssertEqual(
+        run.accuracyPerKilojoule!, run.testAccuracy * 100 / (run.totalJoules! / 1000), accuracy: 1e-9)
+      XCTAssertEqual(run.energySource, "estimate")
+      XCTAssertGreaterThan(run.inferenceMicrojoulesPerSample ?? 0, 0)
+      // 64 → 8 → 10: 2·(64·8 + 8·10) FLOPs.
+      XCTAssertEqual(run.studentFLOPs, 2 * (64 * 8 + 8 * 10))
+      XCTAssertEqual(run.studentParameters, 64 * 8 + 8 + 8 * 10 + 10)
+    }
+    let ranked = report.runs.dropLast().map { $0.accuracyPerKilojoule! }
+    XCTAssertEqual(ranked, ranked.sorted(by: >))
+    XCTAssertNil(report.runs.last!.totalJoules)
+
+    let text = report.text
+    XCTAssertTrue(text.contains("kd-run*") && text.contains("alone-run*"), text)
+    XCTAssertTrue(text.contains("* estimate: CPU seconds × watts per core, not a measurement"), text)
+    XCTAssertTrue(text.contains("metrics.jsonl has no joules"), text)
+    let csv = report.csv.split(separator: "\n")
+    XCTAssertEqual(csv.count, 4)
+    XCTAssertEqual(csv[0].split(separator: ",").count, 10)
+    let kdRow = csv.first { $0.hasPrefix("kd-run,") }!.split(separator: ",", omittingEmptySubsequences: false)
+    let kdRun = report.runs.first { $0.recipe == "kd-run" }!
+    XCTAssertEqual(Double(kdRow[6])!, kdRun.totalJoules!, accuracy: 0.051)
+    XCTAssertEqual(kdRow[9], "estimate")
+    XCTAssertTrue(report.markdown.contains("| kd-run\\* | kd |"), report.markdown)
+    let svg = report.svg
+    XCTAssertTrue(svg.hasPrefix("<svg xmlns=\"http://www.w3.org/2000/svg\""))
+    XCTAssertTrue(svg.contains("kd-run (estimate)") && svg.contains("alone-run (estimate)"))
+    XCTAssertFalse(svg.contains("old-run"), "a run without figures has no point")
+  }
+
+  func testNotARun() throws {
+    try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+    XCTAssertThrowsError(try CompareReport(folders: [folder])) {
+      XCTAssertEqual(
+        $0 as? CompareError, .notARun(folder: folder, missing: ["summary.json", "metrics.jsonl"]))
+    }
+    XCTAssertThrowsError(try CompareReport(folders: [])) { XCTAssertEqual($0 as? CompareError, .noRuns) }
+  }
+
+  func testParetoFrontStaysWithinOneSource() {
+    func run(_ name: String, _ accuracy: Double, _ joules: Double, _ source: String) -> ComparedRun {
+      ComparedRun(
+        folder: name, recipe: name, method: "kd", studentParameters: 1, studentFLOPs: 2,
+        testAccuracy: accuracy,
+        testSplit: "test", studentJoules: joules, totalJoules: joules, inferenceMicrojoulesPerSample: 1,
+        energySource: source, note: nil)
+    }
+    let report = CompareReport(runs: [
+      run("a", 0.90, 100, "rapl"), run("b", 0.95, 400, "rapl"), run("c", 0.89, 500, "rapl"),
+      run("e", 0.99, 10, "estimate"),  // better than all, but an estimate: not on the RAPL front
+    ])
+    let names = { (indices: [Int]) in Set(indices.map { report.runs[$0].recipe }) }
+    XCTAssertEqual(names(report.paretoFront(source: "rapl")), ["a", "b"])
+    XCTAssertEqual(names(report.paretoFront(source: "estimate")), ["e"])
+    XCTAssertTrue(report.notes[0].contains("separate Pareto front"), report.notes[0])
+  }
+}
