@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""PyTorch peer of `distill train` for the MNIST and Fashion-MNIST tables in the README.
+r"""PyTorch peer of `distill train` for the MNIST and Fashion-MNIST tables in the README.
 
 Trains a teacher, the student alone (baseline) and the student distilled from that teacher,
 with the settings of our shipped recipes, written out here as command-line flags (this script

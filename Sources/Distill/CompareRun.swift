@@ -23,7 +23,7 @@ public struct ComparedRun: Equatable, Sendable {
   /// nil when `metrics.jsonl` has no energy figures (runs from before energy measurement).
   public var studentJoules: Double?
   /// Teacher + student training energy, joules; nil as `studentJoules`. A teacher loaded with
-  /// `teacher.from` was not trained by this run and adds nothing.
+  /// `teacher.from` was not trained by this run and adds nothing (`note` says so).
   public var totalJoules: Double?
   /// The student's inference energy per test sample, µJ.
   public var inferenceMicrojoulesPerSample: Double?
@@ -118,6 +118,14 @@ extension ComparedRun {
       totalJoules = joules.values.reduce(0, +)
       energySource = sources.count == 1 ? sources.first : "mixed"
       note = studentFLOPs == nil ? "student.h5 unreadable: FLOPs unknown" : nil
+    }
+    // A teacher loaded with `teacher.from` was trained elsewhere: say so rather than let the
+    // row look cheaper than a run that trained its own.
+    if let teacher = summary["teacher"] as? [String: Any], (teacher["epochs"] as? NSNumber)?.intValue == 0 {
+      let loaded =
+        "teacher loaded from a file (teacher.from): its training energy is not in teacher + student; "
+        + "add the joules of the run that trained it"
+      note = note.map { "\($0); \(loaded)" } ?? loaded
     }
   }
 

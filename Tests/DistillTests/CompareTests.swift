@@ -18,11 +18,14 @@ final class CompareTests: XCTestCase {
     try? FileManager.default.removeItem(atPath: folder)
   }
 
-  private func train(_ name: String, teacher: Bool) throws -> String {
+  private func train(_ name: String, teacher: Bool, teacherFrom: String? = nil) throws -> String {
+    let teacherSection =
+      teacherFrom.map { "teacher: {from: \($0)}" }
+      ?? "teacher:\n  model: {mlp: {hidden: [32]}}\n  train: {epochs: 2, batch_size: 64, optimizer: {sgd: {lr: 0.1}}}"
     let yaml = """
       name: \(name)
       data: {dataset: digits, validation: 0.25}
-      \(teacher ? "teacher:\n  model: {mlp: {hidden: [32]}}\n  train: {epochs: 2, batch_size: 64, optimizer: {sgd: {lr: 0.1}}}" : "")
+      \(teacher ? teacherSection : "")
       student:
         model: {mlp: {hidden: [8]}}
         train: {epochs: 2, batch_size: 64, optimizer: {sgd: {lr: 0.1}}}
@@ -98,6 +101,19 @@ final class CompareTests: XCTestCase {
     XCTAssertTrue(svg.hasPrefix("<svg xmlns=\"http://www.w3.org/2000/svg\""))
     XCTAssertTrue(svg.contains("kd-run (estimate)") && svg.contains("alone-run (estimate)"))
     XCTAssertFalse(svg.contains("old-run"), "a run without figures has no point")
+  }
+
+  /// A run whose teacher came from a file counts only the student's training, and says so.
+  func testALoadedTeacherIsNoted() throws {
+    let kd = try train("kd-run", teacher: true)
+    let reused = try train("reused-teacher", teacher: true, teacherFrom: kd + "/teacher.h5")
+    let report = try CompareReport(folders: [kd, reused])
+    let run = try XCTUnwrap(report.runs.first { $0.folder == reused })
+    XCTAssertEqual(run.totalJoules!, try metricsJoules(reused)["student"]!, accuracy: 1e-9)
+    XCTAssertEqual(run.totalJoules, run.studentJoules)
+    XCTAssertTrue(run.note?.contains("teacher loaded from a file (teacher.from)") == true, run.note ?? "nil")
+    XCTAssertNil(report.runs.first { $0.folder == kd }!.note)
+    XCTAssertTrue(report.text.contains("reused-teacher (\(reused)): teacher loaded from a file"), report.text)
   }
 
   func testNotARun() throws {
