@@ -45,10 +45,10 @@ public struct TrainingData {
 
   /// Loads the data of `spec`. `dataPath` is `--data` (it wins over `data.path`); `seed` chooses
   /// the validation split; `file` is the recipe file errors name. `digitsRoots` are the folders
-  /// searched for `datasets/digits/` when neither location is given.
+  /// searched for `datasets/digits/` when neither location is given (default:
+  /// `defaultDigitsRoots(recipeFile: file)`).
   public static func load(
-    _ spec: DataSpec, seed: UInt64, file: String, dataPath: String? = nil,
-    digitsRoots: [String] = TrainingData.defaultDigitsRoots()
+    _ spec: DataSpec, seed: UInt64, file: String, dataPath: String? = nil, digitsRoots: [String]? = nil
   ) throws -> TrainingData {
     let (location, source) =
       dataPath.map { ($0, "--data") } ?? spec.path.map { ($0, "data.path") } ?? (nil, "the default")
@@ -61,7 +61,7 @@ public struct TrainingData {
     var data: TrainingData
     switch spec.dataset {
     case .digits:
-      let roots = location.map { [$0] } ?? digitsRoots
+      let roots = location.map { [$0] } ?? digitsRoots ?? defaultDigitsRoots(recipeFile: file)
       let root = roots.first { FileManager.default.fileExists(atPath: $0 + "/datasets/digits/digits.csv.gz") }
       let all: Dataset
       do {
@@ -143,16 +143,23 @@ public struct TrainingData {
       testSplit: "validation")
   }
 
-  /// Folders that may hold `datasets/digits/`: the working directory, then the folders above
-  /// the executable (`.build/release/distill` lies three levels below the repository).
-  public static func defaultDigitsRoots() -> [String] {
+  /// Folders that may hold `datasets/digits/`, each once: the working directory, the recipe's
+  /// folder and the one above it (`recipes/digits-kd.yaml` lies one level below the
+  /// repository), then the folders above the executable (`.build/release/distill` lies three
+  /// levels below it).
+  public static func defaultDigitsRoots(recipeFile: String? = nil) -> [String] {
     var roots = [FileManager.default.currentDirectoryPath]
+    if let recipeFile {
+      let folder = URL(fileURLWithPath: recipeFile).standardizedFileURL.deletingLastPathComponent()
+      roots += [folder.path, folder.deletingLastPathComponent().path]
+    }
     var executable = URL(fileURLWithPath: CommandLine.arguments.first ?? ".").resolvingSymlinksInPath()
     for _ in 0..<4 {
       executable.deleteLastPathComponent()
       roots.append(executable.path)
     }
-    return roots
+    var seen = Set<String>()
+    return roots.filter { seen.insert($0).inserted }
   }
 
   private mutating func reshape(to shape: [Int], file: String) throws {

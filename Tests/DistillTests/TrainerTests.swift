@@ -194,6 +194,21 @@ final class TrainerTests: XCTestCase {
     }
   }
 
+  /// Run from another folder, a binary copied elsewhere still finds the embedded digits above
+  /// the recipe's folder (`recipes/digits-kd.yaml` → the repository); the list has no repeats.
+  func testDigitsAreFoundAboveTheRecipesFolder() throws {
+    let roots = TrainingData.defaultDigitsRoots(recipeFile: repositoryRoot + "/recipes/digits-kd.yaml")
+    XCTAssertEqual(Set(roots).count, roots.count, "\(roots)")
+    XCTAssertTrue(roots.contains(URL(fileURLWithPath: repositoryRoot).standardizedFileURL.path), "\(roots)")
+    let spec = DataSpec(dataset: .digits, validation: .fraction(0.2))
+    let data = try TrainingData.load(
+      spec, seed: 1, file: repositoryRoot + "/recipes/digits-kd.yaml", digitsRoots: ["/nonexistent"] + roots)
+    XCTAssertGreaterThan(data.train.count, 1000)
+    XCTAssertThrowsError(try TrainingData.load(spec, seed: 1, file: "r.yaml", digitsRoots: [folder])) {
+      XCTAssertTrue("\($0)".contains("the default: \(folder)"), "\($0)")
+    }
+  }
+
   func testDigitsNeedAHeldOutSplit() {
     let spec = DataSpec(dataset: .digits, validation: .count(0))
     XCTAssertThrowsError(try TrainingData.load(spec, seed: 1, file: "r.yaml", dataPath: repositoryRoot)) {
