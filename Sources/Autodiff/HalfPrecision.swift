@@ -12,6 +12,12 @@ public enum HalfPrecision {
   /// The conversion path this CPU uses: `"avx512"`, `"f16c"` or `"portable"`.
   public static var path: String { String(cString: distill_half_conversion_path()) }
 
+  /// Makes the conversions use `path` (`"avx512"`, `"f16c"`, `"portable"`, or `"auto"` for the
+  /// CPU's best); false, changing nothing, when this CPU lacks it. For tests that check every
+  /// path a machine has; not thread-safe against conversions running at the same time.
+  @discardableResult
+  public static func usePath(_ path: String) -> Bool { distill_half_use_conversion_path(path) == 1 }
+
   /// Floats rounded to binary16, as bit patterns.
   public static func halfBits(from values: [Float]) -> [UInt16] {
     [UInt16](unsafeUninitializedCapacity: values.count) { out, initialized in

@@ -145,3 +145,25 @@ const char *distill_half_conversion_path(void) {
     default: return "portable";
   }
 }
+
+int distill_half_use_conversion_path(const char *name) {
+  if (strcmp(name, "auto") == 0) {
+    chosen_path = PATH_UNKNOWN;
+    conversion_path();
+    return 1;
+  }
+  int wanted = PATH_UNKNOWN;
+  if (strcmp(name, "portable") == 0) wanted = PATH_PORTABLE;
+  else if (strcmp(name, "f16c") == 0) wanted = PATH_F16C;
+  else if (strcmp(name, "avx512") == 0) wanted = PATH_AVX512;
+  if (wanted == PATH_UNKNOWN) return 0;
+#ifdef DISTILL_X86
+  __builtin_cpu_init();
+  if (wanted == PATH_AVX512 && !__builtin_cpu_supports("avx512f")) return 0;
+  if (wanted == PATH_F16C && !(__builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx"))) return 0;
+#else
+  if (wanted != PATH_PORTABLE) return 0;
+#endif
+  chosen_path = wanted;
+  return 1;
+}

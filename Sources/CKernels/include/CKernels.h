@@ -18,6 +18,11 @@ void distill_float_to_half(const float *src, uint16_t *dst, size_t count);
 /// Names the conversion path chosen on this CPU: "avx512", "f16c" or "portable".
 const char *distill_half_conversion_path(void);
 
+/// Makes the conversions use the path named "avx512", "f16c" or "portable" (tests compare the
+/// paths on one machine), or "auto" for the CPU's best again. Returns 1 when set, 0 when this
+/// CPU (or build) lacks the path or the name is unknown, leaving the path as it was.
+int distill_half_use_conversion_path(const char *name);
+
 /// Keeps freed large blocks in the heap instead of returning them to the kernel (glibc's
 /// M_MMAP_THRESHOLD at its 32 MiB maximum, M_TRIM_THRESHOLD off). Returns 1 when applied.
 int distill_keep_freed_blocks_in_heap(void);
