@@ -3,8 +3,9 @@ import Foundation
 extension CompareReport {
   /// An SVG plot of test accuracy (%) against training joules, teacher + student, on a log
   /// scale: one point per run with its recipe name, filled for RAPL measurements and hollow
-  /// (and named `… (estimate)`) for estimates; each source's Pareto front joined by a line of
-  /// its own colour. Runs without energy figures are left out (the table lists them).
+  /// (and named `… (estimate)`) for estimates; the Pareto front of each source on each data set
+  /// joined by a line of the source's colour (accuracies on different data sets do not
+  /// compare). Runs without energy figures are left out (the table lists them).
   public var svg: String {
     let (width, height) = (760.0, 480.0)
     let (left, right, top, bottom) = (70.0, 40.0, 40.0, 60.0)
@@ -58,29 +59,38 @@ extension CompareReport {
     out.append(
       "<text transform=\"translate(18 \(f((top + height - bottom) / 2))) rotate(-90)\" "
         + "text-anchor=\"middle\">test accuracy, %</text>")
-    // Pareto fronts, one per source, then the points and their labels.
+    // Pareto fronts, one per source and data set, then the points and their labels.
     let colours = ["rapl": "#1f77b4", "estimate": "#d62728", "mixed": "#7f7f7f"]
+    var fronts = Set<Int>()
     for source in ["rapl", "estimate", "mixed"] {
-      let front = paretoFront(source: source).sorted { runs[$0].totalJoules! < runs[$1].totalJoules! }
-      guard front.count > 1 else { continue }
-      let points = front.map { "\(f(x(runs[$0].totalJoules!))),\(f(y(runs[$0].testAccuracy * 100)))" }
-      out.append(
-        "<polyline points=\"\(points.joined(separator: " "))\" fill=\"none\" stroke=\"\(colours[source]!)\" "
-          + "stroke-width=\"2\" opacity=\"0.6\"/>")
+      for dataset in datasets {
+        let front = paretoFront(source: source, dataset: dataset).sorted {
+          runs[$0].totalJoules! < runs[$1].totalJoules!
+        }
+        fronts.formUnion(front)
+        guard front.count > 1 else { continue }
+        let points = front.map { "\(f(x(runs[$0].totalJoules!))),\(f(y(runs[$0].testAccuracy * 100)))" }
+        out.append(
+          "<polyline points=\"\(points.joined(separator: " "))\" fill=\"none\" stroke=\"\(colours[source]!)\" "
+            + "stroke-width=\"2\" opacity=\"0.6\"/>")
+      }
     }
     for i in plotted {
       let run = runs[i]
       let source = run.energySource ?? "mixed"
-      let onFront = paretoFront(source: source).contains(i)
+      let onFront = fronts.contains(i)
       let (px, py) = (x(run.totalJoules!), y(run.testAccuracy * 100))
       let colour = colours[source] ?? "#7f7f7f"
       out.append(
         "<circle cx=\"\(f(px))\" cy=\"\(f(py))\" r=\"\(onFront ? 6 : 4)\" stroke=\"\(colour)\" stroke-width=\"2\" "
           + "fill=\"\(source == "rapl" ? colour : "white")\"><title>\(Self.escaped(run.folder))</title></circle>"
       )
-      let label = run.recipe + (run.isEstimate ? " (\(source))" : "") + (onFront ? " ★" : "")
+      let label = run.recipe + " [\(run.dataset)]" + (run.isEstimate ? " (\(source))" : "") + (onFront ? " ★" : "")
+      // A label that would run past the right edge (about 7 px per character) ends at its point.
+      let fitsRight = px + 8 + 7 * Double(label.count) <= width - 4
       out.append(
-        "<text x=\"\(f(px + 8))\" y=\"\(f(py - 8))\"\(onFront ? " font-weight=\"bold\"" : "")>"
+        "<text x=\"\(f(fitsRight ? px + 8 : px - 8))\" y=\"\(f(py - 8))\""
+          + "\(fitsRight ? "" : " text-anchor=\"end\"")\(onFront ? " font-weight=\"bold\"" : "")>"
           + "\(Self.escaped(label))</text>")
     }
     // Legend.
@@ -92,7 +102,8 @@ extension CompareReport {
       out.append(
         "<circle cx=\"\(f(left + 14))\" cy=\"\(f(ly - 4))\" r=\"5\" stroke=\"\(colours[source]!)\" stroke-width=\"2\" "
           + "fill=\"\(source == "rapl" ? colours[source]! : "white")\"/>")
-      out.append("<text x=\"\(f(left + 26))\" y=\"\(f(ly))\">\(text); ★ and line: Pareto front</text>")
+      out.append(
+        "<text x=\"\(f(left + 26))\" y=\"\(f(ly))\">\(text); ★ and line: Pareto front per data set</text>")
     }
     out.append("</svg>")
     return out.joined(separator: "\n") + "\n"

@@ -1,15 +1,18 @@
 import Foundation
 
-/// `distill compare`'s table: runs sorted by accuracy per kJ (best first; runs without energy
+/// `distill compare`'s table: runs grouped by data set (accuracies on different data sets do
+/// not compare) and within each sorted by accuracy per kJ (best first; runs without energy
 /// figures last), written for a terminal, as CSV and as Markdown. Estimated rows are marked
 /// `*` and the source column says `estimate`; measured and estimated runs are never ranked on
-/// one Pareto front (`paretoFront` works within one source).
+/// one Pareto front (`paretoFront` works within one source and one data set).
 public struct CompareReport: Sendable {
   public var runs: [ComparedRun]
 
-  /// Sorts `runs` by accuracy per kJ, descending; ties and runs without figures by name.
+  /// Sorts `runs` by data set, then by accuracy per kJ, descending; ties and runs without
+  /// figures by name.
   public init(runs: [ComparedRun]) {
     self.runs = runs.sorted { a, b in
+      if a.dataset != b.dataset { return a.dataset < b.dataset }
       switch (a.accuracyPerKilojoule, b.accuracyPerKilojoule) {
       case (let x?, let y?) where x != y: return x > y
       case (.some, nil): return true
@@ -27,7 +30,7 @@ public struct CompareReport: Sendable {
   }
 
   static let header = [
-    "recipe", "method", "student params", "student MFLOPs/sample", "test accuracy %", "student J",
+    "recipe", "data set", "method", "student params", "student MFLOPs/sample", "test accuracy %", "student J",
     "teacher+student J", "accuracy %/kJ", "inference µJ/sample", "energy source",
   ]
 
@@ -39,7 +42,7 @@ public struct CompareReport: Sendable {
     }
     return runs.map { run in
       [
-        run.recipe + (run.isEstimate && run.energySource != nil && !csv ? "*" : ""), run.method,
+        run.recipe + (run.isEstimate && run.energySource != nil && !csv ? "*" : ""), run.dataset, run.method,
         String(run.studentParameters), number(run.studentFLOPs.map { Double($0) / 1e6 }, 3),
         number(run.testAccuracy * 100, 2), number(run.studentJoules, 1), number(run.totalJoules, 1),
         number(run.accuracyPerKilojoule, 2), number(run.inferenceMicrojoulesPerSample, 2),
@@ -58,7 +61,9 @@ public struct CompareReport: Sendable {
             ? "; not comparable with the measured (rapl) rows, and ranked on a separate Pareto front" : ""))
     }
     for run in runs { if let note = run.note { notes.append("\(run.recipe) (\(run.folder)): \(note)") } }
-    notes.append("accuracy %/kJ: test accuracy in percent per kJ of training, teacher + student")
+    notes.append(
+      "accuracy %/kJ: test accuracy in percent per kJ of training, teacher + student; "
+        + "rows are ranked within their data set only")
     return notes
   }
 
@@ -92,7 +97,7 @@ public struct CompareReport: Sendable {
     let line = { (row: [String]) in "| " + row.joined(separator: " | ") + " |" }
     let rule =
       "| "
-      + Self.header.indices.map { $0 < 2 || $0 == Self.header.count - 1 ? "---" : "---:" }
+      + Self.header.indices.map { $0 < 3 || $0 == Self.header.count - 1 ? "---" : "---:" }
       .joined(separator: " | ") + " |"
     let body = rows().map { line($0.map { $0.replacingOccurrences(of: "*", with: "\\*") }) }
     return
@@ -100,11 +105,19 @@ public struct CompareReport: Sendable {
       .joined(separator: "\n") + "\n"
   }
 
+  /// The data sets of `runs`, in table order.
+  public var datasets: [String] {
+    var seen = Set<String>()
+    return runs.map(\.dataset).filter { seen.insert($0).inserted }
+  }
+
   /// Indices of `runs` on the Pareto front of (training joules ↓, test accuracy ↑) among the
-  /// runs whose source is `source`: no other such run is at least as accurate for no more
-  /// joules, and strictly better in one.
-  public func paretoFront(source: String) -> [Int] {
-    let group = runs.indices.filter { runs[$0].energySource == source && runs[$0].totalJoules != nil }
+  /// runs on `dataset` whose source is `source`: no other such run is at least as accurate for
+  /// no more joules, and strictly better in one.
+  public func paretoFront(source: String, dataset: String) -> [Int] {
+    let group = runs.indices.filter {
+      runs[$0].energySource == source && runs[$0].dataset == dataset && runs[$0].totalJoules != nil
+    }
     return group.filter { i in
       let (a, j) = (runs[i].testAccuracy, runs[i].totalJoules!)
       return !group.contains { k in

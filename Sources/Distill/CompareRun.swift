@@ -10,6 +10,10 @@ public struct ComparedRun: Equatable, Sendable {
   public var folder: String
   /// The recipe's name (`summary.json` `name`).
   public var recipe: String
+  /// The data set the student was trained on (`digits`, `mnist`, `fashion-mnist`, `csv`), from
+  /// the architecture attribute of `student.h5`; `?` when that cannot be read. Accuracies, and
+  /// so accuracy per kJ and Pareto fronts, compare only within one data set.
+  public var dataset: String = "?"
   public var method: String
   public var studentParameters: Int
   /// Forward FLOPs per sample of the student: 2·in·out per linear layer and
@@ -106,7 +110,9 @@ extension ComparedRun {
     self.recipe = name
     self.method = summary["method"] as? String ?? "?"
     self.studentParameters = (student["parameters"] as? NSNumber)?.intValue ?? 0
-    self.studentFLOPs = try? Self.flops(studentFile: run.modelPath(.student))
+    let description = try? Self.description(studentFile: run.modelPath(.student))
+    self.dataset = description?.data.dataset.rawValue ?? "?"
+    self.studentFLOPs = try? description.map(Self.flops)
     self.testAccuracy = accuracy
     self.testSplit = summary["test_split"] as? String ?? "test"
     self.inferenceMicrojoulesPerSample = (student["inference_uj_per_sample"] as? NSNumber)?.doubleValue
@@ -136,12 +142,17 @@ extension ComparedRun {
     return object
   }
 
-  /// Forward FLOPs per sample of the model in `studentFile` (see `studentFLOPs`).
-  static func flops(studentFile: String) throws -> Int {
+  /// What the architecture attribute of `studentFile` says about the student.
+  static func description(studentFile: String) throws -> ModelDescription {
     guard let description = try StoredModel.open(studentFile, preferring: .student).description else {
       throw CompareError.badFile(path: studentFile, reason: "has no architecture attribute")
     }
-    let builder = ModelBuilder(file: studentFile, keyPath: "architecture")
+    return description
+  }
+
+  /// Forward FLOPs per sample of the model `description` describes (see `studentFLOPs`).
+  static func flops(_ description: ModelDescription) throws -> Int {
+    let builder = ModelBuilder(file: "student.h5", keyPath: "architecture")
     let layers = description.model.expandedLayers(classCount: description.classes)
     let shapes = try builder.outputShapes(
       of: description.model, inputShape: description.inputShape, classCount: description.classes)

@@ -9,12 +9,13 @@ struct CompareCommand: ParsableCommand {
     commandName: "compare",
     abstract: "Rank runs by test accuracy per kJ of training; write a table and an SVG plot.",
     discussion: """
-      Reads each run folder's summary.json, metrics.jsonl and student.h5. Columns: recipe, \
-      method, student parameters and MFLOPs per sample (2·in·out per linear layer, \
+      Reads each run folder's summary.json, metrics.jsonl and student.h5. Rows are grouped \
+      by the student's data set (accuracies on different data sets do not compare) and \
+      ranked within it. Columns: recipe, data set, method, student parameters and MFLOPs per sample (2·in·out per linear layer, \
       2·Cin·kh·kw·Cout·Ho·Wo per convolution), test accuracy, training joules (student, and \
       teacher + student), accuracy %/kJ (teacher + student), inference µJ per test sample, \
       energy source. Rows marked * are estimates (CPU time × W/core), never ranked on one \
-      Pareto front with RAPL measurements. Writes compare.csv, compare.md and compare.svg \
+      Pareto front with RAPL measurements; the plot draws one front per source and data set. Writes compare.csv, compare.md and compare.svg \
       into --out (default: the current directory).
 
       Example: distill compare checkpoints/* --out /tmp/report

@@ -91,15 +91,16 @@ final class CompareTests: XCTestCase {
     XCTAssertTrue(text.contains("metrics.jsonl has no joules"), text)
     let csv = report.csv.split(separator: "\n")
     XCTAssertEqual(csv.count, 4)
-    XCTAssertEqual(csv[0].split(separator: ",").count, 10)
+    XCTAssertEqual(csv[0].split(separator: ",").count, 11)
     let kdRow = csv.first { $0.hasPrefix("kd-run,") }!.split(separator: ",", omittingEmptySubsequences: false)
     let kdRun = report.runs.first { $0.recipe == "kd-run" }!
-    XCTAssertEqual(Double(kdRow[6])!, kdRun.totalJoules!, accuracy: 0.051)
-    XCTAssertEqual(kdRow[9], "estimate")
-    XCTAssertTrue(report.markdown.contains("| kd-run\\* | kd |"), report.markdown)
+    XCTAssertEqual(kdRow[1], "digits")
+    XCTAssertEqual(Double(kdRow[7])!, kdRun.totalJoules!, accuracy: 0.051)
+    XCTAssertEqual(kdRow[10], "estimate")
+    XCTAssertTrue(report.markdown.contains("| kd-run\\* | digits | kd |"), report.markdown)
     let svg = report.svg
     XCTAssertTrue(svg.hasPrefix("<svg xmlns=\"http://www.w3.org/2000/svg\""))
-    XCTAssertTrue(svg.contains("kd-run (estimate)") && svg.contains("alone-run (estimate)"))
+    XCTAssertTrue(svg.contains("kd-run [digits] (estimate)") && svg.contains("alone-run [digits] (estimate)"))
     XCTAssertFalse(svg.contains("old-run"), "a run without figures has no point")
   }
 
@@ -125,21 +126,29 @@ final class CompareTests: XCTestCase {
     XCTAssertThrowsError(try CompareReport(folders: [])) { XCTAssertEqual($0 as? CompareError, .noRuns) }
   }
 
-  func testParetoFrontStaysWithinOneSource() {
-    func run(_ name: String, _ accuracy: Double, _ joules: Double, _ source: String) -> ComparedRun {
+  func testParetoFrontStaysWithinOneSourceAndOneDataSet() {
+    func run(_ name: String, _ accuracy: Double, _ joules: Double, _ source: String, _ dataset: String = "digits")
+      -> ComparedRun
+    {
       ComparedRun(
-        folder: name, recipe: name, method: "kd", studentParameters: 1, studentFLOPs: 2,
+        folder: name, recipe: name, dataset: dataset, method: "kd", studentParameters: 1, studentFLOPs: 2,
         testAccuracy: accuracy,
         testSplit: "test", studentJoules: joules, totalJoules: joules, inferenceMicrojoulesPerSample: 1,
         energySource: source, note: nil)
     }
     let report = CompareReport(runs: [
-      run("a", 0.90, 100, "rapl"), run("b", 0.95, 400, "rapl"), run("c", 0.89, 500, "rapl"),
+      run("a", 0.90, 100, "rapl"), run("m", 0.99, 50, "rapl", "mnist"), run("b", 0.95, 400, "rapl"),
+      run("c", 0.89, 500, "rapl"),
       run("e", 0.99, 10, "estimate"),  // better than all, but an estimate: not on the RAPL front
     ])
     let names = { (indices: [Int]) in Set(indices.map { report.runs[$0].recipe }) }
-    XCTAssertEqual(names(report.paretoFront(source: "rapl")), ["a", "b"])
-    XCTAssertEqual(names(report.paretoFront(source: "estimate")), ["e"])
+    // m would dominate a and b, but its accuracy is on another data set.
+    XCTAssertEqual(names(report.paretoFront(source: "rapl", dataset: "digits")), ["a", "b"])
+    XCTAssertEqual(names(report.paretoFront(source: "rapl", dataset: "mnist")), ["m"])
+    XCTAssertEqual(names(report.paretoFront(source: "estimate", dataset: "digits")), ["e"])
+    XCTAssertEqual(report.runs.map(\.recipe), ["e", "a", "b", "c", "m"], "grouped by data set, then accuracy/kJ")
+    XCTAssertEqual(report.datasets, ["digits", "mnist"])
     XCTAssertTrue(report.notes[0].contains("separate Pareto front"), report.notes[0])
+    XCTAssertEqual(report.svg.components(separatedBy: "<polyline").count - 1, 1, "one front with more than one point")
   }
 }
