@@ -74,7 +74,7 @@ public struct CompareReport: Sendable {
     var lines = all.map { row in
       row.enumerated().map { c, cell in
         let pad = String(repeating: " ", count: widths[c] - cell.count)
-        return c == 0 || c == 1 || c == row.count - 1 ? cell + pad : pad + cell
+        return c < 3 || c == row.count - 1 ? cell + pad : pad + cell
       }.joined(separator: "  ").replacingOccurrences(of: " +$", with: "", options: .regularExpression)
     }
     lines.insert(widths.map { String(repeating: "-", count: $0) }.joined(separator: "  "), at: 1)
