@@ -75,6 +75,8 @@ extension CompareReport {
             + "stroke-width=\"2\" opacity=\"0.6\"/>")
       }
     }
+    // The legend's corner (one or two lines at the top left) is taken from the start.
+    var placedLabels: [(Double, Double, Double, Double)] = [(left, top, left + 460, top + 42)]
     for i in plotted {
       let run = runs[i]
       let source = run.energySource ?? "mixed"
@@ -86,11 +88,28 @@ extension CompareReport {
           + "fill=\"\(source == "rapl" ? colour : "white")\"><title>\(Self.escaped(run.folder))</title></circle>"
       )
       let label = run.recipe + " [\(run.dataset)]" + (run.isEstimate ? " (\(source))" : "") + (onFront ? " ★" : "")
-      // A label that would run past the right edge (about 7 px per character) ends at its point.
-      let fitsRight = px + 8 + 7 * Double(label.count) <= width - 4
+      // The first of eight places (right or left of the point, above or below it) that stays
+      // inside the picture and clear of the labels placed so far; about 7 px per character.
+      let labelWidth = 7 * Double(label.count)
+      let places = [true, false].flatMap { right in [-8.0, 18.0, -22.0, 32.0].map { (right, $0) } }.map {
+        right, dy in (right: right, x: right ? px + 8 : px - 8, y: py + dy)
+      }
+      func box(_ p: (right: Bool, x: Double, y: Double)) -> (Double, Double, Double, Double) {
+        (p.right ? p.x : p.x - labelWidth, p.y - 12, p.right ? p.x + labelWidth : p.x, p.y + 3)
+      }
+      func fits(_ p: (right: Bool, x: Double, y: Double)) -> Bool {
+        let (x0, y0, x1, y1) = box(p)
+        return x0 >= 2 && x1 <= width - 2 && y0 >= top && y1 <= height - bottom
+      }
+      func clear(_ p: (right: Bool, x: Double, y: Double)) -> Bool {
+        let (x0, y0, x1, y1) = box(p)
+        return !placedLabels.contains { b in x0 < b.2 && b.0 < x1 && y0 < b.3 && b.1 < y1 }
+      }
+      let place = places.first { fits($0) && clear($0) } ?? places.first(where: fits) ?? places[0]
+      placedLabels.append(box(place))
       out.append(
-        "<text x=\"\(f(fitsRight ? px + 8 : px - 8))\" y=\"\(f(py - 8))\""
-          + "\(fitsRight ? "" : " text-anchor=\"end\"")\(onFront ? " font-weight=\"bold\"" : "")>"
+        "<text x=\"\(f(place.x))\" y=\"\(f(place.y))\""
+          + "\(place.right ? "" : " text-anchor=\"end\"")\(onFront ? " font-weight=\"bold\"" : "")>"
           + "\(Self.escaped(label))</text>")
     }
     // Legend.
