@@ -75,8 +75,16 @@ extension CompareReport {
             + "stroke-width=\"2\" opacity=\"0.6\"/>")
       }
     }
-    // The legend's corner (one or two lines at the top left) is taken from the start.
-    var placedLabels: [(Double, Double, Double, Double)] = [(left, top, left + 460, top + 42)]
+    let sources = Set(plotted.map { runs[$0].energySource ?? "mixed" })
+    let mixesSources = sources.count > 1
+    // The legend's corner (a line per source at the top left) is taken from the start.
+    // Every point's circle too, so that no label covers another run's point.
+    var placedLabels: [(Double, Double, Double, Double)] =
+      [(left, top, left + 460, top + 6 + 18 * Double(sources.count))]
+      + plotted.map { i in
+        let (px, py) = (x(runs[i].totalJoules!), y(runs[i].testAccuracy * 100))
+        return (px - 7, py - 7, px + 7, py + 7)
+      }
     for i in plotted {
       let run = runs[i]
       let source = run.energySource ?? "mixed"
@@ -87,10 +95,13 @@ extension CompareReport {
         "<circle cx=\"\(f(px))\" cy=\"\(f(py))\" r=\"\(onFront ? 6 : 4)\" stroke=\"\(colour)\" stroke-width=\"2\" "
           + "fill=\"\(source == "rapl" ? colour : "white")\"><title>\(Self.escaped(run.folder))</title></circle>"
       )
-      let label = run.recipe + " [\(run.dataset)]" + (run.isEstimate ? " (\(source))" : "") + (onFront ? " ★" : "")
+      // Hollow circles and the legend mark estimates; the label says so too when the plot
+      // mixes sources, where a glance at the text must tell them apart.
+      let label = run.recipe + " [\(run.dataset)]" + (run.isEstimate && mixesSources ? " (\(source))" : "")
+        + (onFront ? " ★" : "")
       // The first of eight places (right or left of the point, above or below it) that stays
-      // inside the picture and clear of the labels placed so far; about 7 px per character.
-      let labelWidth = 7 * Double(label.count)
+      // inside the picture and clear of the labels placed so far; about 6.5 px per character.
+      let labelWidth = 6.5 * Double(label.count)
       let places = [true, false].flatMap { right in [-8.0, 18.0, -22.0, 32.0].map { (right, $0) } }.map {
         right, dy in (right: right, x: right ? px + 8 : px - 8, y: py + dy)
       }

@@ -100,7 +100,8 @@ final class CompareTests: XCTestCase {
     XCTAssertTrue(report.markdown.contains("| kd-run\\* | digits | kd |"), report.markdown)
     let svg = report.svg
     XCTAssertTrue(svg.hasPrefix("<svg xmlns=\"http://www.w3.org/2000/svg\""))
-    XCTAssertTrue(svg.contains("kd-run [digits] (estimate)") && svg.contains("alone-run [digits] (estimate)"))
+    XCTAssertTrue(svg.contains("kd-run [digits]") && svg.contains("alone-run [digits]")
+        && svg.contains("estimate (CPU time × W/core)"))
     XCTAssertFalse(svg.contains("old-run"), "a run without figures has no point")
   }
 
