@@ -2,8 +2,9 @@ import Foundation
 
 extension CompareReport {
   /// An SVG plot of test accuracy (%) against training joules, teacher + student, on a log
-  /// scale: one point per run with its recipe name, filled for RAPL measurements and hollow
-  /// (and named `… (estimate)`) for estimates; the Pareto front of each source on each data set
+  /// scale: one point per run labelled with its recipe and data set, filled for RAPL
+  /// measurements and hollow for estimates (the legend says which; labels add `(estimate)`
+  /// when the plot mixes sources); the Pareto front of each source on each data set
   /// joined by a line of the source's colour (accuracies on different data sets do not
   /// compare). Runs without energy figures are left out (the table lists them).
   public var svg: String {
