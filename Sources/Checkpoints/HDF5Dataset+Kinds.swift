@@ -74,9 +74,7 @@ extension HDF5Dataset {
   /// `.wrongDatatype`, another shape than `expectedShape` (when given) `.wrongShape`.
   public func readUnsignedIntegers(expectedShape: [Int]? = nil) throws(CheckpointError) -> [UInt64] {
     HDF5Library.prepareThread()
-    if let expectedShape, expectedShape != shape {
-      throw .wrongShape(path: file.path, object: name, expected: expectedShape, found: shape)
-    }
+    try requireShape(expectedShape)
     guard case .integer(8, false) = elementType else {
       throw .wrongDatatype(path: file.path, object: name, expected: "uint64", found: elementType.description)
     }

@@ -72,14 +72,19 @@ public final class HDF5Dataset: HDF5Object {
   /// The number of elements (product of `shape`).
   public var count: Int { shape.reduce(1, *) }
 
+  /// Throws `.wrongShape` when `expected` is given and is not this dataset's shape.
+  func requireShape(_ expected: [Int]?) throws(CheckpointError) {
+    if let expected, expected != shape {
+      throw .wrongShape(path: file.path, object: name, expected: expected, found: shape)
+    }
+  }
+
   /// The values as `Float`, row-major (`dset[()].astype(numpy.float32)`). float16 is widened
   /// exactly, float64 rounded to nearest; other element types throw `.wrongDatatype`. With
   /// `expectedShape`, a different shape throws `.wrongShape` before anything is read.
   public func readFloats(expectedShape: [Int]? = nil) throws(CheckpointError) -> [Float] {
     HDF5Library.prepareThread()
-    if let expectedShape, expectedShape != shape {
-      throw .wrongShape(path: file.path, object: name, expected: expectedShape, found: shape)
-    }
+    try requireShape(expectedShape)
     guard case .float(let bytes) = elementType else {
       throw .wrongDatatype(
         path: file.path, object: name, expected: "float16, float32 or float64",
@@ -100,9 +105,7 @@ public final class HDF5Dataset: HDF5Object {
   /// `.wrongDatatype`.
   public func readIntegers(expectedShape: [Int]? = nil) throws(CheckpointError) -> [Int64] {
     HDF5Library.prepareThread()
-    if let expectedShape, expectedShape != shape {
-      throw .wrongShape(path: file.path, object: name, expected: expectedShape, found: shape)
-    }
+    try requireShape(expectedShape)
     guard case .integer = elementType else {
       throw .wrongDatatype(path: file.path, object: name, expected: "integer", found: elementType.description)
     }

@@ -100,10 +100,8 @@ extension ModelTraining {
         "holds generators for dropout layers \(state.dropoutStates.map(\.layer)), "
           + "but the \(role.rawValue) has dropout layers \(dropouts.map(\.path))")
     }
-    let parameterShapes = Dictionary(
-      optimizer.parameters.map { ($0.name, $0.tensor.shape) }, uniquingKeysWith: { a, _ in a })
     for master in state.masterWeights {
-      guard let shape = parameterShapes[master.name] else {
+      guard let shape = shapes[master.name] else {
         throw mismatch("master/\(master.name)", "is the master weight of no parameter of the \(role.rawValue)")
       }
       guard master.values.count == shape.reduce(1, *) else {
