@@ -62,8 +62,8 @@ extension TrainingState {
     state.extraParameters = try readArrays(group.group("extra_parameters"))
     state.masterWeights = try readArrays(group.group("master"))
     let scale = try group.group("loss_scale")
-    state.lossScale = LossScaleState(
-      scale: try scale.doubleAttribute("scale"),
+    state.lossScale = LossScalerState(
+      scale: Float(try scale.doubleAttribute("scale")),
       growthTracker: Int(try scale.integerAttribute("growth_tracker")),
       skippedSteps: Int(try scale.integerAttribute("skipped_steps")))
     let rng = try group.group("rng")
@@ -110,7 +110,7 @@ extension TrainingState {
     try Self.write(extraParameters, to: group.createGroup("extra_parameters"))
     try Self.write(masterWeights, to: group.createGroup("master"))
     let scale = try group.createGroup("loss_scale")
-    try scale.setAttribute("scale", double: lossScale.scale)
+    try scale.setAttribute("scale", double: Double(lossScale.scale))
     try scale.setAttribute("growth_tracker", integer: Int64(lossScale.growthTracker))
     try scale.setAttribute("skipped_steps", integer: Int64(lossScale.skippedSteps))
     let rng = try group.createGroup("rng")

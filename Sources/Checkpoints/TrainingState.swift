@@ -2,6 +2,8 @@
 // everything `distill resume` needs to continue exactly where a run stopped. The file layout is
 // in README.md here ("Training checkpoints"); `TrainingState+File.swift` reads and writes it.
 
+import NN
+
 /// A named array: an optimizer state entry (`0.weight.momentum_buffer`), an extra trained
 /// tensor (`hint_regressor.weight`) or a master weight, with its shape (`[]` for a scalar).
 public struct NamedArray: Equatable, Sendable {
@@ -14,24 +16,6 @@ public struct NamedArray: Equatable, Sendable {
     self.name = name
     self.shape = shape
     self.values = values
-  }
-}
-
-/// The dynamic loss scaler's state (mixed precision; `torch.cuda.amp.GradScaler`'s `scale`,
-/// `_growth_tracker`). Float32 training writes the defaults and never reads them.
-public struct LossScaleState: Equatable, Sendable {
-  /// The factor the loss is multiplied by before `backward()`.
-  public var scale: Double
-  /// Steps since the scale last changed (it grows after a run of finite steps).
-  public var growthTracker: Int
-  /// Optimizer steps skipped so far because a gradient held inf or NaN.
-  public var skippedSteps: Int
-
-  /// 65536 (2¹⁶, PyTorch's initial scale), no growth yet, nothing skipped.
-  public init(scale: Double = 65536, growthTracker: Int = 0, skippedSteps: Int = 0) {
-    self.scale = scale
-    self.growthTracker = growthTracker
-    self.skippedSteps = skippedSteps
   }
 }
 
@@ -75,7 +59,8 @@ public struct TrainingState: Equatable, Sendable {
   /// Float master weights, keyed like the model's parameters; empty in Float32 training, where
   /// the model's own (Float32) datasets are the master weights.
   public var masterWeights: [NamedArray] = []
-  public var lossScale = LossScaleState()
+  /// The dynamic loss scaler's state; Float32 training writes the initial state and never reads it.
+  public var lossScale = LossScalerState.initial
   /// The augmenter's SplitMix64 state, when the phase's model trains with augmentation.
   public var augmenterState: UInt64?
   /// Each dropout layer's xoshiro256** state (4 words), keyed by the layer's path in the model

@@ -48,11 +48,7 @@ extension ModelTraining {
     } else {
       state.masterWeights = []
     }
-    if let scaler {
-      state.lossScale = LossScaleState(
-        scale: Double(scaler.state.scale), growthTracker: scaler.state.growthTracker,
-        skippedSteps: scaler.state.skippedSteps)
-    }
+    if let scaler { state.lossScale = scaler.state }
   }
 
   /// Restores the model's weights (group `role` of `file`), the optimizer state, the extra
@@ -131,11 +127,7 @@ extension ModelTraining {
         if let values = masters[name] { tensor.storage = values }
       }
     }
-    if let scaler {
-      scaler.state = LossScalerState(
-        scale: Float(state.lossScale.scale), growthTracker: state.lossScale.growthTracker,
-        skippedSteps: state.lossScale.skippedSteps)
-    }
+    scaler?.state = state.lossScale
     optimizer.state = optimizerState
     for (name, tensor) in extraParameters { tensor.storage = extras[name]!.values }
     for ((_, layer), (_, words)) in zip(dropouts, state.dropoutStates) {

@@ -16,6 +16,9 @@ public struct LossScalerState: Codable, Equatable, Sendable {
     self.growthTracker = growthTracker
     self.skippedSteps = skippedSteps
   }
+
+  /// GradScaler's start: 2¹⁶, no growth yet, nothing skipped.
+  public static let initial = LossScalerState(scale: 65536)
 }
 
 /// Dynamic loss scaling for mixed-precision training (Micikevicius et al., 2018), with the
@@ -40,7 +43,7 @@ public final class LossScaler {
 
   /// Creates a scaler with GradScaler's defaults.
   public init(
-    initialScale: Float = 65536, growthFactor: Float = 2, backoffFactor: Float = 0.5,
+    initialScale: Float = LossScalerState.initial.scale, growthFactor: Float = 2, backoffFactor: Float = 0.5,
     growthInterval: Int = 2000
   ) {
     precondition(initialScale > 0 && initialScale.isFinite, "the initial loss scale must be positive")

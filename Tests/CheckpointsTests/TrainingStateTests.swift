@@ -28,7 +28,7 @@ final class TrainingStateTests: XCTestCase {
     ]
     state.extraParameters = [NamedArray(name: "hint_regressor.bias", shape: [2], values: [0.5, -0.5])]
     state.masterWeights = [NamedArray(name: "0.weight", shape: [1], values: [0.25])]
-    state.lossScale = LossScaleState(scale: 1024, growthTracker: 7, skippedSteps: 3)
+    state.lossScale = LossScalerState(scale: 1024, growthTracker: 7, skippedSteps: 3)
     state.augmenterState = .max - 1
     state.dropoutStates = [("1", [1, .max, 3, 1 << 63]), ("2.body.1", [5, 6, 7, 8])]
     state.metrics = [#"{"model": "teacher", "epoch": 1}"#, "ünïcode ✓"]

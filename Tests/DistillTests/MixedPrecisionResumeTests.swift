@@ -80,7 +80,7 @@ final class MixedPrecisionResumeTests: XCTestCase {
       XCTAssertTrue("\(error)".contains("has 3 values, expected 640"), "\(error)")
     }
     state.masterWeights = []
-    state.lossScale.scale = Double.infinity
+    state.lossScale.scale = Float.infinity
     XCTAssertThrowsError(try training.restore(from: state, file: "x.h5")) { error in
       XCTAssertTrue("\(error)".contains("/state/loss_scale"), "\(error)")
     }

@@ -1,4 +1,5 @@
 import Checkpoints
+import NN
 import Foundation
 import XCTest
 import _TestSupport
@@ -110,7 +111,7 @@ final class ResumeTests: XCTestCase {
         "4.bias.momentum_buffer", "4.weight.momentum_buffer",
       ])
     XCTAssertEqual(latest.optimizer[1].shape, [16, 64])
-    XCTAssertEqual(latest.lossScale, LossScaleState(scale: 65536, growthTracker: 0, skippedSteps: 0))
+    XCTAssertEqual(latest.lossScale, LossScalerState(scale: 65536, growthTracker: 0, skippedSteps: 0))
     XCTAssertEqual(latest.masterWeights, [])
     XCTAssertEqual(latest.recipeHash, try makeTrainer(folder: folder).recipe.canonicalHash)
     XCTAssertEqual(latest.teacherResult?["epochs"], 3)
