@@ -3,8 +3,6 @@
 // of files, files that know nothing of the CLI, and a thin executable on top.
 import PackageDescription
 
-let optimize: [SwiftSetting] = [.unsafeFlags(["-Ounchecked", "-wmo"], .when(configuration: .release))]
-
 let package = Package(
   name: "swift-distill",
   products: [
@@ -29,30 +27,27 @@ let package = Package(
                    providers: [.apt(["libhdf5-dev"])]),
     .systemLibrary(name: "CZlib", path: "Sources/CZlib", providers: [.apt(["zlib1g-dev"])]),
     // Small C kernels that need CPU features Swift will not emit portably (runtime-dispatched).
-    .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3"])]),
+    .target(name: "CKernels"),
     .target(
       name: "Autodiff",
-      dependencies: ["CBLAS", "CKernels", .product(name: "RealModule", package: "swift-numerics")],
-      swiftSettings: optimize),
-    .target(name: "NN", dependencies: ["Autodiff"], swiftSettings: optimize),
-    .target(name: "Datasets", dependencies: ["CZlib"], swiftSettings: optimize),
+      dependencies: ["CBLAS", "CKernels", .product(name: "RealModule", package: "swift-numerics")]),
+    .target(name: "NN", dependencies: ["Autodiff"]),
+    .target(name: "Datasets", dependencies: ["CZlib"]),
     .target(
-      name: "Checkpoints", dependencies: ["CHDF5", "Autodiff", "NN"], exclude: ["README.md"],
-      swiftSettings: optimize),
-    .target(name: "Energy", exclude: ["README.md"], swiftSettings: optimize),
+      name: "Checkpoints", dependencies: ["CHDF5", "Autodiff", "NN"], exclude: ["README.md"]),
+    .target(name: "Energy", exclude: ["README.md"]),
     .target(
       name: "Distill",
       dependencies: [
-        "Autodiff", "NN", "Datasets", "Checkpoints", "Energy", .product(name: "Yams", package: "Yams"),
-      ],
-      swiftSettings: optimize),
+        "Autodiff", "NN", "Datasets", "Checkpoints", "Energy", "CKernels",
+        .product(name: "Yams", package: "Yams"),
+      ]),
     .executableTarget(
       name: "DistillCLI",
       dependencies: [
         "Autodiff", "NN", "Datasets", "Distill", "Energy",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
-      ],
-      swiftSettings: optimize),
+      ]),
     .target(name: "_TestSupport", dependencies: ["Autodiff"], path: "Tests/_TestSupport"),
     .testTarget(name: "AutodiffTests", dependencies: ["Autodiff", "_TestSupport"]),
     .testTarget(name: "NNTests", dependencies: ["NN", "Datasets", "_TestSupport"]),
@@ -62,6 +57,8 @@ let package = Package(
     .testTarget(name: "DistillTests", dependencies: ["Distill", "_TestSupport"]),
     // Runs the built `distill` executable (the dependency makes sure it is built) as a separate
     // process: signals, SIGKILL during checkpoint writes, exit statuses.
-    .testTarget(name: "DistillCLITests", dependencies: ["DistillCLI", "Distill", "Checkpoints", "_TestSupport"]),
+    .testTarget(
+      name: "DistillCLITests",
+      dependencies: ["DistillCLI", "Distill", "Checkpoints", "Datasets", "Autodiff", "_TestSupport"]),
   ]
 )

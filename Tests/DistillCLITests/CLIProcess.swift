@@ -1,10 +1,15 @@
 import Foundation
 import XCTest
 
-/// The `distill` executable built beside this test bundle (`.build/<triple>/debug/distill`);
-/// the test target depends on it, so `swift test` builds it. Nil (and the tests fail, never
-/// skip) when it cannot be found.
+/// The `distill` executable the CLI tests run: `DISTILL_EXECUTABLE` when set (CI points it at
+/// the release build, `.build/release/distill`, the binary users run), else the one built
+/// beside this test bundle (`.build/<triple>/debug/distill`; the test target depends on it, so
+/// `swift test` builds it). Nil (and the tests fail, never skip) when it cannot be found.
 let distillExecutable: String? = {
+  if let given = ProcessInfo.processInfo.environment["DISTILL_EXECUTABLE"], !given.isEmpty {
+    let path = URL(fileURLWithPath: given).standardizedFileURL.path
+    return FileManager.default.isExecutableFile(atPath: path) ? path : nil
+  }
   let candidates = [
     URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent(),
     Bundle.main.bundleURL, Bundle.main.bundleURL.deletingLastPathComponent(),
@@ -19,7 +24,10 @@ final class DistillProcess {
   private let errors: URL
 
   /// Starts `distill arguments…` in `directory`.
-  init(_ arguments: [String], in directory: String, file: StaticString = #filePath, line: UInt = #line) throws
+  init(
+    _ arguments: [String], in directory: String, environment: [String: String] = [:],
+    file: StaticString = #filePath, line: UInt = #line
+  ) throws
   {
     guard let executable = distillExecutable else {
       XCTFail(
@@ -34,6 +42,9 @@ final class DistillProcess {
     _ = FileManager.default.createFile(atPath: errors.path, contents: nil)
     process.executableURL = URL(fileURLWithPath: executable)
     process.arguments = arguments
+    if !environment.isEmpty {
+      process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+    }
     process.currentDirectoryURL = URL(fileURLWithPath: directory)
     process.standardOutput = try FileHandle(forWritingTo: output)
     process.standardError = try FileHandle(forWritingTo: errors)
@@ -61,8 +72,10 @@ final class DistillProcess {
   var standardError: String { (try? String(contentsOf: errors, encoding: .utf8)) ?? "" }
 
   /// Runs `distill arguments…` to its end: (status, stdout, stderr).
-  static func run(_ arguments: [String], in directory: String) throws -> (Int32, String, String) {
-    let p = try DistillProcess(arguments, in: directory)
+  static func run(_ arguments: [String], in directory: String, environment: [String: String] = [:]) throws -> (
+    Int32, String, String
+  ) {
+    let p = try DistillProcess(arguments, in: directory, environment: environment)
     let status = p.wait()
     return (status, p.standardOutput, p.standardError)
   }
