@@ -1,6 +1,10 @@
 import CBLAS
 import CKernels
 
+#if canImport(Glibc)
+  import Glibc
+#endif
+
 /// The thread pool of the BLAS library behind every matrix product.
 public enum BLAS {
   /// The number of threads OpenBLAS uses for one product. Set it before timing anything:
@@ -24,4 +28,33 @@ public enum ProcessMemory {
   /// Returns whether the allocator accepted the settings (false off glibc).
   @discardableResult
   public static func keepFreedBlocksInHeap() -> Bool { distill_keep_freed_blocks_in_heap() == 1 }
+
+  /// The machine's physical memory in bytes (`sysconf`); what model sizes and file reads are
+  /// checked against before anything is allocated, so that an impossible size is an error
+  /// naming its cause instead of an allocation failure that aborts the process.
+  public static let physicalBytes: Int = {
+    let pages = sysconf(Int32(_SC_PHYS_PAGES))
+    let size = sysconf(Int32(_SC_PAGESIZE))
+    return pages > 0 && size > 0 ? pages.multipliedReportingOverflow(by: size).partialValue : Int.max
+  }()
+
+  /// `elements` × `bytesPerElement`, or nil when the product overflows or exceeds
+  /// `physicalBytes`: the size of a buffer that cannot be allocated here.
+  public static func fittingBytes(elements: Int, bytesPerElement: Int) -> Int? {
+    guard elements >= 0 else { return nil }
+    let (bytes, overflow) = elements.multipliedReportingOverflow(by: bytesPerElement)
+    return overflow || bytes > physicalBytes ? nil : bytes
+  }
+
+  /// The product of `dimensions`, or nil when one is negative or the product overflows `Int`.
+  public static func elementCount(_ dimensions: [Int]) -> Int? {
+    var count = 1
+    for d in dimensions {
+      guard d >= 0 else { return nil }
+      let (product, overflow) = count.multipliedReportingOverflow(by: d)
+      if overflow { return nil }
+      count = product
+    }
+    return count
+  }
 }

@@ -30,6 +30,11 @@ public enum CheckpointError: Error, Equatable, CustomStringConvertible {
   case unexpectedKey(path: String, group: String, key: String, shape: [Int])
   /// Writing `path` failed; the file that was there before, if any, is unchanged.
   case writeFailed(path: String, detail: String)
+  /// The dataset declares more elements than this machine's memory (`limit` bytes) could hold.
+  case tooLarge(path: String, object: String, shape: [Int], limit: Int)
+  /// The dataset holds `count` NaN or infinite values, the first at flat index `firstIndex`:
+  /// weights of a diverged run, or a damaged file.
+  case nonFinite(path: String, object: String, count: Int, firstIndex: Int)
   /// Any other libhdf5 failure: the operation, the object and HDF5's own explanation.
   case hdf5(path: String, object: String, operation: String, detail: String)
 
@@ -65,6 +70,13 @@ public enum CheckpointError: Error, Equatable, CustomStringConvertible {
         + " (was the file written for another architecture?)"
     case .writeFailed(let path, let detail):
       return "\(path): cannot write: \(detail); any file that was there is unchanged"
+    case .tooLarge(let path, let object, let shape, let limit):
+      return "\(path): \(object) declares shape \(shape), more than this machine's "
+        + "\(limit / (1 << 20)) MiB of memory could hold (a damaged or hostile file?)"
+    case .nonFinite(let path, let object, let count, let firstIndex):
+      return "\(path): \(object) holds \(count) non-finite value\(count == 1 ? "" : "s") (NaN or ±inf; the "
+        + "first at flat index \(firstIndex)): these weights are broken (a diverged run, or a damaged file); "
+        + "use an earlier checkpoint or train again"
     case .hdf5(let path, let object, let operation, let detail):
       return "\(path): \(object): \(operation) failed: \(detail)"
     }

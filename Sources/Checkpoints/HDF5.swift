@@ -30,7 +30,22 @@ enum HDF5Library {
     var buffer = [CChar](repeating: 0, count: 2048)
     let truncated = distill_H5E_describe(&buffer, buffer.count) != 0
     let detail = buffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
-    return (detail.isEmpty ? "unknown HDF5 error" : detail, truncated)
+    return (detail.isEmpty ? "unknown HDF5 error" : brief(detail), truncated)
+  }
+
+  /// An HDF5 error stack made short enough to read: a system error inside it (`error message =
+  /// 'No space left on device'`, which HDF5 buries in a line of buffer addresses and offsets)
+  /// comes first, with the outermost call; any other stack longer than 300 characters keeps
+  /// its outermost and innermost entries.
+  static func brief(_ detail: String) -> String {
+    let entries = detail.components(separatedBy: ": ")
+    if let range = detail.range(of: "error message = '") {
+      let rest = detail[range.upperBound...]
+      let message = rest.prefix { $0 != "'" }
+      return "\(message) (HDF5: \(entries.first ?? ""))"
+    }
+    guard detail.count > 300, entries.count > 1 else { return detail }
+    return "\(entries.first!): … : \(String(entries.last!.prefix(200)))"
   }
 
   /// The description of the last C library error (`errno`).

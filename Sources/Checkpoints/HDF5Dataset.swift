@@ -66,11 +66,39 @@ public final class HDF5Dataset: HDF5Object {
       throw error
     }
     elementType = HDF5ElementType(type)
+    // A file can declare any shape in a few bytes; refuse what could never be read into memory
+    // here before anyone allocates for it.
+    let elementBytes: Int
+    switch elementType {
+    case .float(let bytes), .integer(let bytes, _): elementBytes = max(bytes, 1)
+    case .string, .other: elementBytes = 16
+    }
+    guard let elements = ProcessMemory.elementCount(shape),
+      ProcessMemory.fittingBytes(elements: elements, bytesPerElement: elementBytes) != nil
+    else {
+      _ = H5Dclose(id)
+      throw .tooLarge(path: file.path, object: name, shape: shape, limit: ProcessMemory.physicalBytes)
+    }
     super.init(file: file, name: name, id: id, close: { H5Dclose($0) })
   }
 
-  /// The number of elements (product of `shape`).
+  /// The number of elements (product of `shape`; `init` made sure it fits in memory).
   public var count: Int { shape.reduce(1, *) }
+
+  /// `readFloats`, then throws `.nonFinite` naming this dataset when any value is NaN or
+  /// infinite: for weights and optimizer state, which are never legitimately non-finite.
+  public func readFiniteFloats(expectedShape: [Int]? = nil) throws(CheckpointError) -> [Float] {
+    let values = try readFloats(expectedShape: expectedShape)
+    var (bad, first) = (0, -1)
+    values.withUnsafeBufferPointer { v in
+      for i in v.indices where !v[i].isFinite {
+        if first < 0 { first = i }
+        bad += 1
+      }
+    }
+    if bad > 0 { throw .nonFinite(path: file.path, object: name, count: bad, firstIndex: first) }
+    return values
+  }
 
   /// Throws `.wrongShape` when `expected` is given and is not this dataset's shape.
   func requireShape(_ expected: [Int]?) throws(CheckpointError) {

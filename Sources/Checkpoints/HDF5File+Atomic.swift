@@ -121,6 +121,10 @@ extension CheckpointError {
     case .unexpectedKey(_, let group, let key, let shape):
       return .unexpectedKey(path: path, group: group, key: key, shape: shape)
     case .writeFailed(_, let detail): return .writeFailed(path: path, detail: detail)
+    case .tooLarge(_, let object, let shape, let limit):
+      return .tooLarge(path: path, object: object, shape: shape, limit: limit)
+    case .nonFinite(_, let object, let count, let firstIndex):
+      return .nonFinite(path: path, object: object, count: count, firstIndex: firstIndex)
     case .hdf5(_, let object, let operation, let detail):
       return .hdf5(path: path, object: object, operation: operation, detail: detail)
     }

@@ -58,7 +58,7 @@ public func loadModel(group: String, from path: String, into model: any Layer) t
     guard stored.contains(key) else {
       throw .missingKey(path: path, group: stored.name, key: key, expectedShape: tensor.shape)
     }
-    let values = try stored.dataset(key).readFloats(expectedShape: tensor.shape)
+    let values = try stored.dataset(key).readFiniteFloats(expectedShape: tensor.shape)
     loaded[key] = Tensor(shape: tensor.shape, storage: values)
   }
   let known = Set(expected.map(\.name))
@@ -90,4 +90,15 @@ public func readArchitecture(group: String, from path: String) throws(Checkpoint
   let stored = try HDF5File.openReadOnly(path).group(group)
   guard stored.hasAttribute(architectureAttribute) else { return nil }
   return try stored.stringAttribute(architectureAttribute)
+}
+
+/// Reads every dataset of every model group of the file at `path` (every group but a training
+/// checkpoint's `/state`) and throws `.nonFinite`, naming the first dataset that holds a NaN or
+/// an infinity: weights no run should start from.
+public func requireFiniteModels(in path: String) throws(CheckpointError) {
+  let root = try HDF5File.openReadOnly(path).rootGroup()
+  for name in try root.memberNames() where name != trainingStateGroup {
+    let group = try root.group(name)
+    for key in try group.memberNames() { _ = try group.dataset(key).readFiniteFloats() }
+  }
 }

@@ -50,6 +50,8 @@ extension TrainingState {
     state.samples = try integer("samples")
     state.steps = try integer("steps")
     state.epochSeconds = try double("epoch_seconds")
+    if group.hasAttribute("epoch_joules") { state.epochJoules = try double("epoch_joules") }
+    if group.hasAttribute("epoch_dram_joules") { state.epochDRAMJoules = try double("epoch_dram_joules") }
     state.modelSeconds = try double("model_seconds")
     state.runSeconds = try double("run_seconds")
     if group.hasAttribute("seed_override") {
@@ -95,10 +97,11 @@ extension TrainingState {
     }
     for (name, value) in [
       ("loss_sum", lossSum), ("epoch_seconds", epochSeconds), ("model_seconds", modelSeconds),
-      ("run_seconds", runSeconds),
+      ("run_seconds", runSeconds), ("epoch_joules", epochJoules),
     ] {
       try group.setAttribute(name, double: value)
     }
+    if let epochDRAMJoules { try group.setAttribute("epoch_dram_joules", double: epochDRAMJoules) }
     try group.setAttribute("optimizer", string: optimizerName)
     try group.setAttribute("recipe_hash", string: recipeHash)
     try group.setAttribute("recipe", string: recipeJSON)
@@ -134,7 +137,7 @@ extension TrainingState {
     var arrays: [NamedArray] = []
     for name in try group.memberNames() {
       let dataset = try group.dataset(name)
-      arrays.append(NamedArray(name: name, shape: dataset.shape, values: try dataset.readFloats()))
+      arrays.append(NamedArray(name: name, shape: dataset.shape, values: try dataset.readFiniteFloats()))
     }
     return arrays
   }

@@ -48,6 +48,11 @@ public struct TrainingState: Equatable, Sendable {
   public var steps: Int = 0
   /// Wall time spent in the partial epoch, in the phase's model, and in the run so far.
   public var epochSeconds: Double = 0
+  /// Energy of the partial epoch's training so far (joules, and DRAM joules where the meter
+  /// has a DRAM counter), which resume adds to that epoch's record. 0 / nil in checkpoints
+  /// written at an epoch's end and in those of versions that did not record it.
+  public var epochJoules: Double = 0
+  public var epochDRAMJoules: Double?
   public var modelSeconds: Double = 0
   public var runSeconds: Double = 0
   /// The optimizer's recipe name (`sgd`, `adam`, `adamw`) and its per-parameter state, keyed
@@ -104,7 +109,8 @@ public struct TrainingState: Equatable, Sendable {
   public static func == (a: TrainingState, b: TrainingState) -> Bool {
     a.phase == b.phase && a.epoch == b.epoch && a.batch == b.batch && a.globalStep == b.globalStep
       && a.runEpoch == b.runEpoch && a.lossSum.bitPattern == b.lossSum.bitPattern && a.samples == b.samples
-      && a.steps == b.steps && a.epochSeconds == b.epochSeconds && a.modelSeconds == b.modelSeconds
+      && a.steps == b.steps && a.epochSeconds == b.epochSeconds
+      && a.epochJoules == b.epochJoules && a.epochDRAMJoules == b.epochDRAMJoules && a.modelSeconds == b.modelSeconds
       && a.runSeconds == b.runSeconds && a.optimizerName == b.optimizerName && a.optimizer == b.optimizer
       && a.extraParameters == b.extraParameters && a.masterWeights == b.masterWeights
       && a.lossScale == b.lossScale && a.augmenterState == b.augmenterState

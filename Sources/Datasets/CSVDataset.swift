@@ -50,9 +50,16 @@ public func loadCSVDataset(
     throw DatasetError.malformed(file: path, line: 0, reason: "no data rows")
   }
   let shape = sampleShape ?? [width - 1]
-  guard shape.reduce(1, *) == width - 1 else {
+  var needed: Int? = 1
+  for size in shape {
+    guard let n = needed, size >= 0 else { needed = nil; break }
+    let (product, overflow) = n.multipliedReportingOverflow(by: size)
+    needed = overflow ? nil : product
+  }
+  guard needed == width - 1 else {
     throw DatasetError.malformed(
-      file: path, line: 1, reason: "rows have \(width - 1) features, sample shape \(shape) needs \(shape.reduce(1, *))")
+      file: path, line: 1,
+      reason: "rows have \(width - 1) features, sample shape \(shape) needs \(needed.map(String.init) ?? "too many")")
   }
   return Dataset(
     sampleShape: shape, features: features, labels: labels,

@@ -5,7 +5,8 @@ public enum DatasetError: Error, Equatable, CustomStringConvertible {
   case cannotOpen(file: String, reason: String)
   /// The file ended before the data its header or format promises.
   case truncated(file: String, expectedBytes: Int, actualBytes: Int)
-  /// A row or field does not parse.
+  /// A row or field does not parse (`line` counts from 1; 0 for a problem with the whole file,
+  /// which the message then leaves out).
   case malformed(file: String, line: Int, reason: String)
   /// An IDX header whose magic number is not the expected one.
   case wrongMagic(file: String, expected: UInt32, found: UInt32)
@@ -23,7 +24,7 @@ public enum DatasetError: Error, Equatable, CustomStringConvertible {
     case .truncated(let file, let expected, let actual):
       return "\(file): truncated: expected \(expected) bytes of data, found \(actual); download the file again"
     case .malformed(let file, let line, let reason):
-      return "\(file):\(line): \(reason)"
+      return line > 0 ? "\(file):\(line): \(reason)" : "\(file): \(reason)"
     case .wrongMagic(let file, let expected, let found):
       return "\(file): not an IDX file of the expected kind: magic number \(found), expected \(expected)"
     case .labelOutOfRange(let file, let index, let label, let classCount):

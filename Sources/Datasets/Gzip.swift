@@ -1,10 +1,16 @@
 import CZlib
 
+#if canImport(Glibc)
+  import Glibc
+#endif
+
 /// Reads a whole file, decompressing it when it is gzip-compressed (zlib's `gzread` passes
 /// uncompressed files through unchanged, so `.gz` and raw files read alike).
 ///
-/// A gzip stream that ends early is an error (`DatasetError.truncated`), not a short read.
-public func readPossiblyCompressedFile(_ path: String) throws -> [UInt8] {
+/// A gzip stream that ends early is an error (`DatasetError.truncated`), not a short read; so is
+/// one that decompresses to more than `limit` bytes (default: half the machine's memory), which
+/// no data set here could be and a "gzip bomb" would.
+public func readPossiblyCompressedFile(_ path: String, limit: Int = defaultReadLimit) throws -> [UInt8] {
   guard let file = gzopen(path, "rb") else {
     throw DatasetError.cannotOpen(file: path, reason: "no such file, or not readable")
   }
@@ -19,6 +25,12 @@ public func readPossiblyCompressedFile(_ path: String) throws -> [UInt8] {
       throw DatasetError.malformed(file: path, line: 0, reason: "cannot decompress: \(message)")
     }
     if n == 0 { break }
+    if bytes.count + Int(n) > limit {
+      throw DatasetError.malformed(
+        file: path, line: 0,
+        reason: "decompresses to more than \(limit) bytes, more than a data set this machine can hold "
+          + "(a damaged file?)")
+    }
     bytes.append(contentsOf: chunk[0..<Int(n)])
   }
   // gzread returns 0 at a premature end of a compressed stream; gzerror says Z_BUF_ERROR then.
@@ -56,3 +68,11 @@ public func writeGzipFile(path: String, bytes: [UInt8]) throws {
     throw DatasetError.cannotOpen(file: path, reason: "cannot write the compressed data (disk full?)")
   }
 }
+
+/// Half the machine's physical memory: the most `readPossiblyCompressedFile` reads by default.
+public let defaultReadLimit: Int = {
+  let pages = sysconf(Int32(_SC_PHYS_PAGES))
+  let size = sysconf(Int32(_SC_PAGESIZE))
+  guard pages > 0, size > 0 else { return Int.max }
+  return pages.multipliedReportingOverflow(by: size).partialValue / 2
+}()

@@ -98,7 +98,7 @@ extension CompareReport {
       )
       // Hollow circles and the legend mark estimates; the label says so too when the plot
       // mixes sources, where a glance at the text must tell them apart.
-      let label = run.recipe + " [\(run.dataset)]" + (run.isEstimate && mixesSources ? " (\(source))" : "")
+      let label = URL(fileURLWithPath: run.folder).lastPathComponent + " [\(run.dataset)]" + (run.isEstimate && mixesSources ? " (\(source))" : "")
         + (onFront ? " ★" : "")
       // The first of eight places (right or left of the point, above or below it) that stays
       // inside the picture and clear of the labels placed so far; about 6.5 px per character.

@@ -7,6 +7,8 @@ import Foundation
 /// one Pareto front (`paretoFront` works within one source and one data set).
 public struct CompareReport: Sendable {
   public var runs: [ComparedRun]
+  /// Paths given that are not finished runs, each with why (`init(folders:)` skips them).
+  public var skipped: [String] = []
 
   /// Sorts `runs` by data set, then by accuracy per kJ, descending; ties and runs without
   /// figures by name.
@@ -22,17 +24,38 @@ public struct CompareReport: Sendable {
     }
   }
 
-  /// Reads every folder (`ComparedRun(folder:)`). Throws `CompareError` for the first that is
-  /// not a run, or `.noRuns`.
+  /// Reads every finished run among `folders` (`ComparedRun(folder:)`); paths that are not
+  /// finished runs (a README beside the runs, an interrupted run) are skipped and listed in
+  /// `skipped`. Throws `CompareError.noRuns` or `.nothingToCompare` when nothing is left,
+  /// `.duplicate` when one folder is given twice (under any spelling), and the error of a
+  /// run whose files are broken.
   public init(folders: [String]) throws {
     guard !folders.isEmpty else { throw CompareError.noRuns }
-    self.init(runs: try folders.map { try ComparedRun(folder: $0) })
+    var runs: [ComparedRun] = []
+    var skipped: [String] = []
+    var seen: [String: String] = [:]
+    for folder in folders {
+      if let reason = ComparedRun.notARunReason(folder) {
+        skipped.append("\(folder): skipped, \(reason)")
+        continue
+      }
+      let identity = URL(fileURLWithPath: folder).resolvingSymlinksInPath().standardizedFileURL.path
+      if let first = seen[identity] { throw CompareError.duplicate(folder: folder, first: first) }
+      seen[identity] = folder
+      runs.append(try ComparedRun(folder: folder))
+    }
+    guard !runs.isEmpty else { throw CompareError.nothingToCompare(skipped: skipped) }
+    self.init(runs: runs)
+    self.skipped = skipped
   }
 
   static let header = [
-    "recipe", "data set", "method", "student params", "student MFLOPs/sample", "test accuracy %", "student J",
+    "recipe", "run", "seed", "data set", "method", "student params", "student MFLOPs/sample", "test accuracy %", "student J",
     "teacher+student J", "accuracy %/kJ", "inference µJ/sample", "energy source",
   ]
+
+  /// The leading columns that hold text (left-aligned): recipe, run, seed, data set, method.
+  static let textColumns = 5
 
   /// One row of text cells per run; estimated rows' recipe gets a `*`.
   func rows(csv: Bool = false) -> [[String]] {
@@ -42,7 +65,8 @@ public struct CompareReport: Sendable {
     }
     return runs.map { run in
       [
-        run.recipe + (run.isEstimate && run.energySource != nil && !csv ? "*" : ""), run.dataset, run.method,
+        run.recipe + (run.isEstimate && run.energySource != nil && !csv ? "*" : ""), run.folder,
+        run.seed.map(String.init) ?? (csv ? "" : "—"), run.dataset, run.method,
         String(run.studentParameters), number(run.studentFLOPs.map { Double($0) / 1e6 }, 3),
         number(run.testAccuracy * 100, 2), number(run.studentJoules, 1), number(run.totalJoules, 1),
         number(run.accuracyPerKilojoule, 2), number(run.inferenceMicrojoulesPerSample, 2),
@@ -74,7 +98,7 @@ public struct CompareReport: Sendable {
     var lines = all.map { row in
       row.enumerated().map { c, cell in
         let pad = String(repeating: " ", count: widths[c] - cell.count)
-        return c < 3 || c == row.count - 1 ? cell + pad : pad + cell
+        return c < Self.textColumns || c == row.count - 1 ? cell + pad : pad + cell
       }.joined(separator: "  ").replacingOccurrences(of: " +$", with: "", options: .regularExpression)
     }
     lines.insert(widths.map { String(repeating: "-", count: $0) }.joined(separator: "  "), at: 1)
@@ -97,7 +121,7 @@ public struct CompareReport: Sendable {
     let line = { (row: [String]) in "| " + row.joined(separator: " | ") + " |" }
     let rule =
       "| "
-      + Self.header.indices.map { $0 < 3 || $0 == Self.header.count - 1 ? "---" : "---:" }
+      + Self.header.indices.map { $0 < Self.textColumns || $0 == Self.header.count - 1 ? "---" : "---:" }
       .joined(separator: " | ") + " |"
     let body = rows().map { line($0.map { $0.replacingOccurrences(of: "*", with: "\\*") }) }
     return

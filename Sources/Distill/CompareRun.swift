@@ -10,6 +10,8 @@ public struct ComparedRun: Equatable, Sendable {
   public var folder: String
   /// The recipe's name (`summary.json` `name`).
   public var recipe: String
+  /// The run's seed (`summary.json` `seed`); nil when the summary has none.
+  public var seed: UInt64? = nil
   /// The data set the student was trained on (`digits`, `mnist`, `fashion-mnist`, `csv`), from
   /// the architecture attribute of `student.h5`; `?` when that cannot be read. Accuracies, and
   /// so accuracy per kJ and Pareto fronts, compare only within one data set.
@@ -53,8 +55,12 @@ public enum CompareError: Error, Equatable, CustomStringConvertible {
   case notARun(folder: String, missing: [String])
   /// A file of the run is not what `distill train` writes.
   case badFile(path: String, reason: String)
-  /// No folders were given.
+  /// No folders were given, or none of those given (`skipped`) is a finished run.
   case noRuns
+  /// None of the folders given is a finished run; each entry says why.
+  case nothingToCompare(skipped: [String])
+  /// The same run folder was given twice (`first` and `folder` are the same folder).
+  case duplicate(folder: String, first: String)
 
   public var description: String {
     switch self {
@@ -66,11 +72,30 @@ public enum CompareError: Error, Equatable, CustomStringConvertible {
       return "\(path): \(reason)"
     case .noRuns:
       return "no run folders given; e.g. distill compare checkpoints/*"
+    case .nothingToCompare(let skipped):
+      return "none of the \(skipped.count) paths given is a finished run: " + skipped.joined(separator: "; ")
+    case .duplicate(let folder, let first):
+      return "\(folder): the same run folder as \(first), given twice; give each run once"
     }
   }
 }
 
 extension ComparedRun {
+  /// Why `path` is not a finished run folder to compare, or nil when it is one (a folder with
+  /// `summary.json` and `metrics.jsonl`).
+  public static func notARunReason(_ path: String) -> String? {
+    var isFolder: ObjCBool = false
+    guard FileManager.default.fileExists(atPath: path, isDirectory: &isFolder) else { return "no such file or folder" }
+    guard isFolder.boolValue else { return "a file, not a run folder" }
+    let run = RunFolder(path: path)
+    if !FileManager.default.fileExists(atPath: run.summaryPath) {
+      return FileManager.default.fileExists(atPath: run.recipePath)
+        ? "the run has not finished (no summary.json); continue it with distill resume \(path)"
+        : "not a run folder (no summary.json, no recipe.yaml)"
+    }
+    return FileManager.default.fileExists(atPath: run.metricsPath) ? nil : "has no metrics.jsonl"
+  }
+
   /// Reads the run folder `folder`. Throws `CompareError`.
   public init(folder: String) throws {
     let run = RunFolder(path: folder)
@@ -108,6 +133,7 @@ extension ComparedRun {
     }
     self.folder = folder
     self.recipe = name
+    self.seed = (summary["seed"] as? NSNumber).map { UInt64(truncating: $0) }
     self.method = summary["method"] as? String ?? "?"
     self.studentParameters = (student["parameters"] as? NSNumber)?.intValue ?? 0
     let description = try? Self.description(studentFile: run.modelPath(.student))

@@ -169,3 +169,16 @@ public struct BatchNormSpec: Codable, Equatable, Sendable {
     try c.encode(momentum, forKey: .momentum)
   }
 }
+
+extension LayerSpec {
+  /// The layer's integer sizes (output features or channels, kernel, padding, stride, pool
+  /// window), for bounds checks.
+  var sizes: [Int] {
+    switch self {
+    case .linear(let spec): return [spec.out]
+    case .conv2d(let spec): return [spec.out, spec.kernel, spec.padding, spec.stride]
+    case .maxPool(let k), .avgPool(let k): return [k]
+    case .batchNorm, .dropout, .flatten, .relu, .gelu, .tanh: return []
+    }
+  }
+}

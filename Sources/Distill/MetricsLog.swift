@@ -95,19 +95,30 @@ public struct RunFolder: Sendable {
     Self.resultFiles.filter { FileManager.default.fileExists(atPath: path + "/" + $0) }
   }
 
-  /// Throws `TrainingError.runFolderExists` when the folder holds results and `force` is off.
+  /// Throws `TrainingError.runFolderExists` when the folder holds results and `force` is off
+  /// (saying whether the run there finished or can be resumed).
   public func checkWritable(force: Bool) throws {
     let found = existingResults()
-    if !found.isEmpty && !force { throw TrainingError.runFolderExists(folder: path, found: found) }
+    if !found.isEmpty && !force {
+      let resumable =
+        !found.contains("summary.json") && FileManager.default.fileExists(atPath: recipePath)
+        && (found.contains("latest.h5") || !epochCheckpointFiles().isEmpty)
+      throw TrainingError.runFolderExists(folder: path, found: found, resumable: resumable)
+    }
   }
 
-  /// Creates the folder, removes earlier results when `force` (after `checkWritable`), and
-  /// writes the recipe's copy: `recipeText`, then `notes` as YAML comments.
-  public func prepare(recipeText: String, notes: [String], force: Bool) throws {
+  /// Writes the recipe's copy (`recipeText`, then `notes` as YAML comments) and an empty
+  /// `metrics.jsonl` into the folder, whose lock the caller holds. With `force` (after
+  /// `checkWritable`) a folder holding an earlier run is first replaced by an empty one
+  /// (`RunFolderLock.replaceWithEmptyFolder`): the old run's files, its epoch checkpoints
+  /// included, are all gone before anything new is written.
+  public func prepare(recipeText: String, notes: [String], force: Bool, lock: RunFolderLock) throws {
     try checkWritable(force: force)
+    let names = (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []
+    if force && names.contains(where: { Self.isRunFile($0) && $0 != RunFolderLock.fileName }) {
+      try lock.replaceWithEmptyFolder()
+    }
     do {
-      try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-      for name in existingResults() { try FileManager.default.removeItem(atPath: path + "/" + name) }
       var text = recipeText
       if !text.hasSuffix("\n") { text += "\n" }
       for note in notes { text += "# distill train: \(note)\n" }

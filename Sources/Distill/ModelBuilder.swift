@@ -1,3 +1,4 @@
+import Foundation
 import Autodiff
 import NN
 
@@ -32,6 +33,13 @@ public struct ModelBuilder {
     var shapes: [[Int]] = []
     var shape = inputShape
     for (index, layer) in layers.enumerated() {
+      // Sizes beyond 2^31 could only come from a damaged file or a typo; refusing them here
+      // keeps the shape arithmetic below from overflowing.
+      if let size = layer.sizes.first(where: { $0 > Self.maxSize }) {
+        throw TrainingError.modelTooLarge(
+          file: file, keyPath: path(of: index, in: model),
+          reason: "layer \(describe(index, layer)) has a size of \(size), more than \(Self.maxSize)")
+      }
       shape = try outputShape(of: layer, at: index, in: model, input: shape)
       shapes.append(shape)
     }
@@ -47,9 +55,15 @@ public struct ModelBuilder {
   /// The network for `model` on samples of `inputShape`, initialised from `seed`.
   ///
   /// Shape: `[N] + inputShape` → `[N, classCount]`.
-  public func build(_ model: ModelSpec, inputShape: [Int], classCount: Int, seed: UInt64) throws -> Sequential
+  ///
+  /// Before allocating anything it estimates the memory that training the model with batches
+  /// of `batchSize` takes (`requiredBytes`) and throws `TrainingError.modelTooLarge`, naming
+  /// the largest layer and the bytes, when that exceeds the machine's physical memory.
+  public func build(_ model: ModelSpec, inputShape: [Int], classCount: Int, seed: UInt64, batchSize: Int = 1)
+    throws -> Sequential
   {
     let shapes = try outputShapes(of: model, inputShape: inputShape, classCount: classCount)
+    try requireMemory(model, shapes: shapes, inputShape: inputShape, classCount: classCount, batchSize: batchSize)
     var weights = SeededGenerator(seed: seed)
     var dropoutSeeds = SeededGenerator(seed: seed ^ 0xD509_0D50)
     var built: [any Layer] = []
@@ -80,6 +94,64 @@ public struct ModelBuilder {
       }
     }
     return Sequential(built)
+  }
+
+  // MARK: Memory
+
+  /// The largest size (features, channels, kernel, padding, stride, pool window) a layer may have.
+  static let maxSize = Int(Int32.max)
+
+  /// The bytes training needs: parameters × 16 (the Float weights, their gradients and up to two
+  /// optimizer moments) plus, per sample of a batch, every layer's output × 8 (the activation
+  /// and its gradient). Nil when that overflows `Int`. Also returns the layer with the largest
+  /// share, for the error message.
+  func requiredBytes(_ model: ModelSpec, shapes: [[Int]], inputShape: [Int], classCount: Int, batchSize: Int)
+    -> (bytes: Int?, parameters: Int?, largest: Int)
+  {
+    var (parameters, activations): (Int?, Int?) = (0, 0)
+    var (largest, largestBytes) = (0, -1)
+    func add(_ a: Int?, _ b: Int?) -> Int? {
+      guard let a, let b else { return nil }
+      let (sum, overflow) = a.addingReportingOverflow(b)
+      return overflow ? nil : sum
+    }
+    func product(_ values: [Int]) -> Int? { ProcessMemory.elementCount(values) }
+    for (index, layer) in model.expandedLayers(classCount: classCount).enumerated() {
+      let input = index == 0 ? inputShape : shapes[index - 1]
+      var count: Int? = 0
+      switch layer {
+      case .linear(let spec): count = add(product([input[0], spec.out]), spec.bias ? spec.out : 0)
+      case .conv2d(let spec):
+        count = add(product([input[0], spec.out, spec.kernel, spec.kernel]), spec.bias ? spec.out : 0)
+      case .batchNorm: count = product([4, input[0]])
+      default: break
+      }
+      let output = product(shapes[index])
+      parameters = add(parameters, count)
+      activations = add(activations, output)
+      let layerBytes = add(product([count ?? Int.max / 16, 16]), product([output ?? Int.max / 8, 8, batchSize])) ?? Int.max
+      if layerBytes > largestBytes { (largest, largestBytes) = (index, layerBytes) }
+    }
+    let bytes = add(
+      parameters.flatMap { product([$0, 16]) }, activations.flatMap { product([$0, 8, max(batchSize, 1)]) })
+    return (bytes, parameters, largest)
+  }
+
+  /// Throws `TrainingError.modelTooLarge` when `requiredBytes` exceeds physical memory.
+  func requireMemory(_ model: ModelSpec, shapes: [[Int]], inputShape: [Int], classCount: Int, batchSize: Int)
+    throws
+  {
+    let (bytes, parameters, largest) = requiredBytes(
+      model, shapes: shapes, inputShape: inputShape, classCount: classCount, batchSize: batchSize)
+    let limit = ProcessMemory.physicalBytes
+    if let bytes, bytes <= limit { return }
+    let layer = describe(largest, model.expandedLayers(classCount: classCount)[largest])
+    throw TrainingError.modelTooLarge(
+      file: file, keyPath: path(of: largest, in: model),
+      reason: "the model has \(parameters.map { "\($0)" } ?? "more than 2^63") parameters and needs about "
+        + "\(bytes.map(byteText) ?? "more than 8 EiB") to train (weights, gradients, optimizer state and the "
+        + "activations of a batch of \(batchSize)), most of it for layer \(layer); this machine has "
+        + "\(byteText(limit)) of memory. Make the model smaller")
   }
 
   // MARK: Shape inference
@@ -123,7 +195,12 @@ public struct ModelBuilder {
       }
       return input
     case .flatten:
-      return [input.reduce(1, *)]
+      guard let count = ProcessMemory.elementCount(input), count <= Self.maxSize else {
+        throw TrainingError.modelTooLarge(
+          file: file, keyPath: path(of: index, in: model),
+          reason: "flattening \(input) gives more than \(Self.maxSize) features")
+      }
+      return [count]
     case .dropout, .relu, .gelu, .tanh:
       return input
     }
@@ -157,4 +234,16 @@ public struct ModelBuilder {
     }
     return "\(index) (\(name))"
   }
+}
+
+/// `1.5 GiB`, `320.0 MiB`: a byte count for people.
+func byteText(_ bytes: Int) -> String {
+  let units = ["bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"]
+  var value = Double(bytes)
+  var unit = 0
+  while value >= 1024 && unit < units.count - 1 {
+    value /= 1024
+    unit += 1
+  }
+  return unit == 0 ? "\(bytes) bytes" : String(format: "%.1f %@", value, units[unit])
 }

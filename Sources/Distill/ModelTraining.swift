@@ -51,6 +51,9 @@ public struct EpochTraining: Sendable {
   public var skippedSteps: Int? = nil
   /// Where the epoch stopped when a stop was requested before its end; nil when it ended.
   public var stoppedAt: EpochProgress?
+  /// Set when training stopped on a non-finite loss (`ModelTraining.trainEpoch`): the 1-based
+  /// micro-batch of the epoch and optimizer step of the model, and the loss.
+  public var diverged: (batch: Int, step: Int, loss: Float)? = nil
 }
 
 /// How far an epoch has got, at a step boundary: its first `batch` micro-batches are trained,
@@ -63,15 +66,24 @@ public struct EpochProgress: Equatable, Sendable {
   public var samples = 0
   /// Optimizer steps taken.
   public var steps = 0
-  /// Wall time spent in the epoch so far (before an interruption, for the record).
+  /// Wall time spent in the epoch so far (before an interruption, added to the epoch's record).
   public var seconds = 0.0
+  /// Energy of the epoch's training so far (before an interruption, added to the epoch's
+  /// record): joules, and DRAM joules where the meter has a DRAM counter.
+  public var joules = 0.0
+  public var dramJoules: Double? = nil
 
-  public init(batch: Int = 0, lossSum: Double = 0, samples: Int = 0, steps: Int = 0, seconds: Double = 0) {
+  public init(
+    batch: Int = 0, lossSum: Double = 0, samples: Int = 0, steps: Int = 0, seconds: Double = 0,
+    joules: Double = 0, dramJoules: Double? = nil
+  ) {
     self.batch = batch
     self.lossSum = lossSum
     self.samples = samples
     self.steps = steps
     self.seconds = seconds
+    self.joules = joules
+    self.dramJoules = dramJoules
   }
 }
 
@@ -107,6 +119,12 @@ final class ModelTraining {
   let extraParameters: [(name: String, tensor: Tensor)]
   /// Optimizer steps taken over all epochs.
   var globalStep = 0
+  /// Optimizer steps in a row, up to now, that had a non-finite micro-batch loss (f16-mixed,
+  /// where the loss scaler skips them).
+  private var nonFiniteSteps = 0
+  /// How many such steps in a row f16-mixed tolerates before the run counts as diverged: the
+  /// loss scaler halves its scale at each, so 50 take a scale of 2^16 below 2^-33.
+  static let nonFiniteStepLimit = 50
 
   /// - Parameters:
   ///   - shuffleSeed: seeds the order of samples in every epoch (`epochOrder`).
@@ -163,11 +181,13 @@ final class ModelTraining {
     var y: [Int] = []
     var (lossSum, samples, steps, batch) = (start.lossSum, start.samples, start.steps, start.batch)
     var stoppedAt: EpochProgress?
-    while batch < batchCount {
+    var diverged: (batch: Int, step: Int, loss: Float)?
+    steps: while batch < batchCount {
       // This step's micro-batches are batch ..< end; they hold `stepSamples` samples.
       let end = min(batch + k, batchCount)
       let stepSamples = min(end * spec.batchSize, data.count) - batch * spec.batchSize
       optimizer.zeroGrad()
+      var finite = true
       while batch < end, let n = batches.next(features: &x, labels: &y) {
         batch += 1
         augmenter?.apply(to: &x, shape: [n] + shape)
@@ -175,6 +195,15 @@ final class ModelTraining {
         let mixed = scaler != nil
         if mixed { input.storeAsHalf() }
         let batchLoss = withMixedPrecision(mixed) { loss(model, input, y) }
+        // A non-finite loss would make every weight NaN at the step. In f32 the run stops
+        // before that step; in f16-mixed the loss scaler skips such steps, up to a limit.
+        if !batchLoss.scalar.isFinite {
+          finite = false
+          if scaler == nil || nonFiniteSteps + 1 >= Self.nonFiniteStepLimit {
+            diverged = (batch + 1, globalStep + 1, batchLoss.scalar)
+            break steps
+          }
+        }
         var stepLoss = batchLoss * (Float(n) / Float(stepSamples))
         if let scaler { stepLoss = scaler.scaled(stepLoss) }
         stepLoss.backward()
@@ -189,6 +218,7 @@ final class ModelTraining {
       noGrad {
         if let scaler { scaler.step(optimizer) } else { optimizer.step() }
       }
+      nonFiniteSteps = finite ? 0 : nonFiniteSteps + 1
       steps += 1
       globalStep += 1
       if batch < batchCount, shouldStop() {
@@ -202,7 +232,7 @@ final class ModelTraining {
     return EpochTraining(
       loss: samples > 0 ? lossSum / Double(samples) : .nan, samples: samples, steps: steps,
       learningRate: learningRate, lossScale: scaler.map { Double($0.scale) },
-      skippedSteps: scaler?.state.skippedSteps, stoppedAt: stoppedAt)
+      skippedSteps: scaler?.state.skippedSteps, stoppedAt: stoppedAt, diverged: diverged)
   }
 }
 

@@ -87,7 +87,14 @@ extension Recipe {
   public static func load(path: String) throws -> Recipe {
     let text: String
     do {
+      let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
+      if size > RecipeLimits.maxBytes {
+        throw RecipeError.cannotRead(
+          file: path, reason: "the file has \(size) bytes; a recipe may have at most \(RecipeLimits.maxBytes) (1 MiB)")
+      }
       text = try String(contentsOfFile: path, encoding: .utf8)
+    } catch let error as RecipeError {
+      throw error
     } catch {
       let reason =
         FileManager.default.fileExists(atPath: path) ? "not readable as UTF-8 text" : "no such file"
@@ -98,6 +105,7 @@ extension Recipe {
 
   /// Decodes and validates a recipe from YAML text; `file` is the name errors give it.
   public static func parse(yaml: String, file: String = "<recipe>") throws -> Recipe {
+    try RecipeLimits.check(yaml, file: file)
     let root: Node?
     do {
       root = try Yams.compose(yaml: yaml)
@@ -108,6 +116,7 @@ extension Recipe {
       throw RecipeError.wrongType(
         file: file, keyPath: "", expected: "a mapping of recipe keys", found: "an empty document")
     }
+    try RecipeLimits.checkSize(of: root, file: file)
     let recipe = try Recipe(from: RecipeNodeDecoder(node: root, codingPath: [], file: file))
     try recipe.validate(file: file)
     return recipe

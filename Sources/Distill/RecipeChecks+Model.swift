@@ -1,19 +1,27 @@
-// Range checks of model descriptions: the shorthands and explicit layer lists.
+// Range checks of model descriptions: the shorthands and explicit layer lists. Sizes are also
+// bounded above (`maxSize`): larger could only be a typo, and the model builder then checks what
+// the sizes that pass need in memory against the machine's (`ModelBuilder.requireMemory`).
 
 extension RecipeChecks {
+  /// `1 ≤ value ≤ ModelBuilder.maxSize`.
+  mutating func size(_ value: Int, _ minimum: Int, _ path: String) {
+    atLeast(value, minimum, path)
+    if value > ModelBuilder.maxSize { fail(path, "\(value)", "at most \(ModelBuilder.maxSize)") }
+  }
+
   /// Checks `model` at key path `at`; `classCount`, when known, is what the last layer must produce.
   mutating func model(_ model: ModelSpec, _ at: String, classCount: Int?) {
     switch model {
     case .mlp(let mlp):
       let at = at + ".mlp"
-      for (i, width) in mlp.hidden.enumerated() { atLeast(width, 1, at + ".hidden[\(i)]") }
+      for (i, width) in mlp.hidden.enumerated() { size(width, 1, at + ".hidden[\(i)]") }
       unit(mlp.dropout, at + ".dropout")
       unit(mlp.inputDropout, at + ".input_dropout")
     case .cnn(let cnn):
       let at = at + ".cnn"
       if cnn.channels.isEmpty { fail(at + ".channels", "[]", "a list of at least one channel count") }
-      for (i, channels) in cnn.channels.enumerated() { atLeast(channels, 1, at + ".channels[\(i)]") }
-      for (i, width) in cnn.hidden.enumerated() { atLeast(width, 1, at + ".hidden[\(i)]") }
+      for (i, channels) in cnn.channels.enumerated() { size(channels, 1, at + ".channels[\(i)]") }
+      for (i, width) in cnn.hidden.enumerated() { size(width, 1, at + ".hidden[\(i)]") }
       unit(cnn.dropout, at + ".dropout")
     case .layers(let layers):
       self.layers(layers, at + ".layers", classCount: classCount)
@@ -39,21 +47,21 @@ extension RecipeChecks {
   mutating func layer(_ layer: LayerSpec, _ at: String) {
     switch layer {
     case .linear(let linear):
-      atLeast(linear.out, 1, at + ".linear.out")
+      size(linear.out, 1, at + ".linear.out")
     case .conv2d(let conv):
-      atLeast(conv.out, 1, at + ".conv2d.out")
-      atLeast(conv.kernel, 1, at + ".conv2d.kernel")
-      atLeast(conv.padding, 0, at + ".conv2d.padding")
-      atLeast(conv.stride, 1, at + ".conv2d.stride")
+      size(conv.out, 1, at + ".conv2d.out")
+      size(conv.kernel, 1, at + ".conv2d.kernel")
+      size(conv.padding, 0, at + ".conv2d.padding")
+      size(conv.stride, 1, at + ".conv2d.stride")
     case .batchNorm(let norm):
       positive(norm.eps, at + ".batch_norm.eps")
       if !(norm.momentum > 0 && norm.momentum <= 1) {
         fail(at + ".batch_norm.momentum", "\(norm.momentum)", "in (0, 1]")
       }
     case .maxPool(let kernel):
-      atLeast(kernel, 1, at + ".max_pool")
+      size(kernel, 1, at + ".max_pool")
     case .avgPool(let kernel):
-      atLeast(kernel, 1, at + ".avg_pool")
+      size(kernel, 1, at + ".avg_pool")
     case .dropout(let p):
       unit(p, at + ".dropout")
     case .flatten, .relu, .gelu, .tanh:

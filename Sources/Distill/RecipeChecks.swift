@@ -10,7 +10,9 @@ struct RecipeChecks {
   // MARK: Primitive checks
 
   mutating func fail(_ path: String, _ value: String, _ requirement: String) {
-    problems.append(.invalidValue(file: file, keyPath: path, value: value, requirement: requirement))
+    problems.append(
+      .invalidValue(
+        file: file, keyPath: path, value: RecipeLimits.abbreviated(value), requirement: requirement))
   }
 
   mutating func conflict(_ path: String, _ reason: String) {
@@ -51,7 +53,9 @@ struct RecipeChecks {
 
   mutating func name(_ name: String) {
     let allowed = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
-    if name.isEmpty || name.hasPrefix(".") || !name.allSatisfy(allowed.contains) {
+    if name.count > RecipeLimits.maxNameLength {
+      fail("name", "'\(name)'", "at most \(RecipeLimits.maxNameLength) characters (it names the run folder)")
+    } else if name.isEmpty || name.hasPrefix(".") || !name.allSatisfy(allowed.contains) {
       fail("name", "'\(name)'", "a folder name: letters, digits, '.', '_' and '-', not starting with '.'")
     }
   }
@@ -64,7 +68,10 @@ struct RecipeChecks {
     }
     if let shape = data.shape {
       if shape.isEmpty { fail("data.shape", "[]", "a list of at least one dimension") }
-      for (i, size) in shape.enumerated() { atLeast(size, 1, "data.shape[\(i)]") }
+      for (i, size) in shape.enumerated() {
+        atLeast(size, 1, "data.shape[\(i)]")
+        if size > 1 << 24 { fail("data.shape[\(i)]", "\(size)", "at most \(1 << 24)") }
+      }
     }
     if data.dataset != .csv {
       if data.labelColumn != nil { conflict("data.label_column", "only a csv data set takes 'label_column'") }

@@ -49,13 +49,17 @@ public enum RecipeError: Error, Equatable, CustomStringConvertible {
   }
 
   public var description: String {
-    let place = "\(file): \(keyPath.map { $0.isEmpty ? "(top level)" : $0 } ?? "")"
+    // Keys and values come from the file: quoted abbreviated, so a hostile file cannot make the
+    // message itself unreadable.
+    let short = { (text: String) in RecipeLimits.abbreviated(text) }
+    let place = "\(file): \(keyPath.map { $0.isEmpty ? "(top level)" : short($0) } ?? "")"
     switch self {
     case .cannotRead(let file, let reason):
       return "\(file): cannot read recipe (\(reason))"
     case .syntax(let file, let line, let column, let problem):
       return "\(file):\(line):\(column): YAML syntax error: \(problem)"
     case .unknownKey(_, _, let key, let suggestion, let allowed):
+      let key = short(key)
       if let suggestion {
         return "\(place): unknown key '\(key)'; did you mean '\(suggestion)'?"
       }
@@ -67,8 +71,9 @@ public enum RecipeError: Error, Equatable, CustomStringConvertible {
       return
         "\(place): missing required key '\(Self.lastComponent(of: path))'; add it (see recipes/README.md)"
     case .wrongType(_, _, let expected, let found):
-      return "\(place): expected \(expected), found \(found)"
+      return "\(place): expected \(expected), found \(short(found))"
     case .invalidChoice(_, _, let value, let allowed, let suggestion):
+      let value = short(value)
       let choices = allowed.joined(separator: ", ")
       if let suggestion {
         return "\(place): unknown value '\(value)'; did you mean '\(suggestion)'? (one of \(choices))"

@@ -39,12 +39,19 @@ func openRunMeter(_ spec: EnergySpec, file: String) throws -> SelectedMeter {
 extension EpochRecord {
   /// Fills the energy fields from the epoch's training and evaluation windows; `seconds`
   /// becomes their length, so `avg_watts` is `joules / seconds` exactly.
-  mutating func record(training: EnergyMeasurement, evaluation: EnergyMeasurement) {
-    seconds = training.seconds + evaluation.seconds
-    joules = training.joules + evaluation.joules
+  /// Sets the energy fields from the epoch's training and evaluation windows, plus `before`:
+  /// what the epoch's training took before an interruption (a resumed epoch; zero otherwise).
+  mutating func record(
+    training: EnergyMeasurement, evaluation: EnergyMeasurement, before: EpochProgress = .init()
+  ) {
+    seconds = before.seconds + training.seconds + evaluation.seconds
+    joules = before.joules + training.joules + evaluation.joules
     evalJoules = evaluation.joules
-    energySource = training.source.rawValue
-    if let a = training.dramJoules, let b = evaluation.dramJoules { dramJoules = a + b }
+    // A window that fell back to the estimate (an implausible RAPL step) makes the epoch's
+    // figure an estimate.
+    energySource = (training.source == .rapl && evaluation.source == .rapl ? EnergySource.rapl : .estimate).rawValue
+    let dramBefore: Double? = before.batch > 0 ? before.dramJoules : 0
+    if let a = training.dramJoules, let b = evaluation.dramJoules, let c = dramBefore { dramJoules = a + b + c }
   }
 }
 

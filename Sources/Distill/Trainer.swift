@@ -43,6 +43,9 @@ public enum TrainingEvent: Sendable {
   /// The run's energy meter, before anything trains; `warning` says why it is not RAPL when
   /// `auto` fell back to the estimate.
   case energyMeter(source: EnergySource, summary: String, warning: String?)
+  /// Something people should know that does not stop the run (a RAPL window that fell back
+  /// to the estimate, and why).
+  case warning(String)
 }
 
 /// Runs a recipe: loads the data, trains the teacher (or loads it from `teacher.from` and tests
@@ -128,6 +131,8 @@ public final class Trainer {
     -> RunSummary
   {
     let started = Date() - (resume?.state.runSeconds ?? 0)
+    let lock = try RunFolderLock(folder: runFolder.path)
+    defer { lock.release() }
     if resume == nil { try runFolder.checkWritable(force: options.force) }
     let selected = try openRunMeter(recipe.energy, file: recipeFile)
     meter = selected.meter
@@ -145,6 +150,7 @@ public final class Trainer {
     let data =
       try data
       ?? TrainingData.load(recipe.data, seed: recipe.seed, file: recipeFile, dataPath: options.dataPath)
+    try data.requireSamples(file: recipeFile)
     let classCount = data.classCount
 
     // Build (or load) both models before training either, so a shape error or an unusable
@@ -160,7 +166,7 @@ public final class Trainer {
       } else if let model = spec.model, let train = spec.train {
         let built = try ModelBuilder(file: recipeFile, keyPath: "teacher.model").build(
           model, inputShape: data.sampleShape, classCount: classCount,
-          seed: derivedSeed(recipe.seed, "teacher.init"))
+          seed: derivedSeed(recipe.seed, "teacher.init"), batchSize: train.batchSize)
         teacher = (built, model, train)
       }
     }
@@ -173,7 +179,7 @@ public final class Trainer {
     } else {
       student = try ModelBuilder(file: recipeFile, keyPath: "student.model").build(
         recipe.student.model, inputShape: data.sampleShape, classCount: classCount,
-        seed: derivedSeed(recipe.seed, "student.init"))
+        seed: derivedSeed(recipe.seed, "student.init"), batchSize: recipe.student.train.batchSize)
     }
     for (role, train) in [(ModelRole.teacher, recipe.teacher?.train), (.student, recipe.student.train)] {
       if let train, !train.augment.augmentations.isEmpty, data.sampleShape.count != 3 {
@@ -194,7 +200,9 @@ public final class Trainer {
     }
 
     // Resuming, the folder's files change only once the checkpoint has been restored (`fit`).
-    if resume == nil { try runFolder.prepare(recipeText: recipeText, notes: overrides, force: options.force) }
+    if resume == nil {
+      try runFolder.prepare(recipeText: recipeText, notes: overrides, force: options.force, lock: lock)
+    }
     let checkpoints = RunCheckpoints(
       trainer: self, data: data, started: started, metrics: resume?.state.metrics ?? [],
       teacher: teacher.map { ($0.model, $0.spec) },
@@ -309,8 +317,22 @@ public final class Trainer {
           epoch, on: data.train, epochs: epochs, started: started, from: progress,
           shouldStop: { stopRequest?.isRequested ?? false }, progress: { onEvent(.batch($0)) })
       }
+      if let diverged = trained.diverged {
+        let latest = runFolder.latestCheckpointPath
+        throw TrainingError.diverged(
+          role: role.rawValue, epoch: epoch + 1, batch: diverged.batch, step: diverged.step,
+          loss: Double(diverged.loss), precision: recipe.precision.rawValue,
+          checkpoint: FileManager.default.fileExists(atPath: latest) ? latest : nil, recipe: recipeFile)
+      }
+      // What the epoch did before an interruption (resume) counts with what it does now.
+      let before = progress
       progress = EpochProgress()
-      if let stoppedAt = trained.stoppedAt {
+      if var stoppedAt = trained.stoppedAt {
+        stoppedAt.seconds = before.seconds + trainEnergy.seconds
+        stoppedAt.joules = before.joules + trainEnergy.joules
+        stoppedAt.dramJoules = before.batch > 0 && before.dramJoules == nil ? nil : trainEnergy.dramJoules.map {
+          $0 + (before.dramJoules ?? 0)
+        }
         try checkpoints.save(
           training, epoch: epoch, progress: stoppedAt, modelStarted: started, last: (lastValidation, lastLoss))
         throw stopped()
@@ -318,14 +340,23 @@ public final class Trainer {
       let (validation, evalEnergy) = meter.measure("\(role.rawValue) epoch \(epoch + 1) evaluation") {
         evaluate(model, on: data.validation)
       }
+      for warning in [trainEnergy.warning, evalEnergy.warning].compactMap({ $0 }) { onEvent(.warning(warning)) }
       windows += [trainEnergy, evalEnergy]
+      if before.batch > 0 {
+        windows.append(
+          EnergyMeasurement(
+            name: "\(role.rawValue) epoch \(epoch + 1) before the interruption",
+            from: EnergyReading(joules: 0, dramJoules: before.dramJoules.map { _ in 0 }, seconds: 0),
+            to: EnergyReading(joules: before.joules, dramJoules: before.dramJoules, seconds: before.seconds),
+            source: trainEnergy.source))
+      }
       var record = EpochRecord(
         model: role, epoch: epoch + 1, epochs: epochs, trainLoss: trained.loss, validation: validation,
         validationSplit: data.validationSplit, seconds: Date().timeIntervalSince(epochStart), joules: nil,
         energySource: nil, samples: trained.samples, precision: recipe.precision.rawValue,
         learningRate: trained.learningRate, seed: recipe.seed, lossScale: trained.lossScale,
         skippedSteps: trained.skippedSteps)
-      record.record(training: trainEnergy, evaluation: evalEnergy)
+      record.record(training: trainEnergy, evaluation: evalEnergy, before: before)
       try runFolder.append(record)
       onEvent(.epoch(record))
       lastValidation = validation

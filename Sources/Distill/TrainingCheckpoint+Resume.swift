@@ -15,7 +15,7 @@ public struct ResumePoint: Sendable {
   var progress: EpochProgress {
     EpochProgress(
       batch: state.batch, lossSum: state.lossSum, samples: state.samples, steps: state.steps,
-      seconds: state.epochSeconds)
+      seconds: state.epochSeconds, joules: state.epochJoules, dramJoules: state.epochDRAMJoules)
   }
 
   /// The phase model's last completed epoch: validation and training loss.
@@ -156,10 +156,13 @@ extension Trainer {
         dataPath: dataPath ?? state.dataPath, runFolder: path, seed: state.seedOverride,
         epochs: state.epochsOverride))
     if trainer.recipe.canonicalHash != state.recipeHash {
-      let keys =
-        (try? Recipe.parse(yaml: state.recipeJSON, file: point.path)).map {
-          trainer.recipe.changedKeys(from: $0)
-        } ?? []
+      let stored = try? Recipe.parse(yaml: state.recipeJSON, file: point.path)
+      let keys = stored.map { trainer.recipe.changedKeys(from: $0) } ?? []
+      if let stored, stored.name != trainer.recipe.name, !force {
+        throw TrainingError.checkpointOfAnotherRecipe(
+          checkpoint: point.path, checkpointRecipe: stored.name, file: folder.recipePath,
+          recipe: trainer.recipe.name)
+      }
       if !force {
         throw TrainingError.recipeChanged(file: folder.recipePath, checkpoint: point.path, keys: keys)
       }
@@ -179,7 +182,7 @@ extension Trainer {
     var latest: TrainingState?
     if FileManager.default.fileExists(atPath: latestPath) {
       do {
-        latest = try TrainingState.read(from: latestPath)
+        latest = try readCheckpoint(latestPath)
       } catch {
         tried.append("\(error)")
       }
@@ -194,7 +197,7 @@ extension Trainer {
       }
       let path = folder.path + "/" + name
       do {
-        let state = try TrainingState.read(from: path)
+        let state = try readCheckpoint(path)
         return ResumePoint(path: path, state: state, warnings: unreadable(tried, instead: path))
       } catch {
         tried.append("\(error)")
@@ -204,6 +207,14 @@ extension Trainer {
       return ResumePoint(path: latestPath, state: latest, warnings: unreadable(tried, instead: latestPath))
     }
     throw TrainingError.noCheckpoint(folder: folder.path, tried: tried)
+  }
+
+  /// A checkpoint's state, after checking that its model weights are all finite (a checkpoint
+  /// with NaN weights is as unusable as an unreadable one).
+  private static func readCheckpoint(_ path: String) throws -> TrainingState {
+    let state = try TrainingState.read(from: path)
+    try requireFiniteModels(in: path)
+    return state
   }
 
   private static func unreadable(_ errors: [String], instead path: String) -> [String] {

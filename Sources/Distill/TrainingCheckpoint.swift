@@ -17,6 +17,9 @@ extension RunFolder {
     path + "/" + String(format: "epoch-%04d.h5", runEpoch)
   }
 
+  /// The names of the epoch checkpoints in the folder, oldest first.
+  func epochCheckpointFiles() -> [String] { epochCheckpoints().map(\.name) }
+
   /// The epoch checkpoints in the folder as (run epoch, file name), oldest first.
   public func epochCheckpoints() -> [(runEpoch: Int, name: String)] {
     let names = (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []
@@ -104,7 +107,9 @@ final class RunCheckpoints {
       runEpoch: runEpoch, optimizerName: training.optimizerName, recipeHash: recipe.canonicalHash,
       recipeJSON: recipe.canonicalJSON, blasThreads: BLAS.threadCount)
     (state.lossSum, state.samples, state.steps) = (progress.lossSum, progress.samples, progress.steps)
-    state.epochSeconds = progress.seconds
+    (state.epochSeconds, state.epochJoules, state.epochDRAMJoules) = (
+      progress.seconds, progress.joules, progress.dramJoules
+    )
     state.modelSeconds = begun.timeIntervalSince(modelStarted)
     state.runSeconds = begun.timeIntervalSince(runStarted)
     training.capture(into: &state)

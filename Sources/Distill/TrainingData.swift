@@ -1,3 +1,4 @@
+import Autodiff
 import Datasets
 import Foundation
 
@@ -109,7 +110,25 @@ public struct TrainingData {
       } catch {
         throw unavailable(error, source: from)
       }
+      if test.sampleShape != train.sampleShape {
+        func imagesFile(_ split: MNISTSplit) -> String {
+          let directory = folder.hasSuffix("/") ? folder : folder + "/"
+          let name = mnistFamilyFileNames(split: split).images.first { access(directory + $0, F_OK) == 0 }
+          return directory + (name ?? "\(split.filePrefix)-images-idx3-ubyte")
+        }
+        throw TrainingError.dataMismatch(
+          file: file, keyPath: "data.path",
+          reason: "the test images \(imagesFile(.test)) are \(shapeText(test.sampleShape)) but the training "
+            + "images \(imagesFile(.train)) are \(shapeText(train.sampleShape)) (from \(from)); both splits must "
+            + "come from one data set")
+      }
       let count = spec.validation.count(of: train.count)
+      if count >= train.count {
+        throw TrainingError.dataMismatch(
+          file: file, keyPath: "data.validation",
+          reason: "holding out \(count) of the \(train.count) training samples would leave none to train on; "
+            + "hold out fewer (e.g. validation: 0.1)")
+      }
       if count > 0 {
         let split = train.stratifiedSplit(validationFraction: Double(count) / Double(train.count), seed: seed)
         data = TrainingData(
@@ -120,6 +139,7 @@ public struct TrainingData {
           train: train, validation: test, test: test, validationSplit: "test", testSplit: "test")
       }
     }
+    try data.requireSamples(file: file)
     if let shape = spec.shape { try data.reshape(to: shape, file: file) }
     if spec.normalize { data.standardize() }
     return data
@@ -162,11 +182,34 @@ public struct TrainingData {
     return roots.filter { seen.insert($0).inserted }
   }
 
+  /// Throws `TrainingError.dataMismatch` when a split is empty or the splits disagree on the
+  /// sample shape or the number of classes: nothing trains on a split that cannot be evaluated.
+  func requireSamples(file: String) throws {
+    for (name, split) in [("training", train), ("validation", validation), ("test", test)] {
+      guard split.count > 0 else {
+        throw TrainingError.dataMismatch(
+          file: file, keyPath: name == "training" ? "data.validation" : "data.path",
+          reason: "the \(name) split has no samples (training \(train.count), validation \(validation.count), "
+            + "test \(test.count)); check the data files and data.validation")
+      }
+      guard split.sampleShape == train.sampleShape, split.classCount == train.classCount,
+        train.sampleShape.allSatisfy({ $0 > 0 })
+      else {
+        throw TrainingError.dataMismatch(
+          file: file, keyPath: "data.path",
+          reason: "the \(name) split has samples of shape \(shapeText(split.sampleShape)) in "
+            + "\(split.classCount) classes, but the training split \(shapeText(train.sampleShape)) in "
+            + "\(train.classCount); every split must come from one data set")
+      }
+    }
+  }
+
   private mutating func reshape(to shape: [Int], file: String) throws {
-    guard shape.reduce(1, *) == train.sampleSize else {
+    let count = ProcessMemory.elementCount(shape)
+    guard count == train.sampleSize else {
       throw TrainingError.dataMismatch(
         file: file, keyPath: "data.shape",
-        reason: "shape \(shape) has \(shape.reduce(1, *)) elements, but a sample has \(train.sampleSize) "
+        reason: "shape \(shape) has \(count.map(String.init) ?? "too many") elements, but a sample has \(train.sampleSize) "
           + "(loaded as \(train.sampleShape))")
     }
     train.sampleShape = shape
@@ -189,3 +232,6 @@ public struct TrainingData {
     }
   }
 }
+
+/// A sample shape as people write it: `28×28`, `1×28×28`.
+func shapeText(_ shape: [Int]) -> String { shape.map(String.init).joined(separator: "×") }

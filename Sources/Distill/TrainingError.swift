@@ -11,6 +11,9 @@ public enum TrainingError: Error, Equatable, CustomStringConvertible {
   /// the expanded layer list and its name (`"3 (conv2d)"`), `input` the per-sample shape it
   /// was given, `reason` what it needs.
   case shapeMismatch(file: String, keyPath: String, layer: String, input: [Int], reason: String)
+  /// A model (from a recipe or a model file's architecture) is larger than this machine could
+  /// train: `keyPath` names the layer, `reason` the sizes and bytes.
+  case modelTooLarge(file: String, keyPath: String, reason: String)
   /// The data set needs a location that neither `--data` nor `data.path` gave.
   case dataLocationRequired(file: String, keyPath: String, dataset: String, hint: String)
   /// The data could not be read; `source` says where the location came from (`--data`,
@@ -19,8 +22,11 @@ public enum TrainingError: Error, Equatable, CustomStringConvertible {
   /// The recipe's data settings do not fit the data that was loaded (`data.shape` with the
   /// wrong number of elements, no held-out split where one is needed).
   case dataMismatch(file: String, keyPath: String, reason: String)
-  /// The run folder already holds a run's results.
-  case runFolderExists(folder: String, found: [String])
+  /// The run folder already holds a run's results; `resumable` when that run stopped before
+  /// its end and has a checkpoint (`distill resume` continues it).
+  case runFolderExists(folder: String, found: [String], resumable: Bool)
+  /// Another process (`pid`, when it wrote one) holds the run folder's lock (`RunFolderLock`).
+  case runFolderLocked(folder: String, pid: Int32?)
   /// A weights file could not be read or does not fit the model (`distill eval`).
   case badWeights(file: String, reason: String)
   /// The weights file a recipe names (`teacher.from`, `student.init`) could not be read or
@@ -45,6 +51,16 @@ public enum TrainingError: Error, Equatable, CustomStringConvertible {
   /// `distill resume`: the recipe was edited since the checkpoint was written; `keys` are the
   /// key paths whose values differ.
   case recipeChanged(file: String, checkpoint: String, keys: [String])
+  /// Training produced a non-finite loss (f32), or one for `ModelTraining.nonFiniteStepLimit`
+  /// optimizer steps in a row (f16-mixed), at the model's `epoch` (1-based), micro-batch `batch`
+  /// of it and optimizer step `step`; the weights were not updated with it, and `checkpoint` is
+  /// the last one written (nil when the first epoch had not ended).
+  case diverged(
+    role: String, epoch: Int, batch: Int, step: Int, loss: Double, precision: String, checkpoint: String?,
+    recipe: String)
+  /// `distill resume`: the checkpoint was written by a run of another recipe (`checkpointRecipe`
+  /// is its name) than the folder's `recipe.yaml` (`recipe`): copied from another run folder?
+  case checkpointOfAnotherRecipe(checkpoint: String, checkpointRecipe: String, file: String, recipe: String)
   /// A checkpoint's training state does not fit the run's model or optimizer: `object` is the
   /// HDF5 object, `reason` what was expected and found.
   case checkpointMismatch(file: String, object: String, reason: String)
@@ -53,16 +69,23 @@ public enum TrainingError: Error, Equatable, CustomStringConvertible {
     switch self {
     case .shapeMismatch(let file, let keyPath, let layer, let input, let reason):
       return "\(file): \(keyPath): layer \(layer) gets samples of shape \(input); \(reason)"
+    case .modelTooLarge(let file, let keyPath, let reason):
+      return "\(file): \(keyPath): \(reason)"
     case .dataLocationRequired(let file, let keyPath, let dataset, let hint):
       return "\(file): \(keyPath): data set '\(dataset)' needs a location; \(hint)"
     case .dataUnavailable(let file, let keyPath, let source, let underlying):
       return "\(file): \(keyPath) (from \(source)): \(underlying)"
     case .dataMismatch(let file, let keyPath, let reason):
       return "\(file): \(keyPath): \(reason)"
-    case .runFolderExists(let folder, let found):
+    case .runFolderExists(let folder, let found, let resumable):
       return
         "\(folder): already holds a run (\(found.joined(separator: ", "))); refusing to overwrite it. "
-        + "Choose another folder with --out DIR, or pass --force to replace its results"
+        + (resumable ? "It stopped before its end: continue it with distill resume \(folder), or " : "")
+        + "choose another folder with --out DIR, or pass --force to replace its results"
+    case .runFolderLocked(let folder, let pid):
+      let holder = pid.map { "another distill process (PID \($0))" } ?? "another distill process"
+      return "\(folder): \(holder) is training in this run folder; wait for it to end"
+        + (pid.map { " or stop it (kill -INT \($0))" } ?? "") + ", or use another folder (--out DIR)"
     case .badWeights(let file, let reason):
       return "\(file): \(reason)"
     case .cannotLoadWeights(let file, let keyPath, let underlying):
@@ -92,6 +115,17 @@ public enum TrainingError: Error, Equatable, CustomStringConvertible {
       return "\(file) was edited since \(checkpoint) was written; changed: "
         + (keys.isEmpty ? "(unknown keys)" : keys.joined(separator: ", "))
         + ". Undo the edit to resume exactly, or pass --force to continue with the edited recipe"
+    case .diverged(let role, let epoch, let batch, let step, let loss, let precision, let checkpoint, let recipe):
+      let limit = precision == "f32" ? "" : " for \(ModelTraining.nonFiniteStepLimit) optimizer steps in a row"
+      return "\(recipe): the \(role) diverged: its training loss was \(loss)\(limit) at epoch \(epoch), "
+        + "micro-batch \(batch) (optimizer step \(step)); the weights were not updated with it. "
+        + (checkpoint.map { "The last good checkpoint is \($0). " } ?? "No epoch had ended, so there is no checkpoint. ")
+        + "Lower the learning rate (\(role).train.optimizer.lr) or the distillation weights, then train again"
+    case .checkpointOfAnotherRecipe(let checkpoint, let checkpointRecipe, let file, let recipe):
+      return "\(checkpoint) was written by a run of the recipe '\(RecipeLimits.abbreviated(checkpointRecipe))', "
+        + "but \(file) is the recipe '\(RecipeLimits.abbreviated(recipe))' (was the checkpoint copied from "
+        + "another run folder?); resume the folder of the run that wrote it, or pass --force to continue "
+        + "with this folder's recipe"
     case .checkpointMismatch(let file, let object, let reason):
       return "\(file): \(object): \(reason) (was the checkpoint written by another recipe?)"
     }

@@ -36,7 +36,8 @@ public func evaluateWeights(
   dataPath: String? = nil, seed: UInt64? = nil
 ) throws -> WeightsEvaluation {
   func bad(_ reason: String) -> TrainingError { .badWeights(file: weightsFile, reason: reason) }
-  let groups = try StoredModel.rootContents(of: weightsFile).groups
+  // A training checkpoint's /state group is the trainer's state, not a model: never offered.
+  let groups = try StoredModel.rootContents(of: weightsFile).groups.filter { $0 != trainingStateGroup }
   let listed = groups.map { "/" + $0 }.joined(separator: ", ")
   let group: String
   if let requested {
@@ -50,7 +51,10 @@ public func evaluateWeights(
   } else if groups.isEmpty {
     throw bad("holds no model group (expected /teacher or /student)")
   } else {
-    throw bad("holds several models (\(listed)); choose one with --group \(groups.joined(separator: "|"))")
+    let checkpoint = (try? StoredModel.rootContents(of: weightsFile).groups.contains(trainingStateGroup)) ?? false
+    throw bad(
+      (checkpoint ? "is a training checkpoint holding several models (\(listed))" : "holds several models (\(listed))")
+        + "; choose one with --group \(groups.joined(separator: "|"))")
   }
   let stored = try StoredModel(path: weightsFile, group: group)
   let description = stored.description

@@ -30,6 +30,7 @@ struct CompareCommand: ParsableCommand {
   func run() throws {
     do {
       let report = try CompareReport(folders: runs)
+      for note in report.skipped { FileHandle.standardError.write(Data("note: \(note)\n".utf8)) }
       print(report.text, terminator: "")
       try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
       for (name, text) in [

@@ -26,7 +26,12 @@ struct EnergyCommand: ParsableCommand {
     guard MeterKind(rawValue: meter) != nil else {
       throw ValidationError("--meter takes auto, rapl or estimate")
     }
-    if let wattsPerCore, !(wattsPerCore > 0) { throw ValidationError("--watts-per-core must be > 0") }
+    if let wattsPerCore, !(wattsPerCore > 0 && wattsPerCore < 10_000) {
+      throw ValidationError("--watts-per-core must be > 0 and below 10000, got \(wattsPerCore)")
+    }
+    guard seconds > 0 && seconds <= 3600 else {
+      throw ValidationError("--seconds must be > 0 and at most 3600, got \(seconds)")
+    }
   }
 
   func run() throws {
@@ -55,6 +60,7 @@ struct EnergyCommand: ParsableCommand {
       "reading over \(fixed(reading.seconds, 2)) s: \(fixed(reading.joules, 3)) J, "
         + "\(fixed(reading.averageWatts, 2)) W (\(reading.source.rawValue))"
         + (reading.dramJoules.map { ", DRAM \(fixed($0, 3)) J" } ?? ""))
+    if let warning = reading.warning { printWarning(warning) }
     if let rapl = selected.meter as? RAPLMeter {
       let perSample = rapl.sampleCost()
       let perHour = perSample * 3600 / rapl.samplingInterval
@@ -64,8 +70,10 @@ struct EnergyCommand: ParsableCommand {
       )
     } else {
       print(
-        "note: the estimate counts only this process (idle here, so ≈ 0 J); meter overhead: no sampler "
-          + "thread, one getrusage call per window end")
+        "note: the estimate counts only this process's CPU time × W per core; this command sleeps "
+          + "during the reading, so the figure above is the little CPU it used itself (start-up, the "
+          + "reads), not what the machine draws. Meter overhead: no sampler thread, one getrusage call "
+          + "per window end")
     }
   }
 }

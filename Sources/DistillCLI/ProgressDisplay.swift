@@ -19,10 +19,21 @@ final class ProgressDisplay {
   private var lineIsOpen = false
   /// On a terminal, the last epoch's validation accuracy, shown on the progress line.
   private var lastAccuracy = ""
+  /// Warnings already printed, shared by the displays of one command (`--seeds` runs one
+  /// display per seed): each is printed once, not once per seed.
+  private let printedWarnings: PrintedWarnings
 
-  init(mode: Mode, prefix: String = "") {
+  /// The warnings a command printed so far.
+  final class PrintedWarnings {
+    private var seen: Set<String> = []
+    /// Whether `text` is new (and so to be printed); remembers it.
+    func isNew(_ text: String) -> Bool { seen.insert(text).inserted }
+  }
+
+  init(mode: Mode, prefix: String = "", printedWarnings: PrintedWarnings = PrintedWarnings()) {
     self.mode = mode
     self.prefix = prefix
+    self.printedWarnings = printedWarnings
   }
 
   /// `.terminal` when standard output is a terminal, else `.plain`; `.quiet` when asked.
@@ -33,8 +44,10 @@ final class ProgressDisplay {
   func handle(_ event: TrainingEvent) {
     switch (mode, event) {
     case (_, .energyMeter(_, let summary, let warning)):
-      if let warning { FileHandle.standardError.write(Data("warning: \(warning)\n".utf8)) }
+      if let warning { warn(warning) }
       if mode != .quiet { emit("energy: \(summary)") }
+    case (_, .warning(let text)):
+      warn(text)
     case (.quiet, _):
       return
     case (_, .modelStarted(let role, let epochs, let parameters, let samples)):
@@ -78,6 +91,16 @@ final class ProgressDisplay {
     }
     print(prefix + text)
     fflush(nil)
+  }
+
+  /// Prints `text` as a warning on standard error, unless this command printed it already.
+  private func warn(_ text: String) {
+    guard printedWarnings.isNew(text) else { return }
+    if lineIsOpen && mode == .terminal {
+      print("")
+      lineIsOpen = false
+    }
+    FileHandle.standardError.write(Data("warning: \(prefix)\(text)\n".utf8))
   }
 }
 

@@ -105,10 +105,12 @@ struct TrainCommand: ParsableCommand {
       trainers.append(trainer)
     }
     var summaries: [RunSummary] = []
+    let warnings = ProgressDisplay.PrintedWarnings()
     for trainer in trainers {
       trainer.stopRequest = signals.request
       let display = ProgressDisplay(
-        mode: ProgressDisplay.mode(quiet: quiet), prefix: "[seed \(trainer.recipe.seed)] ")
+        mode: ProgressDisplay.mode(quiet: quiet), prefix: "[seed \(trainer.recipe.seed)] ",
+        printedWarnings: warnings)
       let summary = try trainer.run(onEvent: display.handle)
       if !quiet { printResult(summary) }
       summaries.append(summary)

@@ -19,6 +19,12 @@ public struct EnergyReading: Equatable, Sendable {
   public var dramJoules: Double?
   /// Monotonic clock (`CLOCK_MONOTONIC`) at the reading, seconds.
   public var seconds: Double
+  /// RAPL only: counter steps found implausible since the meter started (`RAPLMeter`), and
+  /// why the last one was; a window over which this count grows falls back to `estimateJoules`.
+  public var implausibleSteps = 0
+  public var implausibleReason: String? = nil
+  /// RAPL only: the CPU-time estimate since the meter started, the fallback of such a window.
+  public var estimateJoules: Double? = nil
 
   public init(joules: Double, dramJoules: Double? = nil, seconds: Double) {
     self.joules = joules
@@ -38,17 +44,30 @@ public struct EnergyMeasurement: Equatable, Sendable {
   /// The window's length on the monotonic clock, seconds.
   public var seconds: Double
   public var source: EnergySource
+  /// Why a RAPL window fell back to the estimate (a counter step that is not physically
+  /// plausible, naming the zone); nil otherwise.
+  public var warning: String? = nil
 
   /// Mean power over the window: `joules / seconds` (0 for an empty window).
   public var averageWatts: Double { seconds > 0 ? joules / seconds : 0 }
 
-  /// The measurement between readings `start` and `end`.
+  /// The measurement between readings `start` and `end`. When a counter step inside the window
+  /// was implausible (`EnergyReading.implausibleSteps` grew), the window is not a measurement:
+  /// it takes the CPU-time estimate, labelled `estimate`, without DRAM, and says why in `warning`.
   public init(name: String, from start: EnergyReading, to end: EnergyReading, source: EnergySource) {
     self.name = name
     self.joules = end.joules - start.joules
     if let a = start.dramJoules, let b = end.dramJoules { dramJoules = b - a } else { dramJoules = nil }
     self.seconds = end.seconds - start.seconds
     self.source = source
+    if end.implausibleSteps > start.implausibleSteps, let a = start.estimateJoules, let b = end.estimateJoules {
+      joules = b - a
+      dramJoules = nil
+      self.source = .estimate
+      warning =
+        "energy: \(name): \(end.implausibleReason ?? "a RAPL counter step was implausible"); "
+        + "this window's energy is the CPU-time estimate instead (labelled 'estimate')"
+    }
   }
 }
 

@@ -35,12 +35,16 @@ public func openMeter(
     return SelectedMeter(meter: estimate(), raplUnavailable: nil)
   case .rapl:
     return SelectedMeter(
-      meter: try RAPLMeter(root: root, files: files, backgroundSampling: backgroundSampling),
+      meter: try RAPLMeter(
+        root: root, files: files, backgroundSampling: backgroundSampling,
+        wattsPerCore: wattsPerCore ?? EstimateMeter.defaultWattsPerCore),
       raplUnavailable: nil)
   case .auto:
     do {
       return SelectedMeter(
-        meter: try RAPLMeter(root: root, files: files, backgroundSampling: backgroundSampling),
+        meter: try RAPLMeter(
+          root: root, files: files, backgroundSampling: backgroundSampling,
+          wattsPerCore: wattsPerCore ?? EstimateMeter.defaultWattsPerCore),
         raplUnavailable: nil)
     } catch let error as EnergyError {
       return SelectedMeter(meter: estimate(), raplUnavailable: error)

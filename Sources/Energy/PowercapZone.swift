@@ -33,6 +33,9 @@ public struct PowercapZone: Equatable, Sendable {
   public var counted: Bool
   /// Why it is not summed, or what it adds to.
   public var note: String
+  /// The largest `constraint_N_max_power_uw` of the zone, in watts; nil when it publishes none
+  /// (then `RAPLMeter.plausibleMaxWatts` bounds its steps).
+  public var maxPowerWatts: Double? = nil
 
   public var energyPath: String { path + "/energy_uj" }
 }
@@ -107,6 +110,13 @@ struct ZoneDiscovery {
       (zone.kind, zone.note) = (name == "core" ? .core : .uncore, "inside its package: not summed")
     } else {
       zone.note = "unknown zone: not summed"
+    }
+    var constraint = 0
+    while let text = try? files.read(path + "/constraint_\(constraint)_max_power_uw") {
+      if let microwatts = Double(text), microwatts > 0 {
+        zone.maxPowerWatts = max(zone.maxPowerWatts ?? 0, microwatts * 1e-6)
+      }
+      constraint += 1
     }
     if zone.counted && range == 0 {
       throw EnergyError.malformed(path: path + "/max_energy_range_uj", content: rangeText)

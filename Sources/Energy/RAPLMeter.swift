@@ -19,6 +19,10 @@ public final class RAPLMeter: EnergyMeter, @unchecked Sendable {
   /// The longest sampling interval, seconds.
   public static let maxInterval = 60.0
 
+  /// Slack for the plausibility bound: a counter may advance by `maxWatts × (Δt + slack)`
+  /// between samples, as it updates about every millisecond and reads are not instantaneous.
+  public static let plausibilitySlackSeconds = 0.05
+
   /// Every zone found, counted or not, in tree order.
   public let zones: [PowercapZone]
   /// Seconds between background samples.
@@ -30,6 +34,12 @@ public final class RAPLMeter: EnergyMeter, @unchecked Sendable {
     var last: UInt64
     var total: UInt64 = 0
   }
+
+  /// The fallback for windows with an implausible step: CPU time × `wattsPerCore`.
+  private let estimate: EstimateMeter
+  private var lastSample = monotonicSeconds()
+  private var implausibleSteps = 0
+  private var implausibleReason: String?
 
   private let discovery: ZoneDiscovery
   // `lock` guards `counters`, `failedReads` and the sampler statistics.
@@ -48,8 +58,9 @@ public final class RAPLMeter: EnergyMeter, @unchecked Sendable {
   /// leaves sampling to `sample()` and `read()` (tests drive wrap-arounds that way).
   public init(
     root: String = powercapRoot(), files: any PowercapFiles = SystemPowercapFiles(),
-    backgroundSampling: Bool = true
+    backgroundSampling: Bool = true, wattsPerCore: Double = EstimateMeter.defaultWattsPerCore
   ) throws {
+    estimate = EstimateMeter(wattsPerCore: wattsPerCore)
     let discovery = ZoneDiscovery(root: root, files: files)
     self.discovery = discovery
     zones = try discovery.zones()
@@ -71,18 +82,48 @@ public final class RAPLMeter: EnergyMeter, @unchecked Sendable {
   /// Reads every counted counter and adds what it advanced since the last sample, wrap-around
   /// included. A counter that cannot be read keeps its last value (counted in `failedReadCount`)
   /// and is caught up at the next successful read.
+  ///
+  /// Plausibility: a step may not exceed what the zone's maximum power (`maxPowerWatts`, else
+  /// `plausibleMaxWatts`) delivers in the time since the last sample plus
+  /// `plausibilitySlackSeconds`. A counter that went down is a wrap-around only when the
+  /// wrapped step passes that bound; a value above `max_energy_range_uj` never is. An
+  /// implausible step adds nothing, is counted in the readings (`implausibleSteps`, with the
+  /// zone and the values in `implausibleReason`), and the counter continues from its new value.
   public func sample() {
     lock.lock()
     defer { lock.unlock() }
+    let now = monotonicSeconds()
+    let elapsed = max(now - lastSample, 0) + Self.plausibilitySlackSeconds
+    lastSample = now
     for i in counters.indices {
       guard let raw = try? discovery.counter(counters[i].zone) else {
         failedReads += 1
         continue
       }
+      let zone = counters[i].zone
       let last = counters[i].last
-      let range = counters[i].zone.maxEnergyRange
-      counters[i].total += raw >= last ? raw - last : (last <= range ? range - last + raw : raw)
+      let range = zone.maxEnergyRange
+      let watts = zone.maxPowerWatts ?? Self.plausibleMaxWatts
+      let bound = watts * elapsed * 1e6
+      let step: UInt64? =
+        raw > range ? nil : raw >= last ? raw - last : (last <= range ? range - last + raw : nil)
       counters[i].last = raw
+      if let step, Double(step) <= bound {
+        counters[i].total += step
+        continue
+      }
+      implausibleSteps += 1
+      let change =
+        raw > range
+        ? "read \(raw) µJ, above its max_energy_range_uj of \(range)"
+        : raw < last
+          ? "went back from \(last) to \(raw) µJ, and a wrap-around at \(range) would mean "
+            + "\(String(format: "%.0f", (Double(range) - Double(last) + Double(raw)) * 1e-6 / elapsed)) W"
+          : "advanced \(raw - last) µJ, \(String(format: "%.0f", Double(raw - last) * 1e-6 / elapsed)) W"
+      implausibleReason =
+        "RAPL zone \(zone.name) (\(zone.energyPath)) \(change) in \(String(format: "%.2f", elapsed)) s, "
+        + "beyond its \(String(format: "%.0f", watts)) W maximum"
+        + (zone.maxPowerWatts == nil ? " (no constraint_*_max_power_uw; the bound per zone)" : "")
     }
   }
 
@@ -93,7 +134,10 @@ public final class RAPLMeter: EnergyMeter, @unchecked Sendable {
     let packages = counters.filter { $0.zone.kind != .dram }.reduce(UInt64(0)) { $0 + $1.total }
     let drams = counters.filter { $0.zone.kind == .dram }
     let dram = drams.isEmpty ? nil : Double(drams.reduce(UInt64(0)) { $0 + $1.total }) * 1e-6
-    return EnergyReading(joules: Double(packages) * 1e-6, dramJoules: dram, seconds: monotonicSeconds())
+    var reading = EnergyReading(joules: Double(packages) * 1e-6, dramJoules: dram, seconds: monotonicSeconds())
+    (reading.implausibleSteps, reading.implausibleReason) = (implausibleSteps, implausibleReason)
+    reading.estimateJoules = estimate.read().joules
+    return reading
   }
 
   /// Counter reads that failed since the meter started.

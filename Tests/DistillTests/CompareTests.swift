@@ -91,13 +91,17 @@ final class CompareTests: XCTestCase {
     XCTAssertTrue(text.contains("metrics.jsonl has no joules"), text)
     let csv = report.csv.split(separator: "\n")
     XCTAssertEqual(csv.count, 4)
-    XCTAssertEqual(csv[0].split(separator: ",").count, 11)
+    XCTAssertEqual(csv[0].split(separator: ",").count, 13)
+    XCTAssertTrue(csv[0].hasPrefix("recipe,run,seed,data set,method,"), String(csv[0]))
     let kdRow = csv.first { $0.hasPrefix("kd-run,") }!.split(separator: ",", omittingEmptySubsequences: false)
     let kdRun = report.runs.first { $0.recipe == "kd-run" }!
-    XCTAssertEqual(kdRow[1], "digits")
-    XCTAssertEqual(Double(kdRow[7])!, kdRun.totalJoules!, accuracy: 0.051)
-    XCTAssertEqual(kdRow[10], "estimate")
-    XCTAssertTrue(report.markdown.contains("| kd-run\\* | digits | kd |"), report.markdown)
+    XCTAssertEqual(kdRow[1], Substring(kd), "every row names its run folder")
+    XCTAssertEqual(kdRow[2], Substring(String(kdRun.seed ?? 0)))
+    XCTAssertNotNil(kdRun.seed)
+    XCTAssertEqual(kdRow[3], "digits")
+    XCTAssertEqual(Double(kdRow[9])!, kdRun.totalJoules!, accuracy: 0.051)
+    XCTAssertEqual(kdRow[12], "estimate")
+    XCTAssertTrue(report.markdown.contains("| kd-run\\* | \(kd) | \(kdRun.seed!) | digits | kd |"), report.markdown)
     let svg = report.svg
     XCTAssertTrue(svg.hasPrefix("<svg xmlns=\"http://www.w3.org/2000/svg\""))
     XCTAssertTrue(svg.contains("kd-run [digits]") && svg.contains("alone-run [digits]")
@@ -118,13 +122,36 @@ final class CompareTests: XCTestCase {
     XCTAssertTrue(report.text.contains("reused-teacher (\(reused)): teacher loaded from a file"), report.text)
   }
 
-  func testNotARun() throws {
+  func testWhatIsNotARunIsSkippedWithAReasonAndTheSameRunTwiceIsRefused() throws {
     try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-    XCTAssertThrowsError(try CompareReport(folders: [folder])) {
+    let readme = folder + "/README.md"
+    try "runs\n".write(toFile: readme, atomically: true, encoding: .utf8)
+    XCTAssertThrowsError(try CompareReport(folders: [folder, readme, folder + "/missing"])) {
       XCTAssertEqual(
-        $0 as? CompareError, .notARun(folder: folder, missing: ["summary.json", "metrics.jsonl"]))
+        $0 as? CompareError,
+        .nothingToCompare(skipped: [
+          "\(folder): skipped, not a run folder (no summary.json, no recipe.yaml)",
+          "\(readme): skipped, a file, not a run folder",
+          "\(folder)/missing: skipped, no such file or folder",
+        ]))
     }
     XCTAssertThrowsError(try CompareReport(folders: [])) { XCTAssertEqual($0 as? CompareError, .noRuns) }
+    let kd = try train("kd-run", teacher: true)
+    let report = try CompareReport(folders: [readme, kd])
+    XCTAssertEqual(report.runs.map(\.folder), [kd])
+    XCTAssertEqual(report.skipped, ["\(readme): skipped, a file, not a run folder"])
+    XCTAssertThrowsError(try CompareReport(folders: [kd, kd + "/../kd-run/"])) {
+      XCTAssertEqual($0 as? CompareError, .duplicate(folder: kd + "/../kd-run/", first: kd))
+    }
+    // An interrupted run is skipped with the command that finishes it.
+    try FileManager.default.removeItem(atPath: kd + "/summary.json")
+    XCTAssertThrowsError(try CompareReport(folders: [kd])) {
+      XCTAssertEqual(
+        $0 as? CompareError,
+        .nothingToCompare(skipped: [
+          "\(kd): skipped, the run has not finished (no summary.json); continue it with distill resume \(kd)"
+        ]))
+    }
   }
 
   func testParetoFrontStaysWithinOneSourceAndOneDataSet() {

@@ -131,7 +131,7 @@ func assertTrainingJoulesAddUp(_ folder: String, file: StaticString = #filePath,
 }
 
 /// The JSON objects of a `metrics.jsonl` or `summary.json` file.
-private func withJSON(_ path: String) throws -> [[String: Any]] {
+func withJSON(_ path: String) throws -> [[String: Any]] {
   try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n").map {
     try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any]
   }

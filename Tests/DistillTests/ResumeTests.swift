@@ -85,6 +85,26 @@ final class ResumeTests: XCTestCase {
     try assertSameResults(reference, folder)
   }
 
+  func testTheInterruptedEpochKeepsTheTimeAndEnergySpentBeforeTheStop() throws {
+    XCTAssertNil(
+      try runStopping(makeTrainer(folder: folder)) {
+        if case .batch(let p) = $0 { return p.role == .teacher && p.epoch == 2 && p.batch == 7 }
+        return false
+      })
+    let (trainer, point) = try resumable(folder)
+    let (seconds, joules) = (point.state.epochSeconds, point.state.epochJoules)
+    XCTAssertGreaterThan(seconds, 0)
+    XCTAssertGreaterThan(joules, 0, "the partial epoch's training energy is in the checkpoint")
+    XCTAssertNotNil(try runStopping(trainer, from: point))
+    let record = try XCTUnwrap(
+      withJSON(folder + "/metrics.jsonl").first { $0["model"] as? String == "teacher" && $0["epoch"] as? Int == 2 })
+    let recordSeconds = try XCTUnwrap(record["seconds"] as? Double)
+    let trainJoules = try XCTUnwrap(record["joules"] as? Double) - XCTUnwrap(record["eval_joules"] as? Double)
+    XCTAssertGreaterThan(recordSeconds, seconds, "the epoch's seconds include those before the stop")
+    XCTAssertGreaterThan(trainJoules, joules, "the epoch's joules include those before the stop")
+    try assertTrainingJoulesAddUp(folder)
+  }
+
   func testAFinishedRunSaysSo() throws {
     guard case .finished(let run) = try Trainer.prepareResume(runFolder: try Self.straight.get()) else {
       return XCTFail("a finished run was not reported finished")

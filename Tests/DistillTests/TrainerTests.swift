@@ -139,7 +139,7 @@ final class TrainerTests: XCTestCase {
     try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
     try "{}\n".write(toFile: folder + "/metrics.jsonl", atomically: true, encoding: .utf8)
     XCTAssertThrowsError(try trainer().run(data: digitsSubset())) {
-      XCTAssertEqual($0 as? TrainingError, .runFolderExists(folder: folder, found: ["metrics.jsonl"]))
+      XCTAssertEqual($0 as? TrainingError, .runFolderExists(folder: folder, found: ["metrics.jsonl"], resumable: false))
       let message = "\($0)"
       for part in [folder, "--out", "--force"] { XCTAssertTrue(message.contains(part), message) }
     }

@@ -136,4 +136,55 @@ final class RAPLMeterTests: XCTestCase {
     let meter = try RAPLMeter(root: tree.root, backgroundSampling: false)
     XCTAssertEqual(meter.zones.filter(\.counted).count, 4)
   }
+
+  func testImplausibleCounterStepsMakeTheWindowAnEstimateNamingTheZone() throws {
+    let tree = try FakePowercap()
+    try tree.addZone("intel-rapl:0", name: "package-0", microjoules: 100_000_000, range: 1_000_000_000)
+    try "250000000\n".write(
+      toFile: tree.folder("intel-rapl:0") + "/constraint_0_max_power_uw", atomically: false, encoding: .utf8)
+    try "0\n".write(
+      toFile: tree.folder("intel-rapl:0") + "/constraint_1_max_power_uw", atomically: false, encoding: .utf8)
+    let meter = try RAPLMeter(root: tree.root, backgroundSampling: false, wattsPerCore: 2)
+    XCTAssertEqual(meter.zones[0].maxPowerWatts, 250)
+    // A plausible window first: 5 J.
+    let (_, plausible) = try meter.measure("plausible") { try tree.advance("intel-rapl:0", joules: 5) }
+    XCTAssertEqual(plausible.source, .rapl)
+    XCTAssertEqual(plausible.joules, 5, accuracy: 1e-9)
+    XCTAssertNil(plausible.warning)
+    for (label, value, words) in [
+      ("backwards", UInt64(50_000_000), ["went back", "wrap-around"]),
+      ("jump", UInt64(900_000_000), ["advanced"]),
+      ("above the range", UInt64(2_000_000_000), ["above its max_energy_range_uj"]),
+    ] {
+      try tree.set("intel-rapl:0", 100_000_000)
+      meter.sample()
+      let (_, window) = try meter.measure(label) { try tree.set("intel-rapl:0", value) }
+      XCTAssertEqual(window.source, .estimate, label)
+      XCTAssertNil(window.dramJoules, label)
+      XCTAssertLessThan(window.joules, 1, "\(label): the estimate of a short window, not the counter's jump")
+      let warning = try XCTUnwrap(window.warning, label)
+      for word in ["package-0", "250 W maximum", "estimate"] + words {
+        XCTAssertTrue(warning.contains(word), "\(label): '\(word)' not in \(warning)")
+      }
+    }
+    // The counter continues from its new value: the next window is a measurement again.
+    try tree.set("intel-rapl:0", 100_000_000)
+    meter.sample()
+    let (_, after) = try meter.measure("after") { try tree.advance("intel-rapl:0", joules: 2) }
+    XCTAssertEqual(after.source, .rapl)
+    XCTAssertEqual(after.joules, 2, accuracy: 1e-9)
+  }
+
+  func testAZoneWithoutConstraintsIsBoundedByTheDocumentedPerZoneMaximum() throws {
+    let tree = try FakePowercap()
+    try tree.addZone("intel-rapl:0", name: "package-0", microjoules: 0)
+    let meter = try RAPLMeter(root: tree.root, backgroundSampling: false)
+    XCTAssertNil(meter.zones[0].maxPowerWatts)
+    // 40 J at once is within 1000 W × the 50 ms slack; 262 kJ (the 262006 W) is not.
+    let (_, fine) = try meter.measure("fine") { try tree.advance("intel-rapl:0", joules: 40) }
+    XCTAssertEqual(fine.source, .rapl)
+    let (_, absurd) = try meter.measure("absurd") { try tree.advance("intel-rapl:0", joules: 262_006) }
+    XCTAssertEqual(absurd.source, .estimate)
+    XCTAssertTrue(absurd.warning?.contains("1000 W maximum (no constraint_*_max_power_uw") ?? false, "\(absurd)")
+  }
 }

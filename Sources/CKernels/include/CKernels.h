@@ -31,4 +31,9 @@ int distill_keep_freed_blocks_in_heap(void);
 /// every arena); 0 where that is not available. For memory benchmarks: it walks the free lists.
 long distill_heap_bytes_in_use(void);
 
+/// Swaps two paths in one atomic step (Linux renameat2 with RENAME_EXCHANGE): each name then
+/// refers to what the other did. Returns 0, or -1 with errno set (ENOSYS or EINVAL where the
+/// kernel or file system cannot exchange).
+int distill_exchange_paths(const char *first, const char *second);
+
 #endif
