@@ -1,5 +1,5 @@
 // swift-tools-version: 6.0
-// The module split follows ../shared/DESIGN.md: C shims at the bottom, math that knows nothing
+// The module split is described in docs/DESIGN.md: C shims at the bottom, math that knows nothing
 // of files, files that know nothing of the CLI, and a thin executable on top.
 import PackageDescription
 
@@ -29,13 +29,13 @@ let package = Package(
                    providers: [.apt(["libhdf5-dev"])]),
     .systemLibrary(name: "CZlib", path: "Sources/CZlib", providers: [.apt(["zlib1g-dev"])]),
     // Small C kernels that need CPU features Swift will not emit portably (runtime-dispatched).
-    .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3"])]),
+    .target(name: "CKernels", exclude: ["README.md"], cSettings: [.unsafeFlags(["-O3"])]),
     .target(
       name: "Autodiff",
       dependencies: ["CBLAS", "CKernels", .product(name: "RealModule", package: "swift-numerics")],
-      swiftSettings: optimize),
-    .target(name: "NN", dependencies: ["Autodiff"], swiftSettings: optimize),
-    .target(name: "Datasets", dependencies: ["CZlib"], swiftSettings: optimize),
+      exclude: ["README.md"], swiftSettings: optimize),
+    .target(name: "NN", dependencies: ["Autodiff"], exclude: ["README.md"], swiftSettings: optimize),
+    .target(name: "Datasets", dependencies: ["CZlib"], exclude: ["README.md"], swiftSettings: optimize),
     .target(
       name: "Checkpoints", dependencies: ["CHDF5", "Autodiff", "NN"], exclude: ["README.md"],
       swiftSettings: optimize),
@@ -45,14 +45,14 @@ let package = Package(
       dependencies: [
         "Autodiff", "NN", "Datasets", "Checkpoints", "Energy", .product(name: "Yams", package: "Yams"),
       ],
-      swiftSettings: optimize),
+      exclude: ["README.md"], swiftSettings: optimize),
     .executableTarget(
       name: "DistillCLI",
       dependencies: [
         "Autodiff", "NN", "Datasets", "Distill", "Energy",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ],
-      swiftSettings: optimize),
+      exclude: ["README.md"], swiftSettings: optimize),
     .target(name: "_TestSupport", dependencies: ["Autodiff"], path: "Tests/_TestSupport"),
     .testTarget(name: "AutodiffTests", dependencies: ["Autodiff", "_TestSupport"]),
     .testTarget(name: "NNTests", dependencies: ["NN", "Datasets", "_TestSupport"]),
