@@ -1,5 +1,5 @@
 // swift-tools-version: 6.0
-// The module split follows ../shared/DESIGN.md: C shims at the bottom, math that knows nothing
+// The module split is described in docs/DESIGN.md: C shims at the bottom, math that knows nothing
 // of files, files that know nothing of the CLI, and a thin executable on top.
 import PackageDescription
 
@@ -27,12 +27,13 @@ let package = Package(
                    providers: [.apt(["libhdf5-dev"])]),
     .systemLibrary(name: "CZlib", path: "Sources/CZlib", providers: [.apt(["zlib1g-dev"])]),
     // Small C kernels that need CPU features Swift will not emit portably (runtime-dispatched).
-    .target(name: "CKernels"),
+    .target(name: "CKernels", exclude: ["README.md"]),
     .target(
       name: "Autodiff",
-      dependencies: ["CBLAS", "CKernels", .product(name: "RealModule", package: "swift-numerics")]),
-    .target(name: "NN", dependencies: ["Autodiff"]),
-    .target(name: "Datasets", dependencies: ["CZlib"]),
+      dependencies: ["CBLAS", "CKernels", .product(name: "RealModule", package: "swift-numerics")],
+      exclude: ["README.md"]),
+    .target(name: "NN", dependencies: ["Autodiff"], exclude: ["README.md"]),
+    .target(name: "Datasets", dependencies: ["CZlib"], exclude: ["README.md"]),
     .target(
       name: "Checkpoints", dependencies: ["CHDF5", "Autodiff", "NN"], exclude: ["README.md"]),
     .target(name: "Energy", exclude: ["README.md"]),
@@ -41,13 +42,15 @@ let package = Package(
       dependencies: [
         "Autodiff", "NN", "Datasets", "Checkpoints", "Energy", "CKernels",
         .product(name: "Yams", package: "Yams"),
-      ]),
+      ],
+      exclude: ["README.md"]),
     .executableTarget(
       name: "DistillCLI",
       dependencies: [
         "Autodiff", "NN", "Datasets", "Distill", "Energy",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
-      ]),
+      ],
+      exclude: ["README.md"]),
     .target(name: "_TestSupport", dependencies: ["Autodiff"], path: "Tests/_TestSupport"),
     .testTarget(name: "AutodiffTests", dependencies: ["Autodiff", "_TestSupport"]),
     .testTarget(name: "NNTests", dependencies: ["NN", "Datasets", "_TestSupport"]),

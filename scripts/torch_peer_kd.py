@@ -22,9 +22,12 @@ reads no YAML, so that it needs nothing but torch and numpy):
 
 Reports last-epoch test errors, one JSON object per seed, and the mean ± sample std at the end.
 
-Set-up:  python3 -m venv /tmp/torchref && /tmp/torchref/bin/pip install torch numpy
-Example (the mnist-hinton / mnist-student-baseline recipes):
-  /tmp/torchref/bin/python scripts/torch_peer_kd.py --data ../shared/datasets/mnist \
+Set-up (once; the virtual environment may live in any folder you choose, e.g. .venv-torch at
+the repository root, which git ignores):
+  python3 -m venv .venv-torch && .venv-torch/bin/pip install torch numpy
+Example (the mnist-hinton / mnist-student-baseline recipes; --data names the MNIST IDX folder,
+the one `distill train --data` takes):
+  .venv-torch/bin/python scripts/torch_peer_kd.py --data PATH/TO/mnist \
       --teacher mlp:1200,1200,dropout=0.5,input_dropout=0.2 --teacher-augment jitter=2 \
       --student mlp:800,800 --epochs 30 --temperature 20 --alpha 0.9 --seeds 1,2,3
 """

@@ -1,9 +1,9 @@
 import Autodiff
 import NN
 
-// Model files (`teacher.h5`, `student.h5`) in the layout of ../../shared/DESIGN.md ("Weights in
-// HDF5"): one group per model, one dataset per `state_dict` key in PyTorch's layouts, the
-// architecture as a string attribute of the group. See README.md here for h5py/PyTorch.
+// Model files (`teacher.h5`, `student.h5`) in the layout of README.md here ("Model files"): one
+// group per model, one dataset per `state_dict` key in PyTorch's layouts, the architecture as a
+// string attribute of the group. README.md also shows the h5py/PyTorch side.
 
 /// The name of the group attribute holding a model's architecture description.
 public let architectureAttribute = "architecture"

@@ -27,9 +27,9 @@ public struct IDXArray: Sendable, Equatable {
   }
 }
 
-/// Reads an IDX file of unsigned bytes (raw or gzip-compressed), format in
-/// `shared/datasets/README.md`: a big-endian header — the magic, then one `UInt32` per
-/// dimension — followed by the data.
+/// Reads an IDX file of unsigned bytes (raw or gzip-compressed), the format of the MNIST
+/// files: a big-endian header — the magic, then one `UInt32` per dimension — followed by the
+/// data.
 ///
 /// The file's (decompressed) size must be exactly `4 + 4·d + ∏ dims`:
 /// - shorter is `DatasetError.truncated`, with the byte count the header promises (the header

@@ -1,6 +1,6 @@
 import Foundation
 
-/// One epoch of one model, as a line of `metrics.jsonl`. The fields are DESIGN.md's
+/// One epoch of one model, as a line of `metrics.jsonl`. The fields are docs/DESIGN.md's
 /// ("metrics.jsonl") plus `val_loss`, `learning_rate`, `seed` and `val_split`:
 ///
 /// | field | meaning |
@@ -67,7 +67,7 @@ public struct EpochRecord: Equatable, Sendable {
   }
 }
 
-/// A run folder (`checkpoints/<name>/`, DESIGN.md → "Run folder"): the recipe's copy, one
+/// A run folder (`checkpoints/<name>/`, docs/DESIGN.md → "Run folder"): the recipe's copy, one
 /// `metrics.jsonl` line per epoch, `summary.json` at the end, and the weights.
 ///
 /// A folder that already holds results (`metrics.jsonl`, `summary.json`, weights) is never

@@ -4,7 +4,7 @@ import Foundation
 import NN
 
 /// `distill bench`: training and inference throughput and peak memory for the workloads of
-/// PyTorch's reference script (`../shared/peers/torch_bench.py`), measured the same way: synthetic
+/// PyTorch's reference script (`scripts/torch_bench.py`), measured the same way: synthetic
 /// data of MNIST shape, SGD with momentum 0.9 and lr 0.01, batch 128 (1024 for inference), the
 /// median samples/s over repeats after a warm-up, and the process's peak RSS so far.
 struct BenchCommand: ParsableCommand {
@@ -13,9 +13,12 @@ struct BenchCommand: ParsableCommand {
     abstract: "Measure training and inference throughput (samples/s) and peak memory.",
     discussion: """
       Build with `swift build -c release` first: debug builds are 10–50× slower.
-      Run PyTorch's script with the same thread count beside it for a fair ratio:
-        /tmp/torchref/bin/python ../shared/peers/torch_bench.py --threads 2 --json > torch.json
+      Run PyTorch's script, scripts/torch_bench.py, with the same thread count
+      beside it for a fair ratio (it needs a Python with torch, e.g. from
+      python3 -m venv .venv-torch && .venv-torch/bin/pip install torch numpy):
+        .venv-torch/bin/python scripts/torch_bench.py --threads 2 --json > torch.json
         .build/release/distill bench --threads 2 --peer torch.json
+      or scripts/bench-side-by-side.sh 2 .venv-torch/bin/python, which does both.
       Mixed precision against Float32, side by side (timed in alternating rounds):
         .build/release/distill bench --only mlp_1200,cnn --precision f32,f16-mixed
       """)

@@ -33,7 +33,7 @@ struct PreparedRun {
   var memory: GraphMemory?
 }
 
-/// The workloads of `../shared/peers/torch_bench.py`, with the same names.
+/// The workloads of `scripts/torch_bench.py`, with the same names.
 enum Workload: String, CaseIterable {
   case mlp1200 = "mlp_1200"
   case mlp800 = "mlp_800"

@@ -9,8 +9,8 @@ struct DistillCommand: ParsableCommand {
     commandName: "distill",
     abstract: "Knowledge distillation on the CPU, with the joules each result cost.",
     discussion: """
-      Start with `distill bench` to see how fast this machine trains, side by side with
-      PyTorch's reference script (../shared/peers/torch_bench.py).
+      Start with `distill bench` to see how fast this machine trains, side by
+      side with PyTorch's reference script (scripts/torch_bench.py).
       """,
     subcommands: [
       BenchCommand.self, TrainCommand.self, ResumeCommand.self, EvalCommand.self, EnergyCommand.self,
