@@ -3,6 +3,10 @@
 import Autodiff
 import NN
 
+#if canImport(Glibc)
+  import Glibc
+#endif
+
 var generator = SeededGenerator(seed: 1)
 let model = Sequential(
   Linear(inputFeatures: 64, outputFeatures: 32, generator: &generator), ReLU(),
