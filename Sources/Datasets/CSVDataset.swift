@@ -26,12 +26,19 @@ public func loadCSVDataset(
       throw DatasetError.malformed(file: path, line: lineNumber, reason: "a row needs features and a label")
     }
     let labelIndex = labelColumn ?? fields.count - 1
+    guard labelIndex >= 0, labelIndex < fields.count else {
+      throw DatasetError.malformed(
+        file: path, line: lineNumber,
+        reason: "the label column \(labelIndex) is not among the row's \(fields.count) fields (0-based)")
+    }
     for (i, field) in fields.enumerated() {
       let trimmed = field.trimmingCharacters(in: " ")
+      let shown = trimmed.count > 40 ? String(trimmed.prefix(40)) + "…" : String(trimmed)
       if i == labelIndex {
-        guard let label = Int(trimmed), label >= 0 else {
+        guard let label = Int(trimmed), label >= 0, label < maxCSVClasses else {
           throw DatasetError.malformed(
-            file: path, line: lineNumber, reason: "label '\(trimmed)' is not a non-negative integer")
+            file: path, line: lineNumber,
+            reason: "label '\(shown)' is not an integer in 0..<\(maxCSVClasses)")
         }
         if let classCount, label >= classCount {
           throw DatasetError.labelOutOfRange(file: path, index: labels.count, label: label, classCount: classCount)
@@ -40,7 +47,7 @@ public func loadCSVDataset(
       } else {
         guard let value = Float(trimmed), value.isFinite else {
           throw DatasetError.malformed(
-            file: path, line: lineNumber, reason: "field \(i + 1) '\(trimmed)' is not a finite number")
+            file: path, line: lineNumber, reason: "field \(i + 1) '\(shown)' is not a finite number")
         }
         features.append(value)
       }
@@ -88,3 +95,7 @@ extension Substring {
 public func loadEmbeddedDigits(root: String) throws -> Dataset {
   try loadCSVDataset(path: root + "/datasets/digits/digits.csv.gz", classCount: 10).scaled(by: 1.0 / 16)
 }
+
+/// The most classes a CSV data set may have: labels are class indices, and each class is an
+/// output of the model.
+public let maxCSVClasses = 1 << 20

@@ -1,5 +1,5 @@
 import Autodiff
-import Checkpoints
+@testable import Checkpoints
 import XCTest
 import _TestSupport
 
@@ -193,5 +193,22 @@ final class HDF5Tests: XCTestCase {
       _ = checkpointError { try HDF5File.create(folder.file("no/such/folder.h5")) }
     }
     XCTAssertEqual(HDF5File.openObjectCount, baseline)
+  }
+}
+
+/// HDF5's error stacks made readable.
+final class HDF5ErrorTextTests: XCTestCase {
+  func testASystemErrorInsideTheStackComesFirstAndLongStacksAreCut() {
+    let diskFull =
+      "H5Fclose(): closing file ID failed: H5F__dest(): problems closing file: H5FD_write(): driver write request failed: "
+      + "H5FD__sec2_write(): file write failed: time = Tue Dec  1 17:00:00 2026, filename = '/tmp/x.h5', file descriptor = 5, "
+      + "errno = 28, error message = 'No space left on device', buf = 0x55d0, total write size = 1048576, "
+      + "bytes this sub-write = 1048576, bytes actually written = 18446744073709551615, offset = 0"
+    XCTAssertEqual(HDF5Library.brief(diskFull), "No space left on device (HDF5: H5Fclose())")
+    let long = (0..<40).map { "H5X\($0)(): step \($0) failed" }.joined(separator: ": ")
+    let short = HDF5Library.brief(long)
+    XCTAssertLessThan(short.count, 300)
+    XCTAssertTrue(short.hasPrefix("H5X0(): … : step 39 failed"), short)
+    XCTAssertEqual(HDF5Library.brief("H5Fopen(): unable to open file"), "H5Fopen(): unable to open file")
   }
 }

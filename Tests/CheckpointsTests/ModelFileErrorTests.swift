@@ -183,4 +183,24 @@ final class ModelFileErrorTests: XCTestCase {
     XCTAssertEqual(folder.contents, ["student.h5"])
     XCTAssertEqual(bytes(of: "\(path)/keep"), [1, 2, 3])
   }
+
+  func testNonFiniteWeightsAreRefusedNamingTheDataset() throws {
+    for bad in [Float.nan, .infinity, -.infinity] {
+      let model = mlp()
+      var values = model.stateDict[2].tensor.storage
+      values[3] = bad
+      values[5] = bad
+      let poisoned = Sequential.mlp(inputFeatures: 6, hidden: [8], classes: 3, seed: 1)
+      var dict = Dictionary(uniqueKeysWithValues: model.stateDict.map { ($0.name, $0.tensor) })
+      dict[model.stateDict[2].name] = Tensor(shape: model.stateDict[2].tensor.shape, storage: values)
+      try poisoned.load(stateDict: dict)
+      let path = try saved("bad-\(bad).h5", poisoned)
+      XCTAssertEqual(
+        loadError(path), .nonFinite(path: path, object: "/student/\(model.stateDict[2].name)", count: 2, firstIndex: 3))
+      XCTAssertThrowsError(try requireFiniteModels(in: path)) {
+        XCTAssertTrue("\($0)".contains("2 non-finite values"), "\($0)")
+      }
+    }
+    XCTAssertNoThrow(try requireFiniteModels(in: try saved("good.h5")))
+  }
 }

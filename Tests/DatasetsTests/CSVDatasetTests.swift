@@ -75,4 +75,35 @@ final class CSVDatasetTests: XCTestCase {
       XCTAssertTrue("\(error)".contains(path), "\(error)")
     }
   }
+
+  func testALabelColumnOutsideTheRowOrAHugeLabelIsAnErrorNotACrash() throws {
+    let path = temporaryFile(Array("1,2,3\n4,5,6\n".utf8))
+    XCTAssertThrowsError(try loadCSVDataset(path: path, labelColumn: 7)) {
+      XCTAssertEqual(
+        $0 as? DatasetError,
+        .malformed(file: path, line: 1, reason: "the label column 7 is not among the row's 3 fields (0-based)"))
+    }
+    let huge = temporaryFile(Array("1,2,9223372036854775807\n".utf8))
+    XCTAssertThrowsError(try loadCSVDataset(path: huge)) {
+      XCTAssertEqual(
+        $0 as? DatasetError,
+        .malformed(file: huge, line: 1, reason: "label '9223372036854775807' is not an integer in 0..<1048576"))
+    }
+    let long = temporaryFile(Array(("1," + String(repeating: "x", count: 100_000) + ",3\n").utf8))
+    XCTAssertThrowsError(try loadCSVDataset(path: long)) { XCTAssertLessThan("\($0)".count, 300) }
+  }
+
+  func testAGzipFileOverTheLimitIsAnErrorNamingTheFile() throws {
+    let path = NSTemporaryDirectory() + "distill-test-\(UUID().uuidString).csv.gz"
+    addTeardownBlock { try? FileManager.default.removeItem(atPath: path) }
+    try writeGzipFile(path: path, bytes: Array(repeating: UInt8(ascii: "1"), count: 3 << 20))
+    XCTAssertThrowsError(try readPossiblyCompressedFile(path, limit: 1 << 20)) {
+      guard case .malformed(let file, let line, let reason) = $0 as? DatasetError else { return XCTFail("\($0)") }
+      XCTAssertEqual(file, path)
+      XCTAssertEqual(line, 0)
+      XCTAssertTrue(reason.contains("more than 1048576 bytes"), reason)
+      XCTAssertFalse("\($0)".contains(":0:"), "\($0)")
+    }
+    XCTAssertEqual(try readPossiblyCompressedFile(path, limit: 3 << 20).count, 3 << 20)
+  }
 }
