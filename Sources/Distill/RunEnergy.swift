@@ -50,8 +50,30 @@ extension EpochRecord {
     // A window that fell back to the estimate (an implausible RAPL step) makes the epoch's
     // figure an estimate.
     energySource = (training.source == .rapl && evaluation.source == .rapl ? EnergySource.rapl : .estimate).rawValue
-    let dramBefore: Double? = before.batch > 0 ? before.dramJoules : 0
-    if let a = training.dramJoules, let b = evaluation.dramJoules, let c = dramBefore { dramJoules = a + b + c }
+    if let a = training.dramJoules, let b = evaluation.dramJoules, let c = before.knownDRAMJoules {
+      dramJoules = a + b + c
+    }
+  }
+}
+
+extension EpochProgress {
+  /// The DRAM joules of the epoch before an interruption: 0 at an epoch's start, nil when a
+  /// part of it had no DRAM counter.
+  var knownDRAMJoules: Double? { batch > 0 ? dramJoules : 0 }
+
+  /// Sets this stop's seconds and energy: those `before` it (an earlier interruption of the
+  /// same epoch) plus the training `window` up to the stop.
+  mutating func addEnergy(before: EpochProgress, window: EnergyMeasurement) {
+    seconds = before.seconds + window.seconds
+    joules = before.joules + window.joules
+    dramJoules = window.dramJoules.flatMap { dram in before.knownDRAMJoules.map { dram + $0 } }
+  }
+
+  /// What the epoch's training took before an interruption, as one window.
+  func window(name: String, source: EnergySource) -> EnergyMeasurement {
+    EnergyMeasurement(
+      name: name, from: EnergyReading(joules: 0, dramJoules: dramJoules.map { _ in 0 }, seconds: 0),
+      to: EnergyReading(joules: joules, dramJoules: dramJoules, seconds: seconds), source: source)
   }
 }
 

@@ -328,11 +328,7 @@ public final class Trainer {
       let before = progress
       progress = EpochProgress()
       if var stoppedAt = trained.stoppedAt {
-        stoppedAt.seconds = before.seconds + trainEnergy.seconds
-        stoppedAt.joules = before.joules + trainEnergy.joules
-        stoppedAt.dramJoules = before.batch > 0 && before.dramJoules == nil ? nil : trainEnergy.dramJoules.map {
-          $0 + (before.dramJoules ?? 0)
-        }
+        stoppedAt.addEnergy(before: before, window: trainEnergy)
         try checkpoints.save(
           training, epoch: epoch, progress: stoppedAt, modelStarted: started, last: (lastValidation, lastLoss))
         throw stopped()
@@ -343,12 +339,7 @@ public final class Trainer {
       for warning in [trainEnergy.warning, evalEnergy.warning].compactMap({ $0 }) { onEvent(.warning(warning)) }
       windows += [trainEnergy, evalEnergy]
       if before.batch > 0 {
-        windows.append(
-          EnergyMeasurement(
-            name: "\(role.rawValue) epoch \(epoch + 1) before the interruption",
-            from: EnergyReading(joules: 0, dramJoules: before.dramJoules.map { _ in 0 }, seconds: 0),
-            to: EnergyReading(joules: before.joules, dramJoules: before.dramJoules, seconds: before.seconds),
-            source: trainEnergy.source))
+        windows.append(before.window(name: "\(role.rawValue) epoch \(epoch + 1) before the interruption", source: trainEnergy.source))
       }
       var record = EpochRecord(
         model: role, epoch: epoch + 1, epochs: epochs, trainLoss: trained.loss, validation: validation,
