@@ -111,6 +111,9 @@ public final class HDF5File {
       throw .unreadable(path: path, detail: HDF5Library.systemError(code))
     }
     if (info.st_mode & S_IFMT) == S_IFDIR { throw .unreadable(path: path, detail: "it is a folder") }
+    if (info.st_mode & S_IFMT) != S_IFREG {
+      throw .unreadable(path: path, detail: "not a regular file (a device, a pipe or a socket)")
+    }
     if info.st_size == 0 { throw .emptyFile(path: path) }
     let signature = H5Fis_hdf5(path)
     if signature == 0 { throw .notHDF5(path: path) }

@@ -151,7 +151,7 @@ public struct ModelBuilder {
       reason: "the model has \(parameters.map { "\($0)" } ?? "more than 2^63") parameters and needs about "
         + "\(bytes.map(byteText) ?? "more than 8 EiB") to train (weights, gradients, optimizer state and the "
         + "activations of a batch of \(batchSize)), most of it for layer \(layer); this machine has "
-        + "\(byteText(limit)) of memory. Make the model smaller")
+        + "\(byteText(limit)) of memory. Make the model or the batch size smaller")
   }
 
   // MARK: Shape inference

@@ -87,7 +87,12 @@ extension Recipe {
   public static func load(path: String) throws -> Recipe {
     let text: String
     do {
-      let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
+      let attributes = try? FileManager.default.attributesOfItem(atPath: path)
+      if let type = attributes?[.type] as? FileAttributeType, type != .typeRegular {
+        throw RecipeError.cannotRead(
+          file: path, reason: type == .typeDirectory ? "it is a folder, not a recipe file" : "not a regular file")
+      }
+      let size = attributes?[.size] as? Int ?? 0
       if size > RecipeLimits.maxBytes {
         throw RecipeError.cannotRead(
           file: path, reason: "the file has \(size) bytes; a recipe may have at most \(RecipeLimits.maxBytes) (1 MiB)")

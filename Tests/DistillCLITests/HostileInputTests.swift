@@ -250,7 +250,7 @@ final class HostileInputTests: XCTestCase {
       teacher: false)
     try write(recipe, to: "huge.yaml")
     let result = try distill(["train", "huge.yaml", "--out", "run"] + common)
-    assertRefused(result, mentioning: ["huge.yaml", "student.model.mlp", "parameters", "GiB", "Make the model smaller"])
+    assertRefused(result, mentioning: ["huge.yaml", "student.model.mlp", "parameters", "GiB", "Make the model or the batch size smaller"])
     try write(recipe.replacingOccurrences(of: "1000000000", with: "9223372036854775807"), to: "huger.yaml")
     assertRefused(
       try distill(["train", "huger.yaml", "--out", "run"] + common),
@@ -269,7 +269,7 @@ final class HostileInputTests: XCTestCase {
         "architecture", string: architecture.replacingOccurrences(of: "\"out\":16}", with: "\"out\":1000000000}"))
     }
     let result = try distill(["eval", "huge.h5", "--data", repositoryRoot])
-    assertRefused(result, mentioning: ["huge.h5", "parameters", "Make the model smaller"])
+    assertRefused(result, mentioning: ["huge.h5", "parameters", "Make the model or the batch size smaller"])
   }
 
   func testNonFiniteWeightsAreRefusedWhereverWeightsAreLoaded() throws {
@@ -338,6 +338,19 @@ final class HostileInputTests: XCTestCase {
     assertRefused(try distill(["train", "bomb.yaml"] + common), mentioning: ["bomb.yaml", "100000"])
     try write(digitsRecipe(name: String(repeating: "n", count: 500_000)), to: "name.yaml")
     assertRefused(try distill(["train", "name.yaml"] + common), mentioning: ["name.yaml", "name", "at most 100 characters"])
+  }
+
+  func testFoldersDevicesAndPipesWhereFilesAreExpectedAreRefusedWithoutHanging() throws {
+    let fifo = folder + "/pipe"
+    XCTAssertEqual(mkfifo(fifo, 0o644), 0)
+    try FileManager.default.createDirectory(atPath: folder + "/dir", withIntermediateDirectories: true)
+    assertRefused(try distill(["train", "dir"]), mentioning: ["dir", "it is a folder, not a recipe file"])
+    assertRefused(try distill(["train", "pipe"]), mentioning: ["pipe", "not a regular file"])
+    assertRefused(try distill(["train", "/dev/zero"]), mentioning: ["/dev/zero", "not a regular file"])
+    for path in ["pipe", "/dev/zero", "dir"] {
+      assertRefused(try distill(["eval", path]), mentioning: [path])
+    }
+    assertRefused(try distill(["eval", "/dev/zero"]), mentioning: ["not a regular file"])
   }
 
   // MARK: Reports
