@@ -29,8 +29,10 @@ public func fuzzCSV(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
   } else {
     writeFile(path, file)
   }
-  let labelColumn = flags & 2 != 0 ? Int(options & 0xF) : nil
-  let classes = flags & 4 != 0 ? Int(options >> 4) + 2 : nil
+  // FUZZ_AVOID=csv-label-column: only column 0, which every accepted row has.
+  let labelColumn = flags & 2 != 0 ? (avoiding("csv-label-column") ? 0 : Int(options & 0xF)) : nil
+  // FUZZ_AVOID=csv-inferred-classes: always `classes`, so the count is not the largest label + 1.
+  let classes = flags & 4 != 0 || avoiding("csv-inferred-classes") ? Int(options >> 4) + 2 : nil
   let k = Int(options >> 4) + 1
   let validation: [ValidationSplit] = [.fraction(0.2), .fraction(0.5), .count(1), .count(0)]
   let spec = DataSpec(

@@ -90,3 +90,12 @@ public func rendered(_ error: any Error, _ step: String) {
 public func note(_ message: @autoclosure () -> String) {
   if verbose { print(message()) }
 }
+
+/// Whether FUZZ_AVOID (a comma-separated list) names `finding`: harnesses then steer around a
+/// known crash (README.md lists the names) so a run can find others before it is fixed.
+public func avoiding(_ finding: String) -> Bool {
+  avoided.contains(finding)
+}
+
+private let avoided: Set<String> = Set(
+  (getenv("FUZZ_AVOID").map { String(cString: $0) } ?? "").split(separator: ",").map { String($0) })
