@@ -10,7 +10,11 @@ let package = Package(
   targets: [
     .target(name: "FuzzSupport"),
     .target(
-      name: "FuzzModels", dependencies: ["FuzzSupport", .product(name: "Distill", package: "swift-distill")]),
+      name: "FuzzModels",
+      dependencies: [
+        "FuzzSupport", .product(name: "Distill", package: "swift-distill"),
+        .product(name: "Checkpoints", package: "swift-distill"),
+      ]),
     .executableTarget(
       name: "FuzzRecipe",
       dependencies: ["FuzzSupport", "FuzzModels", .product(name: "Distill", package: "swift-distill")]),
@@ -25,6 +29,14 @@ let package = Package(
       ]),
     .executableTarget(
       name: "FuzzModelFile",
+      dependencies: [
+        "FuzzSupport", "FuzzModels",
+        .product(name: "Distill", package: "swift-distill"),
+        .product(name: "Checkpoints", package: "swift-distill"),
+        .product(name: "NN", package: "swift-distill"),
+      ]),
+    .executableTarget(
+      name: "FuzzArchitecture",
       dependencies: [
         "FuzzSupport", "FuzzModels",
         .product(name: "Distill", package: "swift-distill"),

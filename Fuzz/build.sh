@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer harnesses into Fuzz/.build/debug/ (FuzzRecipe, FuzzIDX, FuzzCSV,
-# FuzzModelFile): debug configuration (assertions, preconditions and overflow checks on), every
-# Swift module with AddressSanitizer and libFuzzer's coverage instrumentation, every C target
+# FuzzModelFile, FuzzArchitecture): debug configuration (assertions, preconditions and overflow
+# checks on), every Swift module with AddressSanitizer and libFuzzer's coverage instrumentation, every C target
 # (Yams' libyaml copy, CKernels) with the same through -Xcc. libopenblas, libhdf5 and zlib are
 # the system's, uninstrumented. Exits non-zero when any harness fails to build.
 #
@@ -9,7 +9,7 @@
 set -uo pipefail
 cd "$(dirname "$0")"
 
-harnesses=(FuzzRecipe FuzzIDX FuzzCSV FuzzModelFile)
+harnesses=(FuzzRecipe FuzzIDX FuzzCSV FuzzModelFile FuzzArchitecture)
 flags=(
   -c debug --package-path .
   -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library

@@ -10,7 +10,7 @@
 //  - `distill train` with `teacher.from` / `student.init`: `StoredModel.open`, which picks the
 //    group.
 //
-// `--data` always points at a tiny data set written at start-up (digits: 50 samples,
+// `--data` always points at a tiny data set written at start-up (digits: 30 samples,
 // MNIST-family: 10 + 10 images, csv: 9 rows of 4 features and 3 classes), so the data paths a
 // file names are never followed. Models above FUZZ_BUILD_LIMIT weights (see FuzzModels) are
 // not evaluated. After every input no HDF5 object may be left open.
@@ -29,30 +29,12 @@ import NN
 private let folder = scratchFolder("model")
 private let modelPath = folder + "/model.h5"
 private let dataRoot = folder + "/data"
-private let csvPath = dataRoot + "/data.csv"
-
-/// The recipe given with `--recipe`: its models fit the seeds written by `writeSeeds`.
-private let fixedRecipe: Recipe = {
-  try! Recipe.parse(
-    yaml: """
-      name: fixed
-      seed: 3
-      data: {dataset: digits, validation: 0.2}
-      teacher:
-        model: {mlp: {hidden: [3], activation: gelu}}
-        train: {epochs: 1, optimizer: {sgd: {lr: 0.1}}}
-      student:
-        model: {mlp: {hidden: [4]}}
-        train: {epochs: 1, optimizer: {sgd: {lr: 0.1}}}
-      distillation: {method: kd}
-      """, file: "fixed.yaml")
-}()
 
 @_cdecl("LLVMFuzzerInitialize")
 public func initialize(
   _ argc: UnsafeMutablePointer<CInt>, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>
 ) -> CInt {
-  writeData()
+  writeEvalData(to: dataRoot)
   if let seeds = getenv("FUZZ_WRITE_SEEDS").map({ String(cString: $0) }), !seeds.isEmpty {
     do {
       try writeSeeds(to: seeds)
@@ -69,87 +51,8 @@ public func initialize(
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzModelFile(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
   writeFile(modelPath, UnsafeBufferPointer(start: data, count: size))
-  readModelFile()
-  precondition(HDF5File.openObjectCount == 0, "HDF5 objects left open: \(HDF5File.openObjectCount)")
+  readModelFile(modelPath, dataRoot: dataRoot)
   return 0
-}
-
-private func readModelFile() {
-  var groups: [String] = []
-  do {
-    groups = try StoredModel.rootContents(of: modelPath).groups
-  } catch {
-    rendered(error, "groups")
-  }
-  // distill train: teacher.from / student.init.
-  for role in ModelRole.allCases {
-    do {
-      let stored = try StoredModel.open(modelPath, preferring: role)
-      _ = stored.groupPath
-    } catch {
-      rendered(error, "open \(role)")
-    }
-  }
-  // distill eval FILE [--group G]
-  let choices: [String?] = groups.count > 1 ? groups.prefix(4).map { $0 } : [nil]
-  for group in choices {
-    var dataPath = dataRoot
-    if let name = group ?? groups.first, let description = try? StoredModel(path: modelPath, group: name).description {
-      if description.data.dataset == .csv { dataPath = csvPath }
-      guard (try? withinBuildLimit(description.model, inputShape: description.inputShape, classes: description.classes)) != false
-      else {
-        note("[skipped] the model is over FUZZ_BUILD_LIMIT")
-        continue
-      }
-    }
-    do {
-      let result = try evaluateWeights(file: modelPath, group: group, dataPath: dataPath)
-      precondition((0...1).contains(result.evaluation.accuracy), "accuracy outside [0, 1]")
-      note("[ok] eval /\(result.group): \(result.evaluation)")
-    } catch {
-      rendered(error, "eval")
-    }
-  }
-  // distill eval FILE --recipe fixed.yaml [--group G]
-  let group = groups.count > 1 ? groups.first : nil
-  if let name = group ?? groups.first, let stored = try? StoredModel(path: modelPath, group: name),
-    ModelRole(rawValue: stored.description?.role ?? name) == nil, let description = stored.description,
-    (try? withinBuildLimit(description.model, inputShape: [64], classes: 10)) == false
-  {
-    note("[skipped] --recipe: the file's own model is over FUZZ_BUILD_LIMIT")
-    return
-  }
-  do {
-    let result = try evaluateWeights(
-      file: modelPath, group: group, recipe: fixedRecipe, recipeFile: "fixed.yaml", dataPath: dataRoot)
-    note("[ok] eval --recipe /\(result.group): \(result.evaluation)")
-  } catch {
-    rendered(error, "eval --recipe")
-  }
-}
-
-// MARK: Data
-
-/// The data sets `--data` points at, small so that an input is read in milliseconds.
-private func writeData() {
-  makeFolders(dataRoot + "/datasets/digits")
-  // digits: 50 samples of 64 features in 0...16, five per class, so that validation: 0.2 holds
-  // out one per class (the file may be plain text).
-  var digits = ""
-  for i in 0..<50 {
-    digits += (0..<64).map { String((i * 5 + $0 * 3) % 17) }.joined(separator: ",") + ",\(i % 10)\n"
-  }
-  writeFile(dataRoot + "/datasets/digits/digits.csv.gz", Array(digits.utf8))
-  // MNIST family: 10 images 28x28 with labels 0-9 in each split.
-  for prefix in ["train", "t10k"] {
-    var images: [UInt8] = [0, 0, 8, 3, 0, 0, 0, 10, 0, 0, 0, 28, 0, 0, 0, 28]
-    images += (0..<(10 * 784)).map { UInt8(truncatingIfNeeded: $0 * 7) }
-    writeFile(dataRoot + "/\(prefix)-images-idx3-ubyte", images)
-    writeFile(dataRoot + "/\(prefix)-labels-idx1-ubyte", [0, 0, 8, 1, 0, 0, 0, 10] + (0..<10).map { UInt8($0) })
-  }
-  // csv: 9 rows, 4 features, 3 classes.
-  let csv = (0..<9).map { i in "\(i),\(i * 2 % 5),0.5,\(Double(i) / 3),\(i % 3)" }.joined(separator: "\n")
-  writeFile(csvPath, Array(csv.utf8))
 }
 
 // MARK: Seeds

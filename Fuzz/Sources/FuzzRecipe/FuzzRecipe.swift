@@ -166,16 +166,3 @@ private func descriptionRoundTrips(_ recipe: Recipe) -> [String] {
   }
   return failures
 }
-
-/// Whether a layer has a size above 2^24 (`out`, `kernel`, `padding`, `stride`, pool window).
-private func hasHugeSize(_ model: ModelSpec) -> Bool {
-  let limit = 1 << 24
-  return model.expandedLayers(classCount: 10).contains { layer in
-    switch layer {
-    case .linear(let linear): return linear.out > limit
-    case .conv2d(let conv): return [conv.out, conv.kernel, conv.padding, conv.stride].contains { $0 > limit }
-    case .maxPool(let k), .avgPool(let k): return k > limit
-    default: return false
-    }
-  }
-}
