@@ -6,11 +6,32 @@
 
 /// A folder of this process's own under `$TMPDIR` (default `/tmp`), created on first use:
 /// `distill-fuzz-<harness>-<pid>`. libFuzzer's `-fork`/`-jobs` children each get their own.
+/// It is removed when the process exits normally (not after a crash).
 public func scratchFolder(_ harness: String) -> String {
   let base = getenv("TMPDIR").map { String(cString: $0) } ?? "/tmp"
   let folder = "\(base)/distill-fuzz-\(harness)-\(getpid())"
   mkdir(folder, 0o700)
+  scratchFolders.append(folder)
+  if scratchFolders.count == 1 { atexit { for folder in scratchFolders { removeTree(folder) } } }
   return folder
+}
+
+nonisolated(unsafe) private var scratchFolders: [String] = []
+
+/// `rm -rf path`, for the scratch folders (files and folders only).
+private func removeTree(_ path: String) {
+  var info = stat()
+  guard lstat(path, &info) == 0 else { return }
+  if (info.st_mode & S_IFMT) == S_IFDIR, let dir = opendir(path) {
+    while let entry = readdir(dir) {
+      let name = withUnsafeBytes(of: entry.pointee.d_name) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
+      if name != "." && name != ".." { removeTree(path + "/" + name) }
+    }
+    closedir(dir)
+    rmdir(path)
+  } else {
+    unlink(path)
+  }
 }
 
 /// Writes `bytes` to `path`, replacing the file; traps when it cannot (a broken harness set-up,
