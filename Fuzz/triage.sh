@@ -7,13 +7,15 @@
 # Usage: Fuzz/triage.sh HARNESS FILE_OR_FOLDER...   (e.g. Fuzz/triage.sh FuzzCSV /tmp/fz/crashes/FuzzCSV)
 # TRIAGE_TIMEOUT (default 10) is the -timeout in seconds for the replay.
 set -uo pipefail
-cd "$(dirname "$0")"
 harness=$1
 shift
+targets=()
+for target in "$@"; do targets+=("$(realpath "$target")"); done
+cd "$(dirname "$0")"
 export SWIFT_BACKTRACE=enable=no
 export LSAN_OPTIONS=suppressions=$PWD/lsan.supp
 root=$(cd .. && pwd)
-for target in "$@"; do
+for target in "${targets[@]}"; do
   if [ -d "$target" ]; then files=("$target"/*); else files=("$target"); fi
   for file in "${files[@]}"; do
     [ -f "$file" ] || continue
