@@ -47,7 +47,7 @@ let package = Package(
     .executableTarget(
       name: "DistillCLI",
       dependencies: [
-        "Autodiff", "NN", "Datasets", "Distill", "Energy",
+        "Autodiff", "NN", "Datasets", "Checkpoints", "Distill", "Energy",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ],
       exclude: ["README.md"]),

@@ -58,10 +58,13 @@ func broadcastApply<F: BinaryFunction>(_ a: Tensor, _ b: Tensor, _: F.Type) -> T
         } else if a.count == out.count && out.count % b.count == 0
           && Array(a.shape.suffix(b.shape.count)) == b.shape
         {  // b repeats along leading axes: a bias over rows
+          // Row slices as buffer pointers: the inner loop indexes with `j` alone, so it carries no
+          // overflow check and vectorises (row × inner < out.count, checked by the condition).
           let inner = b.count
           for row in 0..<(out.count / inner) {
-            let base = row * inner
-            for j in 0..<inner { out[base + j] = F.apply(pa[base + j], pb[j]) }
+            let rowOut = UnsafeMutableBufferPointer(rebasing: out[(row * inner)..<((row + 1) * inner)])
+            let rowA = UnsafeBufferPointer(rebasing: pa[(row * inner)..<((row + 1) * inner)])
+            for j in 0..<inner { rowOut[j] = F.apply(rowA[j], pb[j]) }
           }
         } else {
           stridedApply(
@@ -124,9 +127,9 @@ extension Tensor {
           for i in 0..<g.count { s += g[i] }
           r[0] = s
         } else if Array(shape.suffix(target.count)) == target {  // sum over leading axes
-          for row in 0..<(g.count / targetCount) {
-            let base = row * targetCount
-            for j in 0..<targetCount { r[j] += g[base + j] }
+          for row in 0..<(g.count / targetCount) {  // row slices, as in `broadcastApply`
+            let rowG = UnsafeBufferPointer(rebasing: g[(row * targetCount)..<((row + 1) * targetCount)])
+            for j in 0..<targetCount { r[j] += rowG[j] }
           }
         } else {
           let strides = broadcastStrides(target, to: shape)

@@ -46,6 +46,9 @@ static inline hid_t distill_make_H5T_IEEE_F16LE(void) {
 /// stack is per thread in thread-safe builds); failures are reported as Swift errors instead.
 static inline herr_t distill_H5E_silence(void) { return H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
 
+/// Empties the calling thread's error stack.
+static inline herr_t distill_H5E_clear(void) { return H5Eclear2(H5E_DEFAULT); }
+
 typedef struct {
   char *buffer;
   size_t capacity;

@@ -48,6 +48,9 @@ enum HDF5Library {
     return "\(entries.first!): … : \(String(entries.last!.prefix(200)))"
   }
 
+  /// Empties the calling thread's HDF5 error stack (after a failure that was expected).
+  static func clearErrors() { _ = distill_H5E_clear() }
+
   /// The description of the last C library error (`errno`).
   static func systemError(_ code: Int32 = errno) -> String { String(cString: strerror(code)) }
 }
@@ -103,6 +106,12 @@ public final class HDF5File {
   /// Opens an existing file read-only (`h5py.File(path, "r")`). A missing, empty, non-HDF5 or
   /// truncated file each gives its own error.
   public static func openReadOnly(_ path: String) throws(CheckpointError) -> HDF5File {
+    try openReadOnly(path, vetted: true)
+  }
+
+  /// `openReadOnly`; with `vetted`, a file not seen before is first given to
+  /// `HDF5FileVetting.vet` when one is installed (the CLI reads it in a child process).
+  static func openReadOnly(_ path: String, vetted: Bool) throws(CheckpointError) -> HDF5File {
     HDF5Library.prepareThread()
     var info = stat()
     guard stat(path, &info) == 0 else {
@@ -115,6 +124,7 @@ public final class HDF5File {
       throw .unreadable(path: path, detail: "not a regular file (a device, a pipe or a socket)")
     }
     if info.st_size == 0 { throw .emptyFile(path: path) }
+    if vetted { try HDF5FileVetting.vetOnce(path, info) }
     let signature = H5Fis_hdf5(path)
     if signature == 0 { throw .notHDF5(path: path) }
     if signature < 0 { throw .unreadable(path: path, detail: HDF5Library.currentError().detail) }

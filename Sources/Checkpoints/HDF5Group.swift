@@ -77,7 +77,7 @@ public final class HDF5Group: HDF5Object {
     guard H5Gget_info(id, &info) >= 0 else { throw failure("list the members") }
     let index = try tracksCreationOrder() ? H5_INDEX_CRT_ORDER : H5_INDEX_NAME
     var names: [String] = []
-    names.reserveCapacity(Int(info.nlinks))
+    names.reserveCapacity(Int(min(info.nlinks, 1 << 16)))  // the count comes from the file
     for position in 0..<info.nlinks {
       let length = H5Lget_name_by_idx(
         id, ".", index, H5_ITER_INC, position, nil, 0, distill_H5P_DEFAULT())

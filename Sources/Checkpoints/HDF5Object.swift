@@ -30,6 +30,26 @@ public class HDF5Object {
 
   // MARK: Attributes
 
+  /// The names of the object's attributes (`list(obj.attrs)`), in name order; at most 4096.
+  public func attributeNames() throws(CheckpointError) -> [String] {
+    HDF5Library.prepareThread()
+    var names: [String] = []
+    var position: hsize_t = 0
+    while names.count < 4096 {
+      let length = H5Aget_name_by_idx(id, ".", H5_INDEX_NAME, H5_ITER_INC, position, nil, 0, distill_H5P_DEFAULT())
+      if length < 0 { break }  // past the last attribute
+      var buffer = [CChar](repeating: 0, count: Int(length) + 1)
+      guard
+        H5Aget_name_by_idx(id, ".", H5_INDEX_NAME, H5_ITER_INC, position, &buffer, buffer.count, distill_H5P_DEFAULT())
+          >= 0
+      else { throw failure("read attribute \(position)'s name") }
+      names.append(buffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) })
+      position += 1
+    }
+    HDF5Library.clearErrors()
+    return names
+  }
+
   /// Whether the object has an attribute called `attribute`.
   public func hasAttribute(_ attribute: String) -> Bool {
     HDF5Library.prepareThread()

@@ -16,7 +16,7 @@ public func readPossiblyCompressedFile(_ path: String, limit: Int = defaultReadL
   }
   defer { gzclose(file) }
   var bytes: [UInt8] = []
-  var chunk = [UInt8](repeating: 0, count: 1 << 20)
+  var chunk = [UInt8](repeating: 0, count: 1 << 16)
   while true {
     let n = chunk.withUnsafeMutableBytes { gzread(file, $0.baseAddress, UInt32($0.count)) }
     if n < 0 {

@@ -63,7 +63,11 @@ enum CanonicalValue: Equatable {
       case "\n": text += "\\n"
       case "\r": text += "\\r"
       case "\t": text += "\\t"
-      case _ where scalar.value < 0x20:
+      // Every C0 and C1 control, DEL, the line and paragraph separators and the BOM, escaped:
+      // YAML, which reads this JSON back (resume, model files), refuses some of them
+      // unescaped and reads others (NEL, U+2028) as line breaks.
+      case _ where scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value)
+        || scalar.value == 0x2028 || scalar.value == 0x2029 || scalar.value == 0xFEFF:
         let hex = String(scalar.value, radix: 16)
         text += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
       default: text.unicodeScalars.append(scalar)

@@ -107,7 +107,7 @@ public struct RunFolder: Sendable {
     }
   }
 
-  /// Writes the recipe's copy (`recipeText`, then `notes` as YAML comments) and an empty
+  /// Writes the recipe's copy (`notes` as YAML comments, then `recipeText` unchanged) and an empty
   /// `metrics.jsonl` into the folder, whose lock the caller holds. With `force` (after
   /// `checkWritable`) a folder holding an earlier run is first replaced by an empty one
   /// (`RunFolderLock.replaceWithEmptyFolder`): the old run's files, its epoch checkpoints
@@ -119,9 +119,9 @@ public struct RunFolder: Sendable {
       try lock.replaceWithEmptyFolder()
     }
     do {
-      var text = recipeText
-      if !text.hasSuffix("\n") { text += "\n" }
-      for note in notes { text += "# distill train: \(note)\n" }
+      // The notes go first, as comments: appended, they would need a newline after the text,
+      // which changes a recipe that ends in a `|+` block without one (and so its hash).
+      let text = notes.map { "# distill train: \($0)\n" }.joined() + recipeText
       try text.write(toFile: recipePath, atomically: true, encoding: .utf8)
     } catch {
       throw TrainingError.cannotWrite(path: path, reason: "\(error.localizedDescription)")

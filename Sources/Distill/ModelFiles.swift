@@ -1,4 +1,5 @@
 import Checkpoints
+import Datasets
 import Foundation
 import NN
 import Yams
@@ -65,7 +66,9 @@ public struct ModelDescription: Codable, Equatable, Sendable {
   static func parse(_ text: String, source: String, weightsFile: String) throws -> ModelDescription {
     let root: Node?
     do {
+      try RecipeLimits.check(text, file: source)
       root = try Yams.compose(yaml: text)
+      if let root { try RecipeLimits.checkSize(of: root, file: source) }
     } catch {
       throw TrainingError.badWeights(file: weightsFile, reason: "\(source) is not JSON: \(error)")
     }
@@ -81,6 +84,22 @@ public struct ModelDescription: Codable, Equatable, Sendable {
       throw TrainingError.badWeights(
         file: weightsFile,
         reason: "\(source) has format '\(description.format)'; this version reads '\(currentFormat)'")
+    }
+    // The same range checks a recipe gets, and sane sample shapes: a file is input too.
+    var checks = RecipeChecks(file: source)
+    checks.data(description.data)
+    checks.model(description.model, "model", classCount: description.classes)
+    if !(1...4).contains(description.inputShape.count) {
+      checks.fail("input_shape", "\(description.inputShape)", "a list of 1 to 4 dimensions")
+    }
+    for (i, size) in description.inputShape.enumerated() where !(1...(1 << 24)).contains(size) {
+      checks.fail("input_shape[\(i)]", "\(size)", "in 1...\(1 << 24)")
+    }
+    if !(1...maxCSVClasses).contains(description.classes) {
+      checks.fail("classes", "\(description.classes)", "in 1...\(maxCSVClasses)")
+    }
+    if let problem = checks.problems.first {
+      throw TrainingError.badWeights(file: weightsFile, reason: "\(problem)")
     }
     return description
   }

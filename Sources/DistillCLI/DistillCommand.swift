@@ -14,11 +14,12 @@ struct DistillCommand: ParsableCommand {
       """,
     subcommands: [
       BenchCommand.self, TrainCommand.self, ResumeCommand.self, EvalCommand.self, EnergyCommand.self,
-      CompareCommand.self,
+      CompareCommand.self, ReadHDF5Command.self,
     ])
 
   static func main() {
     ProcessMemory.keepFreedBlocksInHeap()
+    installHDF5Vetting()
     main(nil)
   }
 }

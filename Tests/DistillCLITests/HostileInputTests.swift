@@ -353,6 +353,43 @@ final class HostileInputTests: XCTestCase {
     assertRefused(try distill(["eval", "/dev/zero"]), mentioning: ["not a regular file"])
   }
 
+  /// The files that crash or hang libhdf5 1.10.8 itself (found by Fuzz/FuzzModelFile): the
+  /// executable reads each first in a child process and refuses it, never crashing or hanging.
+  func testFilesThatCrashOrHangLibhdf5AreRefusedNotFatal() throws {
+    let crashes = repositoryRoot + "/Fuzz/crashes/FuzzModelFile"
+    let inputs = try FileManager.default.contentsOfDirectory(atPath: crashes).filter { $0.hasPrefix("hdf5-") }.sorted()
+    XCTAssertGreaterThanOrEqual(inputs.count, 6)
+    var refusedAsDamaged = 0
+    for name in inputs {
+      let started = Date()
+      let result = try distill(
+        ["eval", crashes + "/" + name, "--data", repositoryRoot], environment: ["DISTILL_HDF5_READ_SECONDS": "3"])
+      assertRefused(result, mentioning: [name])
+      XCTAssertLessThan(Date().timeIntervalSince(started), 20, name)
+      if result.errors.contains("libhdf5 crashed") || result.errors.contains("libhdf5 did not finish") {
+        refusedAsDamaged += 1
+      }
+    }
+    XCTAssertGreaterThanOrEqual(refusedAsDamaged, 5, "the child process caught libhdf5's crashes and hangs")
+  }
+
+  func testAModelFileWhoseDescriptionHasANegativeShapeOrDeepNestingIsRefused() throws {
+    try write(digitsRecipe(epochs: 1, teacher: false), to: "d.yaml")
+    XCTAssertEqual(try distill(["train", "d.yaml", "--out", "run"] + common).status, 0)
+    let original = folder + "/run/student.h5"
+    let architecture = try XCTUnwrap(readArchitecture(group: "student", from: original))
+    for (name, text, needles) in [
+      ("negative.h5", architecture.replacingOccurrences(of: "\"input_shape\":[64]", with: "\"input_shape\":[-1,-8,8]"),
+       ["input_shape[0]", "in 1...16777216"]),
+      ("deep.h5", String(repeating: "[", count: 5_000), ["nested"]),
+    ] {
+      try copyModelFile(original, to: folder + "/" + name) { group in
+        try group.setAttribute("architecture", string: text)
+      }
+      assertRefused(try distill(["eval", name, "--data", repositoryRoot]), mentioning: [name] + needles)
+    }
+  }
+
   // MARK: Reports
 
   func testCompareSkipsWhatIsNotARunLabelsSeedsAndRefusesTheSameRunTwice() throws {

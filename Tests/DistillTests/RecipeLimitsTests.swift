@@ -82,6 +82,35 @@ final class RecipeLimitsTests: XCTestCase {
   }
 }
 
+/// What the run folder keeps of a recipe must read back as the same recipe.
+final class RecipeRoundTripTests: XCTestCase {
+  func testControlCharactersLineSeparatorsAndKeepChompingReadBackUnchanged() throws {
+    for path in ["a\u{7F}b", "a\u{85}b", "a\u{2028}b", "a\u{9B}b", "tab\tand\u{1}"] {
+      var recipe = try Recipe.parse(
+        yaml: "name: x\ndata: {dataset: csv, path: p}\nstudent: {model: {mlp: {hidden: [4]}}, "
+          + "train: {epochs: 1, optimizer: {sgd: {lr: 0.1}}}}\n",
+        file: "r.yaml")
+      recipe.data.path = path
+      let reread = try Recipe.parse(yaml: recipe.canonicalJSON, file: "canonical")
+      XCTAssertEqual(reread.data.path, path, path.unicodeScalars.map { String($0.value, radix: 16) }.joined(separator: " "))
+      XCTAssertEqual(reread.canonicalHash, recipe.canonicalHash)
+    }
+    // The run folder's copy keeps the text byte for byte (a recipe ending in a `|+` block
+    // without a final newline changed when a newline was added before the notes).
+    let folder = NSTemporaryDirectory() + "distill-roundtrip-\(UUID().uuidString)"
+    defer { try? FileManager.default.removeItem(atPath: folder) }
+    let plain = "name: x\ndata: {dataset: csv, path: p}\nstudent: {model: {mlp: {hidden: [4]}}, "
+      + "train: {epochs: 1, optimizer: {sgd: {lr: 0.1}}}}\nenergy:\n  meter: |+\n    estimate"
+    let lock = try RunFolderLock(folder: folder)
+    defer { lock.release() }
+    try RunFolder(path: folder).prepare(recipeText: plain, notes: ["seed: 2 (--seed)"], force: false, lock: lock)
+    let copy = try String(contentsOfFile: folder + "/recipe.yaml", encoding: .utf8)
+    XCTAssertEqual(copy, "# distill train: seed: 2 (--seed)\n" + plain, "the text is kept byte for byte")
+    XCTAssertEqual(
+      try Recipe.parse(yaml: copy, file: "copy").canonicalHash, try Recipe.parse(yaml: plain, file: "r").canonicalHash)
+  }
+}
+
 /// The repository root (this file is Tests/DistillTests/RecipeLimitsTests.swift).
 private let repositoryRootForRecipes: String = {
   var url = URL(fileURLWithPath: "\(#filePath)")

@@ -68,10 +68,8 @@ public func fuzzRecipe(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
 /// What fails to read back as `recipe`: the run folder's copy, `canonicalJSON`.
 private func recipeRoundTrips(_ recipe: Recipe, text: String, json: String) -> [String] {
   var failures: [String] = []
-  // RunFolder.prepare: the text, a final newline, then the overrides as comments.
-  var copy = text
-  if !copy.hasSuffix("\n") { copy += "\n" }
-  copy += "# distill train: seed: 2 (--seed)\n"
+  // RunFolder.prepare: the overrides as comments, then the text unchanged.
+  let copy = "# distill train: seed: 2 (--seed)\n" + text
   do {
     let reread = try Recipe.parse(yaml: copy, file: "run/recipe.yaml")
     if reread != recipe {
