@@ -53,8 +53,14 @@ public struct Dataset: Sendable {
     var rng = SplitMixGenerator(seed: seed)
     var train: [Int] = []
     var validation: [Int] = []
+    // Each class's members in index order, gathered in one pass (not one pass per class: a
+    // CSV file may declare a million classes).
+    var byClass = [[Int]](repeating: [], count: classCount)
+    for (index, label) in labels.enumerated() where (0..<classCount).contains(label) {
+      byClass[label].append(index)
+    }
     for c in 0..<classCount {
-      var members = labels.indices.filter { labels[$0] == c }
+      var members = byClass[c]
       // Fisher–Yates with our own bounded draw (not the standard library's `shuffle`, whose
       // algorithm may change between Swift versions), so a seed names the same split forever.
       for i in stride(from: members.count - 1, to: 0, by: -1) {
