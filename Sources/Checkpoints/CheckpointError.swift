@@ -35,6 +35,8 @@ public enum CheckpointError: Error, Equatable, CustomStringConvertible {
   /// The dataset holds `count` NaN or infinite values, the first at flat index `firstIndex`:
   /// weights of a diverged run, or a damaged file.
   case nonFinite(path: String, object: String, count: Int, firstIndex: Int)
+  /// A value outside the range its meaning allows (a negative epoch, a thread count of 10^12).
+  case invalidValue(path: String, object: String, value: String, expected: String)
   /// Any other libhdf5 failure: the operation, the object and HDF5's own explanation.
   case hdf5(path: String, object: String, operation: String, detail: String)
 
@@ -77,6 +79,8 @@ public enum CheckpointError: Error, Equatable, CustomStringConvertible {
       return "\(path): \(object) holds \(count) non-finite value\(count == 1 ? "" : "s") (NaN or ±inf; the "
         + "first at flat index \(firstIndex)): these weights are broken (a diverged run, or a damaged file); "
         + "use an earlier checkpoint or train again"
+    case .invalidValue(let path, let object, let value, let expected):
+      return "\(path): \(object) is \(value), expected \(expected) (a damaged file?)"
     case .hdf5(let path, let object, let operation, let detail):
       return "\(path): \(object): \(operation) failed: \(detail)"
     }

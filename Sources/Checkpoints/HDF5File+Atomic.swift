@@ -125,6 +125,8 @@ extension CheckpointError {
       return .tooLarge(path: path, object: object, shape: shape, limit: limit)
     case .nonFinite(_, let object, let count, let firstIndex):
       return .nonFinite(path: path, object: object, count: count, firstIndex: firstIndex)
+    case .invalidValue(_, let object, let value, let expected):
+      return .invalidValue(path: path, object: object, value: value, expected: expected)
     case .hdf5(_, let object, let operation, let detail):
       return .hdf5(path: path, object: object, operation: operation, detail: detail)
     }

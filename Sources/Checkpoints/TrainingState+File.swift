@@ -82,6 +82,7 @@ extension TrainingState {
       state.teacherResult = try readNumbers(group.group("teacher_result"))
     }
     state.modelGroups = try root.memberNames().filter { $0 != trainingStateGroup }
+    try state.requirePlausible(path: path)
     return state
   }
 
@@ -159,5 +160,34 @@ extension TrainingState {
       numbers[name] = try dataset.readDoubles()[0]
     }
     return numbers
+  }
+}
+
+extension TrainingState {
+  /// Throws `.invalidValue` for a counter, time or scale that no run writes: a damaged or
+  /// hand-made checkpoint must not reach the trainer (a thread count of 10^12, say, would
+  /// overflow on its way to OpenBLAS).
+  func requirePlausible(path: String) throws(CheckpointError) {
+    let group = "/\(trainingStateGroup)"
+    let limit = 1 << 40
+    for (name, value) in [
+      ("epoch", epoch), ("batch", batch), ("global_step", globalStep), ("run_epoch", runEpoch),
+      ("samples", samples), ("steps", steps),
+    ] where !(0...limit).contains(value) {
+      throw .invalidValue(path: path, object: "\(group)@\(name)", value: "\(value)", expected: "in 0...\(limit)")
+    }
+    if !(1...4096).contains(blasThreads) {
+      throw .invalidValue(path: path, object: "\(group)@blas_threads", value: "\(blasThreads)", expected: "in 1...4096")
+    }
+    for (name, value) in [
+      ("epoch_seconds", epochSeconds), ("model_seconds", modelSeconds),
+      ("run_seconds", runSeconds), ("epoch_joules", epochJoules), ("epoch_dram_joules", epochDRAMJoules ?? 0),
+    ] where !(value.isFinite && value >= 0) {
+      throw .invalidValue(path: path, object: "\(group)@\(name)", value: "\(value)", expected: "a finite number ≥ 0")
+    }
+    if !(lossScale.scale.isFinite && lossScale.scale > 0) || lossScale.growthTracker < 0 || lossScale.skippedSteps < 0 {
+      throw .invalidValue(
+        path: path, object: "\(group)/loss_scale", value: "\(lossScale)", expected: "a finite scale > 0 and counts ≥ 0")
+    }
   }
 }

@@ -66,6 +66,33 @@ final class TrainingStateTests: XCTestCase {
     XCTAssertEqual(try TrainingState.read(from: path), state)
   }
 
+  func testImplausibleCountersTimesAndScalesAreRefusedNamingTheAttribute() throws {
+    var cases: [(String, (inout TrainingState) -> Void, String)] = [
+      ("threads", { $0.blasThreads = 1 << 40 }, "/state@blas_threads"),
+      ("epoch", { $0.epoch = -3 }, "/state@epoch"),
+      ("batch", { $0.batch = 1 << 50 }, "/state@batch"),
+      ("seconds", { $0.epochSeconds = .infinity }, "/state@epoch_seconds"),
+      ("joules", { $0.epochJoules = -1 }, "/state@epoch_joules"),
+    ]
+    cases.append(("scale", { $0.lossScale = LossScalerState(scale: 0, growthTracker: 0, skippedSteps: 0) }, "/state/loss_scale"))
+    for (label, damage, object) in cases {
+      var state = sampleState()
+      damage(&state)
+      let path = folder.file("\(label).h5")
+      try writeTrainingCheckpoint(state, models: [], to: path)
+      XCTAssertThrowsError(try TrainingState.read(from: path), label) {
+        guard case .invalidValue(let file, let named, _, _) = $0 as? CheckpointError else { return XCTFail("\($0)") }
+        XCTAssertEqual(file, path, label)
+        XCTAssertEqual(named, object, label)
+      }
+    }
+    var nan = sampleState()
+    nan.lossSum = .nan  // a skipped non-finite micro-batch in f16-mixed leaves it so: still readable
+    let path = folder.file("nan-loss.h5")
+    try writeTrainingCheckpoint(nan, models: [], to: path)
+    XCTAssertNoThrow(try TrainingState.read(from: path))
+  }
+
   func testAModelFileIsNotACheckpoint() throws {
     let path = folder.file("student.h5")
     try saveModels([("student", Sequential(linear(2, 2, seed: 1)), nil)], to: path)
