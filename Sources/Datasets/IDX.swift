@@ -90,6 +90,14 @@ public func loadIDXDataset(images: String, labels: String, classCount: Int = 10)
   let imageArray = try readIDXFile(images, magic: IDXMagic.images)
   let labelArray = try readIDXFile(labels, magic: IDXMagic.labels)
   let count = imageArray.shape[0]
+  // Rows × columns must be an image size: with zero images the file's length says nothing about
+  // them, and 2^32 × 2^32 would overflow the sample size.
+  let (side, overflow) = imageArray.shape[1].multipliedReportingOverflow(by: imageArray.shape[2])
+  guard !overflow, side <= 1 << 24 else {
+    throw DatasetError.malformed(
+      file: images, line: 0,
+      reason: "images of \(imageArray.shape[1])×\(imageArray.shape[2]) pixels are larger than any data set's (at most 2^24 pixels)")
+  }
   guard count == labelArray.shape[0] else {
     throw DatasetError.countMismatch(
       imagesFile: images, images: count, labelsFile: labels, labels: labelArray.shape[0])

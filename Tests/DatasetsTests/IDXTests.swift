@@ -125,6 +125,19 @@ final class IDXTests: XCTestCase {
     }
   }
 
+  func testZeroImagesOfAnImpossibleSizeAreAnErrorNotAnOverflow() throws {
+    // Found by Fuzz/FuzzIDX: 0 images of 2^32 − 1 × 2^32 − 1 pixels fit a file of no pixels.
+    let folder = try temporaryFolder()
+    let paths = try writeSmallSet(
+      in: folder, imageBytes: idx(magic: 2051, [0, 0xFFFF_FFFF, 0xFFFF_FFFF], []),
+      labelBytes: idx(magic: 2049, [0], []))
+    assertThrows(
+      .malformed(
+        file: paths.images, line: 0,
+        reason: "images of 4294967295×4294967295 pixels are larger than any data set's (at most 2^24 pixels)")
+    ) { try loadIDXDataset(images: paths.images, labels: paths.labels) }
+  }
+
   func testTruncatedHeaderIsTruncated() throws {
     let whole = idx(magic: 2051, [3, 2, 4], pixels)
     let paths = try writeSmallSet(in: try temporaryFolder(), imageBytes: Array(whole.prefix(10)))

@@ -30,18 +30,7 @@ private let dataRoot = folder + "/data"
 public func initialize(
   _ argc: UnsafeMutablePointer<CInt>, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>
 ) -> CInt {
-  writeEvalData(to: dataRoot)
-  if let seeds = getenv("FUZZ_WRITE_SEEDS").map({ String(cString: $0) }), !seeds.isEmpty {
-    do {
-      try writeSeeds(to: seeds)
-    } catch {
-      print("cannot write the seeds: \(error)")
-      exit(1)
-    }
-    print("wrote the seed files to \(seeds)")
-    exit(0)
-  }
-  return 0
+  startModelHarness(dataRoot: dataRoot, writeSeeds: writeSeeds(to:))
 }
 
 @_cdecl("LLVMFuzzerTestOneInput")

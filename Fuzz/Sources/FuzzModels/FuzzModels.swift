@@ -162,3 +162,21 @@ public func writeEvalData(to dataRoot: String) {
   writeFile(csvPath, Array(csv.utf8))
 }
 
+
+/// The start-up both model-file harnesses share (`LLVMFuzzerInitialize`): the tiny data sets
+/// under `dataRoot`, or, with `FUZZ_WRITE_SEEDS=DIR`, the harness's seed files written to DIR
+/// and an exit instead of fuzzing.
+public func startModelHarness(dataRoot: String, writeSeeds: (String) throws -> Void) -> CInt {
+  writeEvalData(to: dataRoot)
+  if let seeds = getenv("FUZZ_WRITE_SEEDS").map({ String(cString: $0) }), !seeds.isEmpty {
+    do {
+      try writeSeeds(seeds)
+    } catch {
+      print("cannot write the seeds: \(error)")
+      exit(1)
+    }
+    print("wrote the seed files to \(seeds)")
+    exit(0)
+  }
+  return 0
+}
