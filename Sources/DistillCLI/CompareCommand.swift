@@ -18,7 +18,7 @@ struct CompareCommand: ParsableCommand {
       Pareto front with RAPL measurements; the plot draws one front per source and data set. Writes compare.csv, compare.md and compare.svg \
       into --out (default: the current directory).
 
-      Example: distill compare checkpoints/* --out /tmp/report
+      Example: distill compare checkpoints/* --out report
       """)
 
   @Argument(help: "Run folders written by distill train.")
