@@ -102,7 +102,7 @@ public struct RunFolder: Sendable {
     if !found.isEmpty && !force {
       let resumable =
         !found.contains("summary.json") && FileManager.default.fileExists(atPath: recipePath)
-        && (found.contains("latest.h5") || !epochCheckpointFiles().isEmpty)
+        && (found.contains("latest.h5") || !epochCheckpoints().isEmpty)
       throw TrainingError.runFolderExists(folder: path, found: found, resumable: resumable)
     }
   }

@@ -108,7 +108,8 @@ public struct ModelBuilder {
   func requiredBytes(_ model: ModelSpec, shapes: [[Int]], inputShape: [Int], classCount: Int, batchSize: Int)
     -> (bytes: Int?, parameters: Int?, largest: Int)
   {
-    var (parameters, activations): (Int?, Int?) = (0, 0)
+    // Nil wherever a sum or product overflows `Int`: then the model is too large anyway.
+    var (parameters, bytes): (Int?, Int?) = (0, 0)
     var (largest, largestBytes) = (0, -1)
     func add(_ a: Int?, _ b: Int?) -> Int? {
       guard let a, let b else { return nil }
@@ -126,14 +127,13 @@ public struct ModelBuilder {
       case .batchNorm: count = product([4, input[0]])
       default: break
       }
-      let output = product(shapes[index])
+      let layerBytes = add(
+        count.flatMap { product([$0, 16]) },
+        product(shapes[index]).flatMap { product([$0, 8, max(batchSize, 1)]) })
       parameters = add(parameters, count)
-      activations = add(activations, output)
-      let layerBytes = add(product([count ?? Int.max / 16, 16]), product([output ?? Int.max / 8, 8, batchSize])) ?? Int.max
-      if layerBytes > largestBytes { (largest, largestBytes) = (index, layerBytes) }
+      bytes = add(bytes, layerBytes)
+      if layerBytes ?? .max > largestBytes { (largest, largestBytes) = (index, layerBytes ?? .max) }
     }
-    let bytes = add(
-      parameters.flatMap { product([$0, 16]) }, activations.flatMap { product([$0, 8, max(batchSize, 1)]) })
     return (bytes, parameters, largest)
   }
 

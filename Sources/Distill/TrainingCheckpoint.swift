@@ -17,9 +17,6 @@ extension RunFolder {
     path + "/" + String(format: "epoch-%04d.h5", runEpoch)
   }
 
-  /// The names of the epoch checkpoints in the folder, oldest first.
-  func epochCheckpointFiles() -> [String] { epochCheckpoints().map(\.name) }
-
   /// The epoch checkpoints in the folder as (run epoch, file name), oldest first.
   public func epochCheckpoints() -> [(runEpoch: Int, name: String)] {
     let names = (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []
