@@ -1,4 +1,5 @@
 import Autodiff
+import CHDF5
 @testable import Checkpoints
 import XCTest
 import _TestSupport
@@ -210,5 +211,35 @@ final class HDF5ErrorTextTests: XCTestCase {
     XCTAssertLessThan(short.count, 300)
     XCTAssertTrue(short.hasPrefix("H5X0(): … : step 39 failed"), short)
     XCTAssertEqual(HDF5Library.brief("H5Fopen(): unable to open file"), "H5Fopen(): unable to open file")
+  }
+}
+
+/// A file can declare a dataset of any shape in a few bytes; reading it must not allocate for it.
+final class HDF5DeclaredSizeTests: XCTestCase {
+  func testADatasetDeclaringMoreElementsThanMemoryIsRefusedBeforeReading() throws {
+    let folder = TemporaryFolder()
+    defer { folder.remove() }
+    let path = folder.file("huge.h5")
+    // 2^20 × 2^20 float32 (4 TiB), contiguous with late allocation: the file stays tiny.
+    HDF5Library.prepareThread()
+    let file = H5Fcreate(path, distill_H5F_ACC_TRUNC(), distill_H5P_DEFAULT(), distill_H5P_DEFAULT())
+    XCTAssertGreaterThanOrEqual(file, 0)
+    var dims: [hsize_t] = [1 << 20, 1 << 20]
+    let space = H5Screate_simple(2, &dims, nil)
+    let dataset = H5Dcreate2(
+      file, "weight", distill_H5T_NATIVE_FLOAT(), space, distill_H5P_DEFAULT(), distill_H5P_DEFAULT(),
+      distill_H5P_DEFAULT())
+    XCTAssertGreaterThanOrEqual(dataset, 0)
+    _ = H5Dclose(dataset)
+    _ = H5Sclose(space)
+    _ = H5Fclose(file)
+    let size = try FileManager.default.attributesOfItem(atPath: path)[.size] as? Int ?? 0
+    XCTAssertLessThan(size, 1 << 16)
+    XCTAssertThrowsError(try HDF5File.openReadOnly(path).rootGroup().dataset("weight")) {
+      XCTAssertEqual(
+        $0 as? CheckpointError,
+        .tooLarge(path: path, object: "/weight", shape: [1 << 20, 1 << 20], limit: ProcessMemory.physicalBytes))
+      XCTAssertTrue("\($0)".contains("declares shape [1048576, 1048576]"), "\($0)")
+    }
   }
 }

@@ -459,6 +459,7 @@ final class HostileInputTests: XCTestCase {
     XCTAssertFalse(result.output.contains("≈ 0 J"), result.output)
     XCTAssertTrue(result.output.contains("not what the machine draws"), result.output)
     assertRefused(try distill(["energy", "--seconds", "nan"]), mentioning: ["--seconds"])
+    assertRefused(try distill(["energy", "--watts-per-core", "1e9"]), mentioning: ["--watts-per-core", "below 10000"])
   }
 
   // MARK: Model-file surgery
