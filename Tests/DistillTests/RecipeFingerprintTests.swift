@@ -164,3 +164,41 @@ final class RecipeFingerprintTests: XCTestCase {
       new.changedKeys(from: old), ["student.model.layers[2].gelu", "student.model.layers[2].relu"])
   }
 }
+
+/// Schema evolution: adding a method or a key with a default must leave the canonical hash of
+/// every existing recipe unchanged, so runs started before the change keep resuming. These are
+/// the hashes of the shipped recipes, and of recipes using every key the first schema had, as
+/// computed before distillation methods became plugins.
+final class RecipeHashPinningTests: XCTestCase {
+  static let shippedHashes = [
+    "digits-kd": "adc4e8edac1f7349", "digits-student-baseline": "2f1f189300008188",
+    "fashion-cnn-kd": "0d72c4724bcca0cf", "fashion-hinton": "8152d5c9b8563db1",
+    "fashion-student-baseline": "56bb5dbb9d9d4113", "mnist-hinton": "f30eaa481965ca91",
+    "mnist-student-baseline": "8bc05b96b659a6d9",
+  ]
+
+  /// A `hint` recipe as the first schema wrote it, and its hash then.
+  static let hintRecipe = """
+    name: hinted
+    data: {dataset: digits}
+    teacher:
+      model: {mlp: {hidden: [64]}}
+      train: {epochs: 1, optimizer: {sgd: {lr: 0.1}}}
+    student:
+      model: {mlp: {hidden: [16]}}
+      train: {epochs: 1, optimizer: {sgd: {lr: 0.1}}}
+    distillation: {method: hint, hint: {teacher_layer: 1, student_layer: 1, weight: 0.5}}
+    """
+
+  func testHintRecipeHashIsPinned() throws {
+    XCTAssertEqual(try Recipe.parse(yaml: Self.hintRecipe).canonicalHash, "0a8cb6884044404b")
+  }
+
+  func testShippedRecipeHashesArePinned() throws {
+    var found: [String: String] = [:]
+    for name in RecipeLoadingTests.shipped {
+      found[name] = try Recipe.load(path: "\(recipesFolder)/\(name).yaml").canonicalHash
+    }
+    XCTAssertEqual(found, Self.shippedHashes, "\(found.sorted { $0.key < $1.key })")
+  }
+}
