@@ -63,3 +63,39 @@ public func sgemm(
     CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
     Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
 }
+
+extension Tensor {
+  /// Batched products of 3-D tensors, `a[i] · b[i]` (or with `b[i]ᵀ`) for each i
+  /// (`torch.bmm(a, b)`, `torch.bmm(a, b.transpose(1, 2))`): `[B, M, K] · [B, K, N] → [B, M, N]`.
+  /// ∂a[i] = g[i]·op(b[i])ᵀ, ∂b[i] = a[i]ᵀ·g[i] (transposed back when `transposeB`).
+  public static func batchedMatmul(_ a: Tensor, _ b: Tensor, transposeB: Bool = false) -> Tensor {
+    precondition(a.rank == 3 && b.rank == 3 && a.shape[0] == b.shape[0], "batchedMatmul of \(a.shape) and \(b.shape)")
+    let out = batchedGemm(a, false, b, transposeB)
+    return out.recording([a, b], half: .never) { g in
+      let gradA: Tensor? = a.requiresGrad ? batchedGemm(g, false, b, !transposeB) : nil
+      let gradB: Tensor? =
+        b.requiresGrad ? (transposeB ? batchedGemm(g, true, a, false) : batchedGemm(a, true, g, false)) : nil
+      return [gradA, gradB]
+    }
+  }
+}
+
+/// op(a[i])·op(b[i]) for each i by `cblas_sgemm`, recording nothing.
+func batchedGemm(_ a: Tensor, _ transposeA: Bool, _ b: Tensor, _ transposeB: Bool) -> Tensor {
+  let batches = a.shape[0]
+  let (m, k) = transposeA ? (a.shape[2], a.shape[1]) : (a.shape[1], a.shape[2])
+  let (k2, n) = transposeB ? (b.shape[2], b.shape[1]) : (b.shape[1], b.shape[2])
+  precondition(k == k2, "batchedMatmul shapes \(a.shape) and \(b.shape) do not agree")
+  let (aSize, bSize) = (a.shape[1] * a.shape[2], b.shape[1] * b.shape[2])
+  return Tensor(shape: [batches, m, n]) { c in
+    a.storage.withUnsafeBufferPointer { pa in
+      b.storage.withUnsafeBufferPointer { pb in
+        for i in 0..<batches {
+          sgemm(
+            transposeA, transposeB, m: m, n: n, k: k, alpha: 1, pa.baseAddress! + i * aSize, lda: a.shape[2],
+            pb.baseAddress! + i * bSize, ldb: b.shape[2], beta: 0, c.baseAddress! + i * m * n, ldc: n)
+        }
+      }
+    }
+  }
+}

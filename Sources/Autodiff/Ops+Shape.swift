@@ -97,3 +97,27 @@ extension Tensor {
     }
   }
 }
+
+extension Tensor {
+  /// For a `[B, N]` tensor, `count` entries of each row picked by `indices` (`B · count` column
+  /// positions, row-major): out[b, k] = x[b, indices[b·count + k]], `[B, count]`
+  /// (`torch.gather(x, 1, index)`). ∂ scatters g back, adding where a column is picked twice.
+  public func gatheredColumns(_ indices: [Int], count: Int) -> Tensor {
+    precondition(rank == 2 && indices.count == shape[0] * count, "gatheredColumns: \(indices.count) indices for \(shape)")
+    let (rows, columns) = (shape[0], shape[1])
+    precondition(indices.allSatisfy { $0 >= 0 && $0 < columns }, "gatheredColumns: an index outside 0..<\(columns)")
+    let x = storage
+    var out = [Float](repeating: 0, count: rows * count)
+    for b in 0..<rows {
+      for k in 0..<count { out[b * count + k] = x[b * columns + indices[b * count + k]] }
+    }
+    return Tensor(shape: [rows, count], storage: out).recording([self], half: .never) { g in
+      var gradient = [Float](repeating: 0, count: rows * columns)
+      let gv = g.storage
+      for b in 0..<rows {
+        for k in 0..<count { gradient[b * columns + indices[b * count + k]] += gv[b * count + k] }
+      }
+      return [Tensor(shape: [rows, columns], storage: gradient)]
+    }
+  }
+}

@@ -66,3 +66,19 @@ extension Tensor {
     }.recordingUsingOutput([self]) { g, out in [g.zipped(out) { $0 * $1 * (1 - $1) }] }
   }
 }
+
+extension Tensor {
+  /// max(x, m) elementwise (`torch.clamp(x, min=m)`). ∂ = g where x ≥ m, else 0 (PyTorch passes
+  /// the gradient at x = m too).
+  public func clamped(min m: Float) -> Tensor {
+    mapped { Swift.max($0, m) }.recording([self], half: .never) { g in [g.zipped(self) { $1 >= m ? $0 : 0 }] }
+  }
+
+  /// The smooth L1 (Huber, β = 1) function elementwise: ½x² where |x| < 1, else |x| − ½
+  /// (`F.smooth_l1_loss(a, b, reduction="none")` of x = a − b). ∂ = g·x where |x| < 1, else g·sign(x).
+  public func smoothL1() -> Tensor {
+    mapped { Swift.abs($0) < 1 ? 0.5 * $0 * $0 : Swift.abs($0) - 0.5 }.recording([self], half: .never) { g in
+      [g.zipped(self) { gi, x in Swift.abs(x) < 1 ? gi * x : (x > 0 ? gi : -gi) }]
+    }
+  }
+}

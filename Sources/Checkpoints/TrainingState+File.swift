@@ -63,6 +63,15 @@ extension TrainingState {
     state.optimizer = try readArrays(group.group("optimizer"))
     state.extraParameters = try readArrays(group.group("extra_parameters"))
     state.masterWeights = try readArrays(group.group("master"))
+    // Checkpoints written before distillation methods had state have no `method` group.
+    if group.contains("method") {
+      let method = try group.group("method")
+      state.methodArrays = try readArrays(method.group("arrays"))
+      let words = try method.group("words")
+      for name in try words.memberNames() {
+        state.methodWords.append((name, try words.dataset(name).readUnsignedIntegers()))
+      }
+    }
     let scale = try group.group("loss_scale")
     state.lossScale = LossScalerState(
       scale: Float(try scale.doubleAttribute("scale")),
@@ -113,6 +122,14 @@ extension TrainingState {
     try Self.write(optimizer, to: group.createGroup("optimizer"))
     try Self.write(extraParameters, to: group.createGroup("extra_parameters"))
     try Self.write(masterWeights, to: group.createGroup("master"))
+    if !methodArrays.isEmpty || !methodWords.isEmpty {
+      let method = try group.createGroup("method")
+      try Self.write(methodArrays, to: method.createGroup("arrays"))
+      let words = try method.createGroup("words")
+      for (name, values) in methodWords {
+        try words.writeDataset(name, unsignedIntegers: values, shape: [values.count])
+      }
+    }
     let scale = try group.createGroup("loss_scale")
     try scale.setAttribute("scale", double: Double(lossScale.scale))
     try scale.setAttribute("growth_tracker", integer: Int64(lossScale.growthTracker))

@@ -64,6 +64,11 @@ public struct TrainingState: Equatable, Sendable {
   /// Float master weights, keyed like the model's parameters; empty in Float32 training, where
   /// the model's own (Float32) datasets are the master weights.
   public var masterWeights: [NamedArray] = []
+  /// The distillation methods' state that is not a parameter (memory banks, running statistics
+  /// of their modules), names prefixed by the method's (`crd.memory_student`); `/state/method/arrays`.
+  public var methodArrays: [NamedArray] = []
+  /// The methods' random streams and counters as 64-bit words; `/state/method/words`.
+  public var methodWords: [(name: String, words: [UInt64])] = []
   /// The dynamic loss scaler's state; Float32 training writes the initial state and never reads it.
   public var lossScale = LossScalerState.initial
   /// The augmenter's SplitMix64 state, when the phase's model trains with augmentation.
@@ -113,6 +118,8 @@ public struct TrainingState: Equatable, Sendable {
       && a.epochJoules == b.epochJoules && a.epochDRAMJoules == b.epochDRAMJoules && a.modelSeconds == b.modelSeconds
       && a.runSeconds == b.runSeconds && a.optimizerName == b.optimizerName && a.optimizer == b.optimizer
       && a.extraParameters == b.extraParameters && a.masterWeights == b.masterWeights
+      && a.methodArrays == b.methodArrays && a.methodWords.map(\.name) == b.methodWords.map(\.name)
+      && a.methodWords.map(\.words) == b.methodWords.map(\.words)
       && a.lossScale == b.lossScale && a.augmenterState == b.augmenterState
       && a.dropoutStates.map(\.layer) == b.dropoutStates.map(\.layer)
       && a.dropoutStates.map(\.state) == b.dropoutStates.map(\.state) && a.metrics == b.metrics

@@ -49,6 +49,9 @@ extension ModelTraining {
       state.masterWeights = []
     }
     if let scaler { state.lossScale = scaler.state }
+    let methodState = distillation?.state ?? MethodState()
+    state.methodArrays = methodState.arrays
+    state.methodWords = methodState.words.keys.sorted().map { ($0, methodState.words[$0]!) }
   }
 
   /// Restores the model's weights (group `role` of `file`), the optimizer state, the extra
@@ -111,6 +114,13 @@ extension ModelTraining {
     if (augmenter == nil) != (state.augmenterState == nil) {
       throw mismatch(
         "rng/augmenter", augmenter == nil ? "is present, but the recipe has no augmentation" : "is missing")
+    }
+    var methodState = MethodState(arrays: state.methodArrays)
+    for (name, words) in state.methodWords { methodState.words[name] = words }
+    if let distillation {
+      try distillation.restore(methodState, file: file)
+    } else if !state.methodArrays.isEmpty {
+      throw mismatch("method", "holds distillation state, but the \(role.rawValue) trains without distillation")
     }
     // Everything fits; the weights last, as loading them checks (and throws) before changing any.
     try Checkpoints.loadModel(group: role.rawValue, from: file, into: model)

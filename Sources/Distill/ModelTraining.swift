@@ -9,11 +9,19 @@ public enum ModelRole: String, Sendable, CaseIterable {
   case student
 }
 
-/// The loss of one micro-batch: runs `model` (in training mode) on the (augmented) input
-/// `[n] + sampleShape` and compares with the labels and whatever else the method uses; a
-/// scalar, the mean over the micro-batch. The forward pass is the loss's, so a method can read
-/// intermediate layers (`hint`).
-typealias BatchLoss = (_ model: Sequential, _ input: Tensor, _ labels: [Int]) -> Tensor
+/// One micro-batch as a loss sees it: the (augmented) input `[n] + sampleShape`, the labels,
+/// the samples' positions in the training split, and the 1-based epoch.
+struct MicroBatch {
+  let input: Tensor
+  let labels: [Int]
+  let indices: [Int]
+  let epoch: Int
+}
+
+/// The loss of one micro-batch: runs `model` (in training mode) on the batch's input and
+/// compares with the labels and whatever else the method uses; a scalar, the mean over the
+/// micro-batch. The forward pass is the loss's, so a method can read intermediate layers.
+typealias BatchLoss = (_ model: Sequential, _ batch: MicroBatch) -> Tensor
 
 /// Where training is, after each micro-batch, for progress displays.
 public struct BatchProgress: Sendable {
@@ -117,6 +125,9 @@ final class ModelTraining {
   let scaler: LossScaler?
   /// Tensors trained along with the model's own (a hint regressor), saved in checkpoints.
   let extraParameters: [(name: String, tensor: Tensor)]
+  /// The student's distillation methods, whose state checkpoints hold; nil for a teacher or a
+  /// student trained on labels alone.
+  let distillation: DistillationRun?
   /// Optimizer steps taken over all epochs.
   var globalStep = 0
   /// Optimizer steps in a row, up to now, that had a non-finite micro-batch loss (f16-mixed,
@@ -133,8 +144,9 @@ final class ModelTraining {
   init(
     role: ModelRole, model: Sequential, spec: TrainSpec, shuffleSeed: UInt64, augmentSeed: UInt64,
     extraParameters: [(name: String, tensor: Tensor)] = [], precision: Precision = .f32,
-    loss: @escaping BatchLoss
+    distillation: DistillationRun? = nil, loss: @escaping BatchLoss
   ) {
+    self.distillation = distillation
     self.role = role
     self.model = model
     self.spec = spec
@@ -188,13 +200,16 @@ final class ModelTraining {
       let stepSamples = min(end * spec.batchSize, data.count) - batch * spec.batchSize
       optimizer.zeroGrad()
       var finite = true
-      while batch < end, let n = batches.next(features: &x, labels: &y) {
+      while batch < end {
+        let indices = Array(batches.indices(ofBatch: batches.nextBatch))
+        guard let n = batches.next(features: &x, labels: &y) else { break }
         batch += 1
         augmenter?.apply(to: &x, shape: [n] + shape)
         let input = Tensor(shape: [n] + shape, storage: x)
         let mixed = scaler != nil
         if mixed { input.storeAsHalf() }
-        let batchLoss = withMixedPrecision(mixed) { loss(model, input, y) }
+        let micro = MicroBatch(input: input, labels: y, indices: indices, epoch: epoch + 1)
+        let batchLoss = withMixedPrecision(mixed) { loss(model, micro) }
         // A non-finite loss would make every weight NaN at the step. In f32 the run stops
         // before that step; in f16-mixed the loss scaler skips such steps, up to a limit.
         if !batchLoss.scalar.isFinite {
@@ -207,6 +222,7 @@ final class ModelTraining {
         var stepLoss = batchLoss * (Float(n) / Float(stepSamples))
         if let scaler { stepLoss = scaler.scaled(stepLoss) }
         stepLoss.backward()
+        distillation?.afterBackward()
         lossSum += Double(batchLoss.scalar) * Double(n)
         samples += n
         progress(
@@ -239,8 +255,8 @@ final class ModelTraining {
 /// The loss of a model trained on labels alone: cross-entropy with the recipe's label smoothing.
 func labelLoss(labelSmoothing: Double) -> BatchLoss {
   let smoothing = Float(labelSmoothing)
-  return { model, input, labels in
-    crossEntropy(logits: model(input), labels: labels, labelSmoothing: smoothing)
+  return { model, batch in
+    crossEntropy(logits: model(batch.input), labels: batch.labels, labelSmoothing: smoothing)
   }
 }
 
@@ -251,7 +267,8 @@ func knowledgeDistillationLoss(
   teacher: Sequential, temperature: Double, alpha: Double, labelSmoothing: Double
 ) -> BatchLoss {
   let (t, a, smoothing) = (Float(temperature), Float(alpha), Float(labelSmoothing))
-  return { student, input, labels in
+  return { student, batch in
+    let (input, labels) = (batch.input, batch.labels)
     teacher.eval()
     let teacherLogits = noGrad { teacher(input) }
     let logits = student(input)

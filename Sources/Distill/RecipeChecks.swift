@@ -162,18 +162,34 @@ struct RecipeChecks {
   }
 
   mutating func distillation(_ distillation: DistillationSpec, teacher: TeacherSpec?, student: StudentSpec) {
-    let method = distillation.method
-    if method != .none && teacher == nil {
+    let methods = distillation.methods
+    if let method = methods.first, teacher == nil {
       conflict(
         "distillation.method",
-        "method '\(method.rawValue)' needs a teacher; add a 'teacher' section or use method: none")
+        "method '\(method)' needs a teacher; add a 'teacher' section or use method: none")
+    }
+    if methods.count > 1 {
+      if methods.contains("none") {
+        conflict("distillation.method", "'none' cannot be combined with other methods; give the methods alone")
+      }
+      if let repeated = methods.first(where: { name in methods.filter { $0 == name }.count > 1 }) {
+        conflict("distillation.method", "'\(repeated)' is listed twice; list each method once")
+      }
     }
     positive(distillation.temperature, "distillation.temperature")
-    unit(distillation.alpha, "distillation.alpha", closed: true)
-    switch (method, distillation.hint) {
-    case (.hint, nil):
+    if distillation.ceWeight == nil {
+      unit(distillation.alpha, "distillation.alpha", closed: true)
+    } else {
+      nonNegative(distillation.alpha, "distillation.alpha")
+    }
+    if let ce = distillation.ceWeight { nonNegative(ce, "distillation.ce_weight") }
+    if distillation.logitStandardization, !methods.contains("kd"), !methods.contains("dkd") {
+      conflict("distillation.logit_standardization", "logit standardisation applies to methods kd and dkd only")
+    }
+    switch (methods.contains("hint"), distillation.hint) {
+    case (true, nil):
       missing("distillation.hint")
-    case (.hint, let hint?):
+    case (true, let hint?):
       positive(hint.weight, "distillation.hint.weight")
       // Any class count gives the same number of layers.
       if let model = teacher?.model {
@@ -182,10 +198,21 @@ struct RecipeChecks {
         atLeast(hint.teacherLayer, 0, "distillation.hint.teacher_layer")
       }
       layerIndex(hint.studentLayer, in: student.model, "distillation.hint.student_layer")
-    case (_, .some):
+    case (false, .some):
       conflict("distillation.hint", "'hint' is used only with method: hint")
-    case (_, nil):
+    case (false, nil):
       break
+    }
+    for info in DistillationSpec.sectionMethods {
+      guard let settings = distillation.settings[info.name] else { continue }
+      let at = "distillation.\(info.name)"
+      if !methods.contains(info.name) {
+        conflict(at, "'\(info.name)' settings are used only when distillation.method names \(info.name)")
+      }
+      for key in info.keys {
+        guard let value = settings.given[key.name], !key.isValid(value), let requirement = key.requirement else { continue }
+        fail(at + "." + key.name, value.description, requirement)
+      }
     }
   }
 

@@ -72,13 +72,15 @@ public enum RecipeError: Error, Equatable, CustomStringConvertible {
         "\(place): missing required key '\(Self.lastComponent(of: path))'; add it (see recipes/README.md)"
     case .wrongType(_, _, let expected, let found):
       return "\(place): expected \(expected), found \(short(found))"
-    case .invalidChoice(_, _, let value, let allowed, let suggestion):
+    case .invalidChoice(_, let path, let value, let allowed, let suggestion):
       let value = short(value)
       let choices = allowed.joined(separator: ", ")
+      // The distillation methods have a command that describes them.
+      let more = path.hasPrefix("distillation.method") ? "; `distill methods` describes each" : ""
       if let suggestion {
-        return "\(place): unknown value '\(value)'; did you mean '\(suggestion)'? (one of \(choices))"
+        return "\(place): unknown value '\(value)'; did you mean '\(suggestion)'? (one of \(choices))\(more)"
       }
-      return "\(place): unknown value '\(value)'; choose one of \(choices)"
+      return "\(place): unknown value '\(value)'; choose one of \(choices)\(more)"
     case .invalidValue(_, _, let value, let requirement):
       return "\(place): invalid value \(value); must be \(requirement)"
     case .conflict(_, _, let reason):

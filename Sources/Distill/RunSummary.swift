@@ -26,8 +26,9 @@ public struct RunSummary: Equatable, Sendable {
   /// Where the test figures come from: `test`, or `validation` for a data set without a test
   /// split of its own (digits, csv), whose held-out split serves as the test split.
   public var testSplit: String
-  /// The distillation method the student was trained with.
-  public var method: DistillationMethod
+  /// The distillation methods the student was trained with (`DistillationSpec.label`: `none`,
+  /// `kd`, `kd+at`).
+  public var method: String
   public var teacher: ModelResult?
   public var student: ModelResult
   /// Wall time of the whole run, data loading included.
@@ -61,7 +62,7 @@ public struct RunSummary: Equatable, Sendable {
     return JSONObject([
       ("name", .string(name)), ("seed", .int(Int(truncatingIfNeeded: seed))),
       ("recipe_hash", .string(recipeHash)),
-      ("test_split", .string(testSplit)), ("method", .string(method.rawValue)),
+      ("test_split", .string(testSplit)), ("method", .string(method)),
       ("teacher", teacher.map(model) ?? .null), ("student", model(student)), ("seconds", .number(seconds)),
       ("overrides", .string(overrides.joined(separator: "; "))),
       ("energy_meter", energyMeter.map { .string($0) } ?? .null),

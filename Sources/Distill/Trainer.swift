@@ -189,14 +189,11 @@ public final class Trainer {
             + "set data.shape or remove the augmentation")
       }
     }
-    if recipe.distillation.method == .hint, let hint = recipe.distillation.hint, let teacher {
-      // Validation checks the index only against a recipe's own teacher.model.
-      let count = teacher.spec.expandedLayers(classCount: classCount).count
-      if hint.teacherLayer >= count {
-        throw TrainingError.weightsMismatch(
-          file: recipeFile, keyPath: "distillation.hint.teacher_layer", weights: recipe.teacher?.from ?? "",
-          reason: "the teacher has \(count) layers, so there is no layer \(hint.teacherLayer)")
-      }
+    // The methods are built before anything trains, so a setting that does not fit the
+    // networks (a layer the teacher of `teacher.from` lacks) costs no training time.
+    let distillation = try teacher.flatMap { teacher -> DistillationRun? in
+      guard recipe.distillation.usesTeacher else { return nil }
+      return try makeDistillation(teacher: teacher, student: student, data: data, fromFile: teacherFile != nil)
     }
 
     // Resuming, the folder's files change only once the checkpoint has been restored (`fit`).
@@ -226,47 +223,17 @@ public final class Trainer {
       checkpoints.teacherResult = teacherResult
     }
 
-    let studentLoss: BatchLoss
-    var hintRegressor: Linear?
     let train = recipe.student.train
-    switch recipe.distillation.method {
-    case .none:
-      studentLoss = labelLoss(labelSmoothing: train.labelSmoothing)
-    case .kd:
-      // Validation guarantees a teacher here.
-      studentLoss = knowledgeDistillationLoss(
-        teacher: teacher!.model, temperature: recipe.distillation.temperature,
-        alpha: recipe.distillation.alpha,
-        labelSmoothing: train.labelSmoothing)
-    case .hint:
-      // Validation guarantees the hint settings and a teacher.
-      let hint = recipe.distillation.hint!
-      let teacherShapes = try ModelBuilder(file: recipeFile, keyPath: "teacher.model").outputShapes(
-        of: teacher!.spec, inputShape: data.sampleShape, classCount: classCount)
-      let studentShapes = try ModelBuilder(file: recipeFile, keyPath: "student.model").outputShapes(
-        of: recipe.student.model, inputShape: data.sampleShape, classCount: classCount)
-      let (from, to) = (
-        studentShapes[hint.studentLayer].reduce(1, *), teacherShapes[hint.teacherLayer].reduce(1, *)
-      )
-      if from != to {
-        var generator = SeededGenerator(seed: derivedSeed(recipe.seed, "student.hint"))
-        hintRegressor = Linear(inputFeatures: from, outputFeatures: to, generator: &generator)
-      }
-      studentLoss = hintLoss(
-        teacher: teacher!.model, teacherLayer: hint.teacherLayer, studentLayer: hint.studentLayer,
-        regressor: hintRegressor, weight: hint.weight, labelSmoothing: train.labelSmoothing)
-    }
-    // The regressor trains with the student but is not part of it (nor of its weights file).
-    let regressorParameters = hintRegressor?.parameters.map { ("hint_regressor." + $0.name, $0.tensor) } ?? []
     let studentTraining = makeTraining(
-      .student, student, train, extraParameters: regressorParameters, loss: studentLoss)
+      .student, student, train, extraParameters: distillation?.extraParameters ?? [], distillation: distillation,
+      loss: distillation.map { run in { run.loss($0, $1) } } ?? labelLoss(labelSmoothing: train.labelSmoothing))
     let studentResult = try fit(
       studentTraining, data: data, resume: studentPhase ? resume : nil, checkpoints: checkpoints, onEvent: onEvent)
     try saveWeights(student, role: .student, spec: recipe.student.model, data: data)
 
     var summary = RunSummary(
       name: recipe.name, seed: recipe.seed, recipeHash: recipe.canonicalHash, runFolder: runFolder.path,
-      testSplit: data.testSplit, method: recipe.distillation.method, teacher: teacherResult,
+      testSplit: data.testSplit, method: recipe.distillation.label, teacher: teacherResult,
       student: studentResult,
       seconds: Date().timeIntervalSince(started), overrides: overrides)
     (summary.energyMeter, summary.energyWarning) = (selected.meter.summary, selected.warning)
@@ -276,7 +243,7 @@ public final class Trainer {
 
   private func makeTraining(
     _ role: ModelRole, _ model: Sequential, _ spec: TrainSpec,
-    extraParameters: [(name: String, tensor: Tensor)] = [],
+    extraParameters: [(name: String, tensor: Tensor)] = [], distillation: DistillationRun? = nil,
     loss: @escaping BatchLoss
   ) -> ModelTraining {
     // `checkpoint.recompute`: the model's recorded forward passes (training) keep only segment
@@ -285,7 +252,27 @@ public final class Trainer {
     return ModelTraining(
       role: role, model: model, spec: spec, shuffleSeed: derivedSeed(recipe.seed, "\(role.rawValue).shuffle"),
       augmentSeed: derivedSeed(recipe.seed, "\(role.rawValue).augment"), extraParameters: extraParameters,
-      precision: recipe.precision, loss: loss)
+      precision: recipe.precision, distillation: distillation, loss: loss)
+  }
+
+  /// The recipe's distillation methods built for the two networks (`DistillationRun`).
+  private func makeDistillation(
+    teacher: (model: Sequential, spec: ModelSpec, train: TrainSpec?), student: Sequential, data: TrainingData,
+    fromFile: Bool
+  ) throws -> DistillationRun {
+    let classCount = data.classCount
+    let teacherShapes = try ModelBuilder(file: recipeFile, keyPath: "teacher.model").outputShapes(
+      of: teacher.spec, inputShape: data.sampleShape, classCount: classCount)
+    let studentShapes = try ModelBuilder(file: recipeFile, keyPath: "student.model").outputShapes(
+      of: recipe.student.model, inputShape: data.sampleShape, classCount: classCount)
+    let context = MethodContext(
+      file: recipeFile, keyPath: "distillation", spec: recipe.distillation, teacher: teacher.model,
+      teacherLayers: teacher.spec.expandedLayers(classCount: classCount), teacherShapes: teacherShapes,
+      teacherFile: fromFile ? recipe.teacher?.from : nil, student: student,
+      studentLayers: recipe.student.model.expandedLayers(classCount: classCount), studentShapes: studentShapes,
+      classCount: classCount, trainCount: data.train.count, trainLabels: data.train.labels, seed: recipe.seed)
+    return try DistillationRun(
+      spec: recipe.distillation, context: context, labelSmoothing: recipe.student.train.labelSmoothing)
   }
 
   /// Trains every epoch (from `resume`'s position, whose state it restores, when given),

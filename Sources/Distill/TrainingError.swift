@@ -35,6 +35,10 @@ public enum TrainingError: Error, Equatable, CustomStringConvertible {
   /// The weights file a recipe names (`weights`) is readable but cannot be used as it stands:
   /// no group to take, no architecture where the recipe gives none, another data shape.
   case weightsMismatch(file: String, keyPath: String, weights: String, reason: String)
+  /// A distillation method's settings do not fit the networks as built (a layer position
+  /// beyond a network's layers, feature shapes that cannot be matched): `keyPath` names the
+  /// setting.
+  case methodMismatch(file: String, keyPath: String, reason: String)
   /// The recipe asks for `energy: {meter: rapl}` and RAPL cannot be read; `reason` says why
   /// and how to enable it (`EnergyError`).
   case energyUnavailable(file: String, keyPath: String, reason: String)
@@ -92,6 +96,8 @@ public enum TrainingError: Error, Equatable, CustomStringConvertible {
       return "\(file): \(keyPath): \(underlying)"
     case .weightsMismatch(let file, let keyPath, let weights, let reason):
       return "\(file): \(keyPath): \(weights): \(reason)"
+    case .methodMismatch(let file, let keyPath, let reason):
+      return "\(file): \(keyPath): \(reason)"
     case .energyUnavailable(let file, let keyPath, let reason):
       return
         "\(file): \(keyPath): rapl: \(reason). Or set meter: auto to fall back to the CPU-time estimate "

@@ -124,7 +124,7 @@ struct TrainCommand: ParsableCommand {
     }
     print(
       "  student  \(meanAndDeviation(summaries.map { $0.student.test.accuracy }))  "
-        + "(distillation: \(first.method.rawValue))"
+        + "(distillation: \(first.method))"
     )
     let seconds = summaries.map(\.seconds)
     print(

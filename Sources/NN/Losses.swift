@@ -33,6 +33,20 @@ public func distillationLoss(
     studentLogits.shape == teacherLogits.shape,
     "student logits \(studentLogits.shape) and teacher logits \(teacherLogits.shape) differ")
   precondition(temperature > 0, "temperature must be positive, got \(temperature)")
+  let soft = softTargetDivergence(studentLogits: studentLogits, teacherLogits: teacherLogits, temperature: temperature)
+    * (alpha * temperature * temperature)
+  if alpha == 1 { return soft }
+  return soft + crossEntropy(logits: studentLogits, labels: labels) * (1 - alpha)
+}
+
+/// The mean over samples of KL(softmax(tᵢ/T) ‖ softmax(sᵢ/T)), the teacher's side constant
+/// (`F.kl_div(F.log_softmax(s/T, 1), F.softmax(t/T, 1), reduction="batchmean")`): the soft term
+/// of `distillationLoss` before its α·T².
+public func softTargetDivergence(studentLogits: Tensor, teacherLogits: Tensor, temperature: Float) -> Tensor {
+  precondition(
+    studentLogits.shape == teacherLogits.shape,
+    "student logits \(studentLogits.shape) and teacher logits \(teacherLogits.shape) differ")
+  precondition(temperature > 0, "temperature must be positive, got \(temperature)")
   let n = Float(studentLogits.shape[0])
   // The teacher's side: constants, computed without recording.
   let (teacherProbabilities, teacherLogProbabilities) = noGrad {
@@ -42,10 +56,7 @@ public func distillationLoss(
   let studentLogProbabilities = (studentLogits / temperature).logSoftmax()
   // Σ p·(log p − log q) elementwise, as torch's kl_div sums it (log-softmax keeps log p finite
   // where p underflows to 0, so 0·log 0 counts as 0).
-  let kl = (teacherProbabilities * (teacherLogProbabilities - studentLogProbabilities)).sum() * (1 / n)
-  let soft = kl * (alpha * temperature * temperature)
-  if alpha == 1 { return soft }
-  return soft + crossEntropy(logits: studentLogits, labels: labels) * (1 - alpha)
+  return (teacherProbabilities * (teacherLogProbabilities - studentLogProbabilities)).sum() * (1 / n)
 }
 
 /// The mean squared difference, L = (1/n) Σ (aᵢ − bᵢ)² (`torch.nn.functional.mse_loss`), e.g.

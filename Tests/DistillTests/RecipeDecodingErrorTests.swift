@@ -254,7 +254,7 @@ final class RecipeDecodingErrorTests: XCTestCase {
   func testUnknownChoiceSuggestsClosest() {
     assertRejects(
       edit("method: kd", "method: kdd"), kind: "invalidChoice", at: "distillation.method",
-      mentions: ["unknown value 'kdd'; did you mean 'kd'? (one of none, kd, hint)"])
+      mentions: ["unknown value 'kdd'; did you mean 'kd'? (one of \(DistillationMethods.names.joined(separator: ", ")))"])
   }
 
   func testUnknownChoiceWithoutCloseMatchListsChoices() {

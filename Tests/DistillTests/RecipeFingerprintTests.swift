@@ -149,7 +149,7 @@ final class RecipeFingerprintTests: XCTestCase {
     let old = try Recipe.parse(yaml: baseYAML)
     var new = old
     new.teacher = nil
-    new.distillation.method = .none
+    new.distillation.methods = []
     new.checkpoint.keepLast = 2
     XCTAssertEqual(new.changedKeys(from: old), ["checkpoint.keep_last", "distillation.method", "teacher"])
     XCTAssertEqual(old.changedKeys(from: new), ["checkpoint.keep_last", "distillation.method", "teacher"])

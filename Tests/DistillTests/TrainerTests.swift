@@ -152,7 +152,7 @@ final class TrainerTests: XCTestCase {
     try "keep me".write(toFile: folder + "/notes.txt", atomically: true, encoding: .utf8)
     var recipe = try Recipe.parse(yaml: recipeYAML, file: "recipes/tiny.yaml")
     recipe.teacher = nil
-    recipe.distillation = DistillationSpec(method: .none)
+    recipe.distillation = DistillationSpec(method: "none")
     recipe.student.train.epochs = 1
     recipe.student.train.warmupEpochs = 0
     _ = try Trainer(
@@ -274,7 +274,7 @@ final class HintTrainingTests: XCTestCase {
       recipe: recipe, recipeFile: "hint.yaml", options: TrainingOptions(runFolder: folder)
     )
     .run(data: data) { if case .epoch(let r) = $0, r.model == .student { losses.append(r.trainLoss) } }
-    XCTAssertEqual(summary.method, .hint)
+    XCTAssertEqual(summary.method, "hint")
     XCTAssertGreaterThan(summary.student.test.accuracy, 0.8)
     XCTAssertLessThan(losses.last!, losses.first!)
     // The weights file holds the student alone, without the regressor.
@@ -286,9 +286,14 @@ final class HintTrainingTests: XCTestCase {
     let model = try ModelBuilder(file: "t", keyPath: "m").build(
       .mlp(MLPSpec(hidden: [5])), inputShape: [4], classCount: 3, seed: 1)
     let x = randomTensor([2, 4], seed: 3)
-    let (captured, output) = model.forward(x, capturing: 2)
-    XCTAssertEqual(captured.shape, [2, 5])
-    XCTAssertTrue(captured.storage.allSatisfy { $0 >= 0 }, "layer 2 is the ReLU")
+    let (captured, output) = model.forward(x, capturing: [2])
+    XCTAssertEqual(captured[2]?.shape, [2, 5])
+    XCTAssertTrue(captured[2]!.storage.allSatisfy { $0 >= 0 }, "layer 2 is the ReLU")
     XCTAssertEqual(output.storage, model(x).storage)
+    // Several layers in one pass, the same values as the layers applied one by one.
+    let (several, again) = model.forward(x, capturing: [0, 2])
+    XCTAssertEqual(several[0]?.storage, model.layers[0](x).storage)
+    XCTAssertEqual(several[2]?.storage, captured[2]?.storage)
+    XCTAssertEqual(again.storage, output.storage)
   }
 }
