@@ -89,6 +89,22 @@ final class MethodTrainingTests: XCTestCase {
     }
   }
 
+  /// Under f16-mixed the captured features are binary16 like every activation; the methods'
+  /// losses and their modules' master weights stay Float, and the student still learns.
+  func testFeatureMethodsTrainInMixedPrecision() throws {
+    let yaml = Self.recipe("{method: [fitnets, at, crd], fitnets: {weight: 1}, at: {weight: 10}, crd: {negatives: 32, weight: 0.02}}")
+      + "precision: f16-mixed\n"
+    let recipe = try Recipe.parse(yaml: yaml, file: "m.yaml")
+    var losses: [Double] = []
+    let summary = try Trainer(recipe: recipe, recipeFile: "m.yaml", options: TrainingOptions(runFolder: folder))
+      .run(data: Self.data) { if case .epoch(let r) = $0, r.model == .student { losses.append(r.trainLoss) } }
+    XCTAssertTrue(losses.allSatisfy(\.isFinite), "\(losses)")
+    XCTAssertLessThan(losses.last!, losses.first!)
+    XCTAssertGreaterThan(summary.student.test.accuracy, 0.3)
+    let state = try TrainingState.read(from: folder + "/latest.h5")
+    XCTAssertTrue(state.masterWeights.contains { $0.name == "fitnets_regressor.0.weight" }, "the regressor has a Float master")
+  }
+
   /// The extra modules train with the student and stay out of `student.h5`; checkpoints hold
   /// them and the method state.
   func testExtraModulesAndStateAreCheckpointedNotExported() throws {

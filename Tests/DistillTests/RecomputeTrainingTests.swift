@@ -96,4 +96,24 @@ final class RecomputeTrainingTests: XCTestCase {
 
       """)
   }
+
+  func testFeatureMethodsCapturingSeveralLayersWriteIdenticalWeights() throws {
+    // AT reads the student's two stage outputs (layers 2 and 6 of a CNN with batch norm), FitNets
+    // one of them through its regressor, RKD the penultimate layer: three cuts inside the
+    // recomputed segments of a combined method.
+    try assertSameWeights(
+      """
+      name: tiny-recompute-features
+      seed: 4
+      data: {dataset: digits, shape: [1, 8, 8]}
+      teacher:
+        model: {cnn: {channels: [4, 8], hidden: [16], batch_norm: true}}
+        train: {epochs: 1, batch_size: 32, optimizer: {sgd: {lr: 0.05, momentum: 0.9}}}
+      student:
+        model: {cnn: {channels: [4, 4], hidden: [16], batch_norm: true, dropout: 0.2}}
+        train: {epochs: 2, batch_size: 32, optimizer: {sgd: {lr: 0.05, momentum: 0.9}}}
+      distillation: {method: [at, fitnets, rkd], at: {weight: 10}, fitnets: {weight: 1}}
+
+      """)
+  }
 }
