@@ -25,7 +25,14 @@ extension Tensor {
     let integral = p == p.rounded() && abs(p) < 16_777_216
     let n = integral ? Int(p) : 0
     @inline(__always) func power(_ x: Float, _ exponent: Float, _ integer: Int) -> Float {
-      integral ? Float.pow(x, integer) : Float.pow(x, exponent)
+      // Squares and cubes by multiplication, as PyTorch computes them (and ~10× faster than powf).
+      switch integer {
+      case 0 where integral: return 1
+      case 1 where integral: return x
+      case 2 where integral: return x * x
+      case 3 where integral: return x * x * x
+      default: return integral ? Float.pow(x, integer) : Float.pow(x, exponent)
+      }
     }
     return mapped { power($0, p, n) }.recording([self], half: .never) { g in
       [g.zipped(self) { gi, x in gi * p * power(x, p - 1, n - 1) }]

@@ -35,7 +35,7 @@ struct BenchCommand: ParsableCommand {
   @Flag(help: "Print one JSON object (same layout as torch_bench.py --json) instead of a table.")
   var json = false
 
-  @Option(help: "Workloads to run, comma-separated (default: all of PyTorch's script's; deep_mlp_recompute only when named). \(Workload.allCases.map(\.rawValue).joined(separator: ", ")).")
+  @Option(help: "Workloads to run, comma-separated (default: all of PyTorch's script's and the method steps dkd_step, at_step, crd_step, each timed against its reference; deep_mlp_recompute and kd_cnn_step alone only when named). \(Workload.allCases.map(\.rawValue).joined(separator: ", ")).")
   var only: String?
 
   @Option(help: "A JSON file written by torch_bench.py --json: print our/PyTorch ratios beside our figures.")
@@ -72,7 +72,7 @@ struct BenchCommand: ParsableCommand {
     BLAS.threadCount = threads
     let peerResults = try peer.map(loadPeerResults)
     let selected = only.map { $0.split(separator: ",").compactMap { Workload(rawValue: String($0)) } }
-      ?? Workload.allCases.filter { $0 != .deepMLPRecompute }
+      ?? Workload.allCases.filter { $0 != .deepMLPRecompute && $0 != .kdCNNStep }
     let (steps, defaultRepeats) = quick ? (20, 3) : (50, 5)
     let repeats = self.repeats ?? defaultRepeats
     var results: [(key: String, measurement: Measurement)] = []
@@ -90,6 +90,25 @@ struct BenchCommand: ParsableCommand {
               "  \(name.padding(toLength: 6, withPad: " ", startingAt: 0))"
                 + fields.map { "  \($0.0) \(format($0.1, digits: $0.0.contains("ratio") ? 3 : 1))" }.joined())
           }
+        }
+        continue
+      }
+      if let reference = workload.reference {
+        // A method step and its reference, alternating round by round in each precision.
+        for runPrecision in precisions {
+          let suffix = runPrecision == .f32 ? "" : "/\(runPrecision.rawValue)"
+          let measured = timedSideBySide(
+            [reference.prepare(steps: steps, precision: runPrecision), workload.prepare(steps: steps, precision: runPrecision)],
+            repeats: repeats)
+          results.append((workload.rawValue + suffix, measured[1]))
+          guard !json else { continue }
+          print(tableLine(reference.rawValue + suffix + " (paired)", measured[0], peer: nil))
+          print(tableLine(workload.rawValue + suffix, measured[1], peer: nil))
+          // Time per step relative to the reference: samples/s of the reference over the method's.
+          let ratios = zip(measured[0].rounds, measured[1].rounds).map { $0 / $1 }.sorted()
+          print(
+            "  \(workload.rawValue) / \(reference.rawValue) step time: ×\(format(ratios[ratios.count / 2], digits: 3)) median of rounds"
+              + " (min \(format(ratios.first!, digits: 3)), max \(format(ratios.last!, digits: 3))) (target ≤ \(workload.targetRatio))")
         }
         continue
       }

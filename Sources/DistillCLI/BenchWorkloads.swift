@@ -1,4 +1,5 @@
 import Autodiff
+import Distill
 import Foundation
 import NN
 
@@ -43,6 +44,25 @@ enum Workload: String, CaseIterable {
   case inferMLP800 = "infer_mlp_800"
   /// Ours alone: the deep MLP with and without activation recomputation (`BenchRecompute.swift`).
   case deepMLPRecompute = "deep_mlp_recompute"
+  /// A distillation method's student step, timed in alternating rounds with its `reference`:
+  /// DKD and CRD on kd_step's MLP pair, AT on a CNN pair (`kd_cnn_step` is KD on that pair).
+  case dkdStep = "dkd_step"
+  case kdCNNStep = "kd_cnn_step"
+  case atStep = "at_step"
+  case crdStep = "crd_step"
+
+  /// The workload a method step is compared with, round by round.
+  var reference: Workload? {
+    switch self {
+    case .dkdStep, .crdStep: return .kdStep
+    case .atStep: return .kdCNNStep
+    default: return nil
+    }
+  }
+
+  /// What a method step may cost relative to its reference (issue targets: logit methods
+  /// ≤ 1.1×, feature methods ≤ 1.5×).
+  var targetRatio: Double { self == .dkdStep ? 1.1 : 1.5 }
 
   /// Whether the workload trains (and so has a precision and a graph to measure).
   var trains: Bool { self != .inferMLP1200 && self != .inferMLP800 }
@@ -72,16 +92,19 @@ enum Workload: String, CaseIterable {
       }
       return PreparedRun(
         batch: batch, steps: max(5, steps / 4), step: training.run, memory: training.memory())
-    case .kdStep:
-      let teacher = benchMLP(hidden: [1200, 1200], generator: &generator)
-      teacher.eval()
-      let student = benchMLP(hidden: [800, 800], generator: &generator)
-      let training = TrainingStep(model: student, input: x, precision: precision) { student in
-        let teacherLogits = noGrad { teacher(x) }
-        return distillationLoss(
-          studentLogits: student(x), teacherLogits: teacherLogits, labels: labels, temperature: 4, alpha: 0.9)
-      }
-      return PreparedRun(batch: batch, steps: steps, step: training.run, memory: training.memory())
+    case .kdStep, .dkdStep, .crdStep:
+      // The MLP pair of torch_bench.py's kd_step, built as recipes build them (a flatten first),
+      // the loss as `distill train` computes it (`DistillationLoss`).
+      let method = [.kdStep: "kd", .dkdStep: "dkd", .crdStep: "crd"][self]!
+      return distillationStep(
+        method: method, teacher: .mlp(MLPSpec(hidden: [1200, 1200])), student: .mlp(MLPSpec(hidden: [800, 800])),
+        input: x, labels: labels, steps: steps, precision: precision, generator: &generator)
+    case .kdCNNStep, .atStep:
+      // torch_bench.py's cnn as the teacher, a CNN of half its channels as the student.
+      return distillationStep(
+        method: self == .atStep ? "at" : "kd", teacher: .cnn(CNNSpec(channels: [32, 64], hidden: [128])),
+        student: .cnn(CNNSpec(channels: [16, 32], hidden: [64])), input: x.reshaped([batch, 1, 28, 28]),
+        labels: labels, steps: max(5, steps / 4), precision: precision, generator: &generator)
     case .deepMLPRecompute:
       preconditionFailure("deep_mlp_recompute times its settings itself (DeepMLPRecompute.measure)")
     case .inferMLP1200, .inferMLP800:
@@ -93,6 +116,34 @@ enum Workload: String, CaseIterable {
   }
 }
 
+/// A student step of distillation `method` (defaults as `distill methods` lists them) from a
+/// frozen teacher; the memory banks of CRD hold 55,000 samples, as MNIST's training split after
+/// 5,000 held out, and each step's batch is a fresh draw of sample positions.
+func distillationStep(
+  method: String, teacher: ModelSpec, student: ModelSpec, input: Tensor, labels: [Int], steps: Int,
+  precision: BenchPrecision, generator: inout SeededGenerator
+) -> PreparedRun {
+  let batch = labels.count
+  let shape = Array(input.shape.dropFirst())
+  let builder = ModelBuilder(file: "bench", keyPath: "model")
+  let teacherModel = try! builder.build(teacher, inputShape: shape, classCount: 10, seed: 1)
+  let studentModel = try! builder.build(student, inputShape: shape, classCount: 10, seed: 2)
+  teacherModel.eval()
+  let trainLabels = (0..<55_000).map { $0 % 10 }
+  let loss = try! DistillationLoss(
+    spec: DistillationSpec(method: method), teacher: (teacherModel, teacher), student: (studentModel, student),
+    inputShape: shape, trainLabels: trainLabels)
+  var draws = SeededGenerator(seed: generator.next())
+  let training = TrainingStep(
+    model: studentModel, input: input, precision: precision, extraParameters: loss.extraParameters,
+    afterBackward: loss.afterBackward
+  ) { student in
+    let indices = (0..<batch).map { _ in draws.nextInt(below: trainLabels.count) }
+    return loss(student: student, input: input, labels: indices.map { trainLabels[$0] }, indices: indices, epoch: 1)
+  }
+  return PreparedRun(batch: batch, steps: steps, step: training.run, memory: training.memory())
+}
+
 /// One SGD step (momentum 0.9, lr 0.01) on a model's loss, as the script's `train_step_fn`;
 /// in f16-mixed as `distill train` runs it: binary16 parameters and input, the forward pass
 /// under `withMixedPrecision`, a Float master copy in `MixedPrecisionOptimizer`, and the loss
@@ -102,11 +153,16 @@ final class TrainingStep {
   let optimizer: any Optimizer
   let scaler: LossScaler?
   let loss: (Sequential) -> Tensor
+  let afterBackward: () -> Void
 
-  init(model: Sequential, input: Tensor, precision: BenchPrecision, loss: @escaping (Sequential) -> Tensor) {
+  init(
+    model: Sequential, input: Tensor, precision: BenchPrecision, extraParameters: [(name: String, tensor: Tensor)] = [],
+    afterBackward: @escaping () -> Void = {}, loss: @escaping (Sequential) -> Tensor
+  ) {
     self.model = model
     self.loss = loss
-    let sgd = SGD(parameters: model.parameters, learningRate: 0.01, momentum: 0.9)
+    self.afterBackward = afterBackward
+    let sgd = SGD(parameters: model.parameters + extraParameters, learningRate: 0.01, momentum: 0.9)
     switch precision {
     case .f32:
       optimizer = sgd
@@ -125,9 +181,11 @@ final class TrainingStep {
     let value = forward()
     if let scaler {
       scaler.scaled(value).backward()
+      afterBackward()
       scaler.step(optimizer)
     } else {
       value.backward()
+      afterBackward()
       optimizer.step()
     }
   }

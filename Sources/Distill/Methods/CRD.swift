@@ -1,5 +1,6 @@
 import Autodiff
 import Checkpoints
+import Foundation
 import NN
 
 /// Contrastive representation distillation (Tian, Krishnan & Isola, ICLR 2020) as mdistiller
@@ -88,14 +89,20 @@ final class ContrastiveRD: DistillationMethod {
   /// `B · (K + 1)` bank rows: each sample first, then K samples of other classes.
   func contrastIndices(_ indices: [Int]) -> [Int] {
     if let fixedContrast { return fixedContrast }
-    var drawn: [Int] = []
-    drawn.reserveCapacity(indices.count * (negatives + 1))
-    for i in indices {
-      drawn.append(i)
-      let pool = otherClasses[labels[i]]
-      for _ in 0..<negatives { drawn.append(pool[Int(generator.next() % UInt64(pool.count))]) }
+    let width = negatives + 1
+    var generator = self.generator
+    defer { self.generator = generator }
+    return [Int](unsafeUninitializedCapacity: indices.count * width) { drawn, initialized in
+      for (row, i) in indices.enumerated() {
+        drawn[row * width] = i
+        otherClasses[labels[i]].withUnsafeBufferPointer { pool in
+          let count = UInt64(pool.count)
+          // Lemire's multiply-shift: the high word of r·count is uniform in 0..<count up to 2⁻⁶⁴·count.
+          for k in 1..<width { drawn[row * width + k] = pool[Int(generator.next().multipliedFullWidth(by: count).high)] }
+        }
+      }
+      initialized = indices.count * width
     }
-    return drawn
   }
 
   /// `embed(x)` L2-normalised (mdistiller's `Embed`: no ε).
@@ -104,17 +111,15 @@ final class ContrastiveRD: DistillationMethod {
     return y / (y * y).sum(alongAxis: 1, keepingDimensions: true).sqrt()
   }
 
+  /// mdistiller's `ContrastLoss`: the sum over the batch of log(x₀ / (x₀ + K/N + ε)) at the
+  /// positives and log((K/N) / (xₖ + K/N + ε)) at the negatives, negated and divided by B;
+  /// computed as Σ log x₀ + B·K·log(K/N) − Σ log(x + K/N + ε), one logarithm per entry.
   func nce(_ x: Tensor, samples: Int) -> Tensor {
-    let k = Float(negatives)
-    let noise = k / Float(samples)
+    let noise = Float(negatives) / Float(samples)
     let b = x.shape[0]
-    var positive = [Float](repeating: 0, count: x.count)
-    for i in 0..<b { positive[i * (negatives + 1)] = 1 }
-    let isPositive = Tensor(shape: x.shape, storage: positive)
-    // log(x / (x + m·Pn + ε)) at the positives, log(m·Pn / (x + m·Pn + ε)) at the negatives.
-    let denominator = (x + (noise + 1e-7)).log()
-    let numerator = (x * isPositive + (1 - isPositive) * noise).log()
-    return (numerator - denominator).sum() * (-1 / Float(b))
+    let positives = x.gatheredColumns((0..<b).map { _ in 0 }, count: 1)
+    let constant = Float(b * negatives) * Foundation.log(noise)
+    return (positives.log().sum() - (x + (noise + 1e-7)).log().sum() + constant) * (-1 / Float(b))
   }
 
   func loss(_ batch: MethodBatch) -> Tensor {
@@ -122,12 +127,12 @@ final class ContrastiveRD: DistillationMethod {
     let n = memoryStudent.shape[0]
     let vs = Self.embedded(batch.studentFeatures[studentLayers[0]]!, embedStudent)
     let vt = Self.embedded(batch.teacherFeatures[teacherLayers[0]]!, embedTeacher)
-    // All N scores by one product, then the drawn ones: cheaper than gathering B·(K+1) rows
-    // when K is a sizeable fraction of N.
-    var outStudent = (Tensor.matmul(vs, memoryTeacher, transposeB: true) / temperature).exp()
-      .gatheredColumns(contrast, count: negatives + 1)
-    var outTeacher = (Tensor.matmul(vt, memoryStudent, transposeB: true) / temperature).exp()
-      .gatheredColumns(contrast, count: negatives + 1)
+    // All N products by one sgemm, then the drawn ones, then exp: cheaper than gathering
+    // B·(K+1) bank rows when K is a sizeable fraction of N.
+    var outStudent = (Tensor.matmul(vs, memoryTeacher, transposeB: true).gatheredColumns(contrast, count: negatives + 1)
+      / temperature).exp()
+    var outTeacher = (Tensor.matmul(vt, memoryStudent, transposeB: true).gatheredColumns(contrast, count: negatives + 1)
+      / temperature).exp()
     if zStudent < 0 { zStudent = outStudent.storage.reduce(0, +) / Float(outStudent.count) * Float(n) }
     if zTeacher < 0 { zTeacher = outTeacher.storage.reduce(0, +) / Float(outTeacher.count) * Float(n) }
     outStudent = outStudent / zStudent

@@ -1,0 +1,48 @@
+import Autodiff
+import NN
+
+/// A recipe's distillation methods as a loss, for programs that train without `Trainer`
+/// (`distill bench`, a library user's own loop):
+///
+///     let loss = try DistillationLoss(
+///       spec: recipe.distillation, teacher: (teacherModel, teacherSpec), student: (studentModel, studentSpec),
+///       inputShape: [1, 28, 28], trainLabels: labels)
+///     let value = loss(student: studentModel, input: x, labels: y, indices: batchIndices, epoch: 1)
+///     value.backward(); loss.afterBackward()
+///
+/// The optimizer must also update `extraParameters` (the methods' modules).
+public final class DistillationLoss {
+  let run: DistillationRun
+
+  /// Builds the methods of `spec` for the two networks (`ModelSpec`s as built by
+  /// `ModelBuilder`, whose layer positions the methods' keys name) on samples of `inputShape`;
+  /// `trainLabels` are the training split's labels by sample index (CRD draws its negatives from
+  /// them). Throws `TrainingError.methodMismatch` for settings the networks cannot satisfy.
+  public init(
+    spec: DistillationSpec, teacher: (model: Sequential, spec: ModelSpec), student: (model: Sequential, spec: ModelSpec),
+    inputShape: [Int], trainLabels: [Int], labelSmoothing: Double = 0, seed: UInt64 = 0, file: String = "<recipe>"
+  ) throws {
+    let classCount = (trainLabels.max() ?? 0) + 1
+    let builder = ModelBuilder(file: file, keyPath: "model")
+    let context = MethodContext(
+      file: file, keyPath: "distillation", spec: spec, teacher: teacher.model,
+      teacherLayers: teacher.spec.expandedLayers(classCount: classCount),
+      teacherShapes: try builder.outputShapes(of: teacher.spec, inputShape: inputShape, classCount: classCount),
+      teacherFile: nil, student: student.model, studentLayers: student.spec.expandedLayers(classCount: classCount),
+      studentShapes: try builder.outputShapes(of: student.spec, inputShape: inputShape, classCount: classCount),
+      classCount: classCount, trainCount: trainLabels.count, trainLabels: trainLabels, seed: seed)
+    run = try DistillationRun(spec: spec, context: context, labelSmoothing: labelSmoothing)
+  }
+
+  /// The methods' trainable modules, named `module.parameter`.
+  public var extraParameters: [(name: String, tensor: Tensor)] { run.extraParameters }
+
+  /// The loss of one micro-batch: `indices` are the samples' positions in the training split,
+  /// `epoch` is 1-based (DKD's warm-up).
+  public func callAsFunction(student: Sequential, input: Tensor, labels: [Int], indices: [Int], epoch: Int) -> Tensor {
+    run.loss(student, MicroBatch(input: input, labels: labels, indices: indices, epoch: epoch))
+  }
+
+  /// Call after each micro-batch's `backward()` (CRD updates its memory banks here).
+  public func afterBackward() { run.afterBackward() }
+}
