@@ -5,8 +5,10 @@
 /// named in `method` (one name, or a list to combine them as torchdistill's weighted sum does),
 /// each term weighted by its method's own weight key. A method's keys live in a section named
 /// after it (`dkd: {beta: 8}`), except `kd`'s (`temperature`, `alpha`) and `hint`'s (`hint:`),
-/// which keep the places the first schema gave them. The methods are in `DistillationMethods`.
-public struct DistillationSpec: Encodable, Decodable, Equatable, Sendable {
+/// which keep the places the first schema gave them. This type holds the sections as given;
+/// the methods, their keys and defaults are the training module's (`DistillationMethods`), and
+/// `Recipe.problems(file:methods:)` checks the sections against them.
+public struct DistillationSpec: Codable, Equatable, Sendable {
   /// The methods, in the order given; empty for `none`. Required when the section is present.
   public var methods: [String]
   /// `kd`'s softmax temperature T > 0. Default 4.
@@ -24,6 +26,10 @@ public struct DistillationSpec: Encodable, Decodable, Equatable, Sendable {
   public var logitStandardization: Bool
   /// The sections of the methods whose keys live in `distillation.<name>`.
   public var settings: [String: MethodSettings]
+  /// Keys of the section that are neither its own nor a mapping, with what was found: a typo
+  /// of an own key (`ce_wieght: 0.5`) or a method section written as a scalar. Validation
+  /// reports them (it knows the method names to suggest); a valid recipe has none.
+  var strayKeys: [String: String] = [:]
 
   /// Distillation settings; the default is no distillation.
   public init(
@@ -53,16 +59,6 @@ public struct DistillationSpec: Encodable, Decodable, Equatable, Sendable {
   /// The settings of `method` (empty when its section was left out).
   public func settings(of method: String) -> MethodSettings { settings[method] ?? MethodSettings() }
 
-  /// The cross-entropy weight in force: `ceWeight`, or the smallest of the methods' defaults
-  /// (1 for `none`).
-  public var effectiveCEWeight: Double {
-    if let ceWeight { return ceWeight }
-    let defaults = methods.map { name in
-      name == KnowledgeDistillation.info.name ? 1 - alpha : DistillationMethods.named(name)?.info.ceWeight ?? 1
-    }
-    return defaults.min() ?? 1
-  }
-
   /// Keys of the first schema, written in the canonical form whatever their value.
   enum LegacyKey: String, CaseIterable { case method, temperature, alpha, hint }
   /// Keys added since, written only when they differ from their default.
@@ -71,23 +67,13 @@ public struct DistillationSpec: Encodable, Decodable, Equatable, Sendable {
     case logitStandardization = "logit_standardization"
   }
 
-  /// The method names whose keys have a section of their own.
-  static var sectionMethods: [MethodInfo] { DistillationMethods.infos.filter { !$0.topLevelKeys } }
-
-  /// Every key `distillation:` accepts.
-  static var allowedKeys: [String] {
-    LegacyKey.allCases.map(\.rawValue) + AddedKey.allCases.map(\.rawValue) + sectionMethods.map(\.name)
-  }
+  /// The keys of the section itself; every other key is a method's section, checked against
+  /// the methods' declared keys by `Recipe.problems(file:methods:)`.
+  static var ownKeys: [String] { LegacyKey.allCases.map(\.rawValue) + AddedKey.allCases.map(\.rawValue) }
 
   public init(from decoder: any Decoder) throws {
     let c = try decoder.container(keyedBy: AnyKey.self)
-    let allowed = Self.allowedKeys
-    for key in c.allKeys where !allowed.contains(key.stringValue) {
-      throw RecipeError.unknownKey(
-        file: decoder.recipeFile, keyPath: RecipeKeyPath.join(decoder.keyPath, key.stringValue), key: key.stringValue,
-        suggestion: KeySuggestion.closest(to: key.stringValue, among: allowed), allowed: allowed)
-    }
-    methods = try Self.decodeMethods(c, decoder: decoder)
+    methods = try Self.decodeMethods(c)
     temperature = try c.decodeIfPresent(Double.self, forKey: AnyKey("temperature")) ?? 4
     alpha = try c.decodeIfPresent(Double.self, forKey: AnyKey("alpha")) ?? 0.9
     hint = try c.decodeIfPresent(HintSpec.self, forKey: AnyKey("hint"))
@@ -95,61 +81,28 @@ public struct DistillationSpec: Encodable, Decodable, Equatable, Sendable {
     logitStandardization =
       try c.decodeIfPresent(Bool.self, forKey: AnyKey(AddedKey.logitStandardization.rawValue)) ?? false
     settings = [:]
-    for info in Self.sectionMethods where c.contains(AnyKey(info.name)) {
-      settings[info.name] = try Self.decodeSettings(
-        c.nestedContainer(keyedBy: AnyKey.self, forKey: AnyKey(info.name)), info: info,
-        file: decoder.recipeFile, keyPath: RecipeKeyPath.join(decoder.keyPath, info.name))
+    for key in c.allKeys where !Self.ownKeys.contains(key.stringValue) {
+      guard let section = try? c.nestedContainer(keyedBy: AnyKey.self, forKey: key) else {
+        let found = (try? c.decode(MethodValue.self, forKey: key)).map { "'\($0)'" } ?? "a list"
+        strayKeys[key.stringValue] = found
+        continue
+      }
+      var given: [String: MethodValue] = [:]
+      for name in section.allKeys { given[name.stringValue] = try section.decode(MethodValue.self, forKey: name) }
+      settings[key.stringValue] = MethodSettings(given)
     }
   }
 
-  /// `method: kd` or `method: [kd, at]`, each name checked against the registry.
-  private static func decodeMethods(_ c: KeyedDecodingContainer<AnyKey>, decoder: any Decoder) throws -> [String] {
+  /// `method: kd` or `method: [kd, at]`; the names are checked against the registered methods
+  /// by `Recipe.problems(file:methods:)`.
+  private static func decodeMethods(_ c: KeyedDecodingContainer<AnyKey>) throws -> [String] {
     let key = AnyKey("method")
-    let names: [String]
-    if let single = try? c.decode(String.self, forKey: key) {
-      names = [single]
-    } else if c.contains(key), (try? c.decodeNil(forKey: key)) == false,
-      let list = try? c.decode([String].self, forKey: key)
-    {
-      names = list
-    } else {
-      _ = try c.decode(String.self, forKey: key)  // throws missingKey or wrongType
-      names = []
+    if let single = try? c.decode(String.self, forKey: key) { return single == "none" ? [] : [single] }
+    if c.contains(key), (try? c.decodeNil(forKey: key)) == false, let list = try? c.decode([String].self, forKey: key) {
+      return list
     }
-    let allowed = DistillationMethods.names
-    for (i, name) in names.enumerated() where !allowed.contains(name) {
-      let path = RecipeKeyPath.join(decoder.keyPath, "method") + (names.count > 1 ? "[\(i)]" : "")
-      throw RecipeError.invalidChoice(
-        file: decoder.recipeFile, keyPath: path, value: name, allowed: allowed,
-        suggestion: KeySuggestion.closest(to: name, among: allowed))
-    }
-    return names == ["none"] ? [] : names
-  }
-
-  private static func decodeSettings(
-    _ c: KeyedDecodingContainer<AnyKey>, info: MethodInfo, file: String, keyPath: String
-  ) throws -> MethodSettings {
-    var given: [String: MethodValue] = [:]
-    let allowed = info.keys.map(\.name)
-    for key in c.allKeys {
-      guard let declared = info.keys.first(where: { $0.name == key.stringValue }) else {
-        throw RecipeError.unknownKey(
-          file: file, keyPath: RecipeKeyPath.join(keyPath, key.stringValue), key: key.stringValue,
-          suggestion: KeySuggestion.closest(to: key.stringValue, among: allowed), allowed: allowed)
-      }
-      switch declared.kind {
-      case .number: given[key.stringValue] = .number(try c.decode(Double.self, forKey: key))
-      case .integer: given[key.stringValue] = .integer(try c.decode(Int.self, forKey: key))
-      case .flag: given[key.stringValue] = .flag(try c.decode(Bool.self, forKey: key))
-      case .layers:
-        if let one = try? c.decode(Int.self, forKey: key) {
-          given[key.stringValue] = .layers([one])
-        } else {
-          given[key.stringValue] = .layers(try c.decode([Int].self, forKey: key))
-        }
-      }
-    }
-    return MethodSettings(given)
+    _ = try c.decode(String.self, forKey: key)  // throws missingKey or wrongType
+    return []
   }
 
   public func encode(to encoder: any Encoder) throws {
@@ -164,27 +117,11 @@ public struct DistillationSpec: Encodable, Decodable, Equatable, Sendable {
     try c.encodeIfPresent(hint, forKey: AnyKey("hint"))
     try c.encodeIfPresent(ceWeight, forKey: AnyKey(AddedKey.ceWeight.rawValue))
     if logitStandardization { try c.encode(true, forKey: AnyKey(AddedKey.logitStandardization.rawValue)) }
-    for info in Self.sectionMethods {
-      guard let section = settings[info.name]?.nonDefault(in: info.keys), !section.isEmpty else { continue }
-      var s = c.nestedContainer(keyedBy: AnyKey.self, forKey: AnyKey(info.name))
-      for (key, value) in section.sorted(by: { $0.key < $1.key }) {
-        switch value {
-        case .number(let v): try s.encode(v, forKey: AnyKey(key))
-        case .integer(let v): try s.encode(v, forKey: AnyKey(key))
-        case .flag(let v): try s.encode(v, forKey: AnyKey(key))
-        case .layers(let v): try s.encode(v, forKey: AnyKey(key))
-        }
-      }
-    }
-  }
-
-  /// Equal when they mean the same: a method key given at its default equals it left out.
-  public static func == (a: DistillationSpec, b: DistillationSpec) -> Bool {
-    guard a.methods == b.methods, a.temperature == b.temperature, a.alpha == b.alpha, a.hint == b.hint,
-      a.ceWeight == b.ceWeight, a.logitStandardization == b.logitStandardization
-    else { return false }
-    return sectionMethods.allSatisfy { info in
-      a.settings(of: info.name).nonDefault(in: info.keys) == b.settings(of: info.name).nonDefault(in: info.keys)
+    // A section's keys as given: a key added to a method later, with a default, changes no
+    // existing recipe's canonical form.
+    for (name, section) in settings where !section.given.isEmpty {
+      var s = c.nestedContainer(keyedBy: AnyKey.self, forKey: AnyKey(name))
+      for (key, value) in section.given { try s.encode(value, forKey: AnyKey(key)) }
     }
   }
 }

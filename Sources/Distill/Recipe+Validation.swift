@@ -1,8 +1,8 @@
 extension Recipe {
-  /// Throws the first of `problems(file:)`, if any. `Recipe.load` and `Recipe.parse` call it;
-  /// call it yourself on a recipe built or edited in code.
-  public func validate(file: String = "<recipe>") throws {
-    if let first = problems(file: file).first { throw first }
+  /// Throws the first of `problems(file:methods:)`, if any. `Recipe.load` and `Recipe.parse`
+  /// call it; call it yourself on a recipe built or edited in code.
+  public func validate(file: String = "<recipe>", methods: [MethodInfo]) throws {
+    if let first = problems(file: file, methods: methods).first { throw first }
   }
 
   /// Every range and consistency problem, in document order (`name`, `data`, `teacher`,
@@ -15,16 +15,18 @@ extension Recipe {
   /// - rates: `lr`, `temperature`, `eps`, `gamma` > 0; `alpha`, `dampening` in [0, 1];
   ///   `dropout`, `momentum`, `betas`, `label_smoothing`, a validation fraction in [0, 1);
   /// - the teacher has `model` (with `train`) or `from` (without `train`);
-  /// - `kd` and `hint` need a teacher; `hint` needs `distillation.hint`, and only it takes one;
+  /// - every distillation method needs a teacher; `hint` needs `distillation.hint`, and only it
+  ///   takes one; the methods named and their sections' keys are among `methods`' (with the
+  ///   closest suggested), of the declared kinds and in range;
   /// - an explicit `layers` list ends with a `linear` layer producing one output per class.
-  public func problems(file: String = "<recipe>") -> [RecipeError] {
+  public func problems(file: String = "<recipe>", methods: [MethodInfo]) -> [RecipeError] {
     var checks = RecipeChecks(file: file)
     checks.name(name)
     checks.data(data)
     let classCount = data.classCount
     if let teacher { checks.teacher(teacher, classCount: classCount) }
     checks.student(student, classCount: classCount)
-    checks.distillation(distillation, teacher: teacher, student: student)
+    checks.distillation(distillation, teacher: teacher, student: student, methods: methods)
     checks.checkpoint(checkpoint)
     checks.energy(energy)
     return checks.problems

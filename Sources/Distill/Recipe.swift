@@ -80,11 +80,12 @@ public struct Recipe: Codable, Equatable, Sendable {
 // MARK: - Loading
 
 extension Recipe {
-  /// Reads, decodes and validates the recipe at `path`.
+  /// Reads, decodes and validates the recipe at `path`, its distillation sections against
+  /// `methods` (the training module's `Recipe.load(path:)` passes the registered ones).
   ///
   /// Throws `RecipeError`: `cannotRead` (missing or unreadable file), `syntax` (invalid YAML,
   /// with line and column), or the first schema or validation problem, with its key path.
-  public static func load(path: String) throws -> Recipe {
+  public static func load(path: String, methods: [MethodInfo]) throws -> Recipe {
     let text: String
     do {
       let attributes = try? FileManager.default.attributesOfItem(atPath: path)
@@ -105,11 +106,12 @@ extension Recipe {
         FileManager.default.fileExists(atPath: path) ? "not readable as UTF-8 text" : "no such file"
       throw RecipeError.cannotRead(file: path, reason: reason)
     }
-    return try parse(yaml: text, file: path)
+    return try parse(yaml: text, file: path, methods: methods)
   }
 
-  /// Decodes and validates a recipe from YAML text; `file` is the name errors give it.
-  public static func parse(yaml: String, file: String = "<recipe>") throws -> Recipe {
+  /// Decodes and validates a recipe from YAML text; `file` is the name errors give it, and
+  /// `methods` the distillation methods its sections are checked against.
+  public static func parse(yaml: String, file: String = "<recipe>", methods: [MethodInfo]) throws -> Recipe {
     try RecipeLimits.check(yaml, file: file)
     let root: Node?
     do {
@@ -123,7 +125,7 @@ extension Recipe {
     }
     try RecipeLimits.checkSize(of: root, file: file)
     let recipe = try Recipe(from: RecipeNodeDecoder(node: root, codingPath: [], file: file))
-    try recipe.validate(file: file)
+    try recipe.validate(file: file, methods: methods)
     return recipe
   }
 

@@ -161,8 +161,17 @@ struct RecipeChecks {
     }
   }
 
-  mutating func distillation(_ distillation: DistillationSpec, teacher: TeacherSpec?, student: StudentSpec) {
+  mutating func distillation(
+    _ distillation: DistillationSpec, teacher: TeacherSpec?, student: StudentSpec, methods infos: [MethodInfo]
+  ) {
     let methods = distillation.methods
+    let names = ["none"] + infos.map(\.name)
+    for (i, name) in methods.enumerated() where !names.contains(name) {
+      problems.append(
+        .invalidChoice(
+          file: file, keyPath: "distillation.method" + (methods.count > 1 ? "[\(i)]" : ""), value: name,
+          allowed: names, suggestion: KeySuggestion.closest(to: name, among: names)))
+    }
     if let method = methods.first, teacher == nil {
       conflict(
         "distillation.method",
@@ -203,15 +212,45 @@ struct RecipeChecks {
     case (false, nil):
       break
     }
-    for info in DistillationSpec.sectionMethods {
-      guard let settings = distillation.settings[info.name] else { continue }
-      let at = "distillation.\(info.name)"
-      if !methods.contains(info.name) {
-        conflict(at, "'\(info.name)' settings are used only when distillation.method names \(info.name)")
+    let sections = infos.filter { !$0.topLevelKeys }
+    let allowed = DistillationSpec.ownKeys + sections.map(\.name)
+    for (name, found) in distillation.strayKeys.sorted(by: { $0.key < $1.key }) {
+      if sections.contains(where: { $0.name == name }) {
+        problems.append(.wrongType(file: file, keyPath: "distillation.\(name)", expected: "a mapping", found: found))
+      } else {
+        problems.append(
+          .unknownKey(
+            file: file, keyPath: "distillation.\(name)", key: name,
+            suggestion: KeySuggestion.closest(to: name, among: allowed), allowed: allowed))
       }
-      for key in info.keys {
-        guard let value = settings.given[key.name], !key.isValid(value), let requirement = key.requirement else { continue }
-        fail(at + "." + key.name, value.description, requirement)
+    }
+    for (name, settings) in distillation.settings.sorted(by: { $0.key < $1.key }) {
+      let at = "distillation.\(name)"
+      guard let info = sections.first(where: { $0.name == name }) else {
+        problems.append(
+          .unknownKey(
+            file: file, keyPath: at, key: name, suggestion: KeySuggestion.closest(to: name, among: allowed),
+            allowed: allowed))
+        continue
+      }
+      if !methods.contains(name) {
+        conflict(at, "'\(name)' settings are used only when distillation.method names \(name)")
+      }
+      let keys = info.keys.map(\.name)
+      for (given, value) in settings.given.sorted(by: { $0.key < $1.key }) {
+        guard let key = info.keys.first(where: { $0.name == given }) else {
+          problems.append(
+            .unknownKey(
+              file: file, keyPath: at + "." + given, key: given, suggestion: KeySuggestion.closest(to: given, among: keys),
+              allowed: keys))
+          continue
+        }
+        guard let converted = value.converted(to: key.kind) else {
+          problems.append(
+            .wrongType(file: file, keyPath: at + "." + given, expected: key.kind.expected, found: "'\(value)'"))
+          continue
+        }
+        if !key.isValid(converted), let requirement = key.requirement { fail(at + "." + given, value.description, requirement) }
       }
     }
   }

@@ -7,44 +7,6 @@ import NN
 // extra modules and state, and its loss) and a line in `DistillationMethods.all`. The checklist
 // for adding one is in docs/DESIGN.md ("Adding a distillation method").
 
-/// What `distill methods`, the docs and the recipe decoder know of a method.
-public struct MethodInfo: Sendable {
-  /// The recipe name (`dkd`), also the key of its section (`distillation.dkd`).
-  public let name: String
-  public let title: String
-  /// Authors, venue and year.
-  public let paper: String
-  /// The reference code the formulas and defaults were read from.
-  public let reference: String
-  /// What it reads: logits, labels, which features, extra modules, extra state.
-  public let needs: String
-  /// Its recipe keys, with defaults as the reference code sets them.
-  public let keys: [MethodKey]
-  /// The weight of the cross-entropy on labels the reference uses with this method alone (the
-  /// default of `distillation.ce_weight`); `kd`'s is 1 − `alpha`.
-  public let ceWeight: Double
-  /// Whether it needs a teacher (every method but `none`).
-  public let needsTeacher: Bool
-  /// Its keys live at the top of `distillation:` (`kd`'s `temperature` and `alpha`, from the
-  /// first schema) rather than in a section of their own.
-  public let topLevelKeys: Bool
-
-  public init(
-    name: String, title: String, paper: String, reference: String, needs: String, keys: [MethodKey],
-    ceWeight: Double = 1, needsTeacher: Bool = true, topLevelKeys: Bool = false
-  ) {
-    self.name = name
-    self.title = title
-    self.paper = paper
-    self.reference = reference
-    self.needs = needs
-    self.keys = keys
-    self.ceWeight = ceWeight
-    self.needsTeacher = needsTeacher
-    self.topLevelKeys = topLevelKeys
-  }
-}
-
 /// Everything a method may look at when a run builds it, before anything trains.
 struct MethodContext {
   /// The recipe file and the key path of the method's settings, for errors.

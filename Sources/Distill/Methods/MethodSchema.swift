@@ -2,13 +2,94 @@
 // help. `DistillationSpec` decodes a method's section (`distillation.dkd: {beta: 8}`) against
 // this, and `distill methods` prints it.
 
-/// A value of a method's recipe key.
-public enum MethodValue: Equatable, Sendable, CustomStringConvertible {
+/// What `distill methods`, the docs and the recipe decoder know of a method.
+public struct MethodInfo: Sendable {
+  /// The recipe name (`dkd`), also the key of its section (`distillation.dkd`).
+  public let name: String
+  public let title: String
+  /// Authors, venue and year.
+  public let paper: String
+  /// The reference code the formulas and defaults were read from.
+  public let reference: String
+  /// What it reads: logits, labels, which features, extra modules, extra state.
+  public let needs: String
+  /// Its recipe keys, with defaults as the reference code sets them.
+  public let keys: [MethodKey]
+  /// The weight of the cross-entropy on labels the reference uses with this method alone (the
+  /// default of `distillation.ce_weight`); `kd`'s is 1 − `alpha`.
+  public let ceWeight: Double
+  /// Whether it needs a teacher (every method but `none`).
+  public let needsTeacher: Bool
+  /// Its keys live at the top of `distillation:` (`kd`'s `temperature` and `alpha`, from the
+  /// first schema) rather than in a section of their own.
+  public let topLevelKeys: Bool
+
+  public init(
+    name: String, title: String, paper: String, reference: String, needs: String, keys: [MethodKey],
+    ceWeight: Double = 1, needsTeacher: Bool = true, topLevelKeys: Bool = false
+  ) {
+    self.name = name
+    self.title = title
+    self.paper = paper
+    self.reference = reference
+    self.needs = needs
+    self.keys = keys
+    self.ceWeight = ceWeight
+    self.needsTeacher = needsTeacher
+    self.topLevelKeys = topLevelKeys
+  }
+}
+
+/// A value of a method's recipe key, as the recipe wrote it: a whole number is an `integer`
+/// (read as a number where the key is one), a list of whole numbers `layers`.
+public enum MethodValue: Codable, Equatable, Sendable, CustomStringConvertible {
   case number(Double)
   case integer(Int)
   case flag(Bool)
   /// Layer positions in a model's expanded layer list; empty means "chosen by the method".
   case layers([Int])
+  /// Words where a key wants one of the above: kept so that validation, which knows the key's
+  /// kind, can say what was expected.
+  case text(String)
+
+  public init(from decoder: any Decoder) throws {
+    let c = try decoder.singleValueContainer()
+    if let value = try? c.decode(Bool.self) {
+      self = .flag(value)
+    } else if let value = try? c.decode(Int.self) {
+      self = .integer(value)
+    } else if let value = try? c.decode(Double.self) {
+      self = .number(value)
+    } else if let value = try? c.decode([Int].self) {
+      self = .layers(value)
+    } else if let value = try? c.decode(String.self) {
+      self = .text(value)
+    } else {
+      throw decoder.typeMismatch(expected: "a number, true or false, or a list of layer positions")
+    }
+  }
+
+  public func encode(to encoder: any Encoder) throws {
+    var c = encoder.singleValueContainer()
+    switch self {
+    case .number(let value): try c.encode(value)
+    case .integer(let value): try c.encode(value)
+    case .flag(let value): try c.encode(value)
+    case .layers(let value): try c.encode(value)
+    case .text(let value): try c.encode(value)
+    }
+  }
+
+  /// The value read as a key of `kind` wants it, or nil when it is not one: an integer as a
+  /// number, or as one layer position.
+  func converted(to kind: MethodKey.Kind) -> MethodValue? {
+    switch (kind, self) {
+    case (.number, .number), (.integer, .integer), (.flag, .flag), (.layers, .layers): return self
+    case (.number, .integer(let value)): return .number(Double(value))
+    case (.layers, .integer(let value)): return .layers([value])
+    default: return nil
+    }
+  }
 
   public var description: String {
     switch self {
@@ -16,6 +97,7 @@ public enum MethodValue: Equatable, Sendable, CustomStringConvertible {
     case .integer(let value): return "\(value)"
     case .flag(let value): return "\(value)"
     case .layers(let value): return value.isEmpty ? "auto" : "\(value)"
+    case .text(let value): return value
     }
   }
 }
@@ -117,27 +199,21 @@ public enum NumberRange: Sendable {
   }
 }
 
-/// The keys a recipe gave in one method's section. Keys left out take the method's defaults
-/// (`value(_:in:)`); only the given keys that differ from their default count in the recipe's
-/// canonical form, so a key added to a method later, with its default, changes no existing
-/// recipe's hash.
+/// The keys a recipe gave in one method's section, as given; keys left out take the method's
+/// defaults (`value(_:in:)`). The canonical form holds the given keys only, so a key added to a
+/// method later, with its default, changes no existing recipe's hash.
 public struct MethodSettings: Equatable, Sendable {
   /// The keys as given.
   public var given: [String: MethodValue]
 
   public init(_ given: [String: MethodValue] = [:]) { self.given = given }
 
-  /// The value of `key`: as given, or its default.
+  /// The value of `key` as its declaration's kind: as given, or its default.
   public func value(_ key: String, in schema: [MethodKey]) -> MethodValue {
-    if let value = given[key] { return value }
     guard let declared = schema.first(where: { $0.name == key }) else {
       preconditionFailure("method key '\(key)' is not declared")
     }
-    return declared.defaultValue
-  }
-
-  /// The given keys whose values differ from their defaults.
-  func nonDefault(in schema: [MethodKey]) -> [String: MethodValue] {
-    given.filter { key, value in schema.first { $0.name == key }?.defaultValue != value }
+    // Validation has checked that a given value converts.
+    return given[key].flatMap { $0.converted(to: declared.kind) } ?? declared.defaultValue
   }
 }
