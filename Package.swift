@@ -12,7 +12,9 @@ let package = Package(
     .library(name: "Datasets", targets: ["Datasets"]),
     .library(name: "Checkpoints", targets: ["Checkpoints"]),
     .library(name: "Energy", targets: ["Energy"]),
+    .library(name: "DistillRecipes", targets: ["DistillRecipes"]),
     .library(name: "Distill", targets: ["Distill"]),
+    .library(name: "DistillReports", targets: ["DistillReports"]),
   ],
   dependencies: [
     .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -37,17 +39,21 @@ let package = Package(
     .target(
       name: "Checkpoints", dependencies: ["CHDF5", "Autodiff", "NN"], exclude: ["README.md"]),
     .target(name: "Energy", exclude: ["README.md"]),
+    // The recipe schema and its checks: plain values, no training code.
+    .target(
+      name: "DistillRecipes", dependencies: [.product(name: "Yams", package: "Yams")], exclude: ["README.md"]),
+    // Training: the model builder, the trainer, the distillation methods, checkpoints of training
+    // state, run folders.
     .target(
       name: "Distill",
-      dependencies: [
-        "Autodiff", "NN", "Datasets", "Checkpoints", "Energy", "CKernels",
-        .product(name: "Yams", package: "Yams"),
-      ],
+      dependencies: ["DistillRecipes", "Autodiff", "NN", "Datasets", "Checkpoints", "Energy", "CKernels"],
       exclude: ["README.md"]),
+    // What reads finished run folders: `distill compare`'s table and plot.
+    .target(name: "DistillReports", dependencies: ["Distill", "DistillRecipes", "Checkpoints"], exclude: ["README.md"]),
     .executableTarget(
       name: "DistillCLI",
       dependencies: [
-        "Autodiff", "NN", "Datasets", "Checkpoints", "Distill", "Energy",
+        "Autodiff", "NN", "Datasets", "Checkpoints", "DistillRecipes", "Distill", "DistillReports", "Energy",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ],
       exclude: ["README.md"]),
@@ -57,11 +63,11 @@ let package = Package(
     .testTarget(name: "DatasetsTests", dependencies: ["Datasets"]),
     .testTarget(name: "CheckpointsTests", dependencies: ["Checkpoints", "_TestSupport"]),
     .testTarget(name: "EnergyTests", dependencies: ["Energy"]),
-    .testTarget(name: "DistillTests", dependencies: ["Distill", "_TestSupport"]),
+    .testTarget(name: "DistillTests", dependencies: ["DistillRecipes", "Distill", "DistillReports", "_TestSupport"]),
     // Runs the built `distill` executable (the dependency makes sure it is built) as a separate
     // process: signals, SIGKILL during checkpoint writes, exit statuses.
     .testTarget(
       name: "DistillCLITests",
-      dependencies: ["DistillCLI", "Distill", "Checkpoints", "Datasets", "Autodiff", "_TestSupport"]),
+      dependencies: ["DistillCLI", "DistillRecipes", "Distill", "Checkpoints", "Datasets", "Autodiff", "_TestSupport"]),
   ]
 )

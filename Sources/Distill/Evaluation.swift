@@ -1,6 +1,7 @@
 import Autodiff
 import Datasets
 import NN
+import DistillRecipes
 
 /// Accuracy and mean cross-entropy of a model over a data set.
 public struct Evaluation: Equatable, Sendable {

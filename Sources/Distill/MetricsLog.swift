@@ -1,4 +1,5 @@
 import Foundation
+import DistillRecipes
 
 /// One epoch of one model, as a line of `metrics.jsonl`. The fields are docs/DESIGN.md's
 /// ("metrics.jsonl") plus `val_loss`, `learning_rate`, `seed` and `val_split`:

@@ -1,6 +1,7 @@
 import Foundation
 import Autodiff
 import NN
+import DistillRecipes
 
 /// Builds a `Sequential` network from a recipe's layer list (`ModelSpec.expandedLayers`),
 /// inferring every input size (features, channels, image side) from the shape of one sample.
@@ -99,7 +100,7 @@ public struct ModelBuilder {
   // MARK: Memory
 
   /// The largest size (features, channels, kernel, padding, stride, pool window) a layer may have.
-  static let maxSize = Int(Int32.max)
+  static let maxSize = ModelSpec.maxLayerSize
 
   /// The bytes training needs: parameters × 16 (the Float weights, their gradients and up to two
   /// optimizer moments) plus, per sample of a batch, every layer's output × 8 (the activation

@@ -2,6 +2,7 @@ import Autodiff
 import Checkpoints
 import Datasets
 import NN
+import DistillRecipes
 
 // What of a `ModelTraining` a checkpoint holds besides the model's weights: the optimizer's
 // state, the tensors trained with the model, the random generators and the step count.

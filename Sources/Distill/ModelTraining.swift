@@ -2,12 +2,8 @@ import Autodiff
 import Datasets
 import Foundation
 import NN
+import DistillRecipes
 
-/// Which of the two models of a run.
-public enum ModelRole: String, Sendable, CaseIterable {
-  case teacher
-  case student
-}
 
 /// One micro-batch as a loss sees it: the (augmented) input `[n] + sampleShape`, the labels,
 /// the samples' positions in the training split, and the 1-based epoch.

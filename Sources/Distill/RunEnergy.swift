@@ -1,6 +1,7 @@
 import Datasets
 import Energy
 import NN
+import DistillRecipes
 
 /// The energy of one model of a run, as `summary.json` records it (`ModelResult.energy`).
 public struct ModelEnergy: Equatable, Sendable {

@@ -1,5 +1,6 @@
 import CKernels
 import Foundation
+import DistillRecipes
 
 #if canImport(Glibc)
   import Glibc

@@ -1,5 +1,7 @@
 /// How one model of a run ended: its test figures (from the last epoch's weights, never a
 /// best epoch chosen on test) and what training it took.
+import DistillRecipes
+
 public struct ModelResult: Equatable, Sendable {
   public var role: ModelRole
   /// Evaluated once after the last epoch, on `RunSummary.testSplit`.

@@ -1,4 +1,5 @@
 import Synchronization
+import DistillRecipes
 
 /// A request, from another thread, that training stop at the next step boundary and save its
 /// state (`Trainer.stopRequest`). The CLI sets it from its SIGINT/SIGTERM handlers; tests set it

@@ -1,5 +1,7 @@
+import Datasets
 import Autodiff
 import NN
+import DistillRecipes
 
 // The optimizer and learning-rate schedule a `train:` section describes
 // (`recipes/README.md` → train, optimizer, schedule).
@@ -47,4 +49,15 @@ extension TrainSpec {
 public struct ConstantSchedule: LearningRateSchedule {
   public init() {}
   public func learningRate(epoch: Int, base: Double) -> Double { base }
+}
+
+extension AugmentSpec {
+  /// The transforms, in the order they apply, for `Datasets.Augmenter`.
+  public var augmentations: [Augmentation] {
+    var list: [Augmentation] = []
+    if jitter > 0 { list.append(.jitter(maxShift: jitter)) }
+    if flip { list.append(.horizontalFlip) }
+    if padCrop > 0 { list.append(.padAndCrop(padding: padCrop)) }
+    return list
+  }
 }

@@ -3,6 +3,7 @@ import Datasets
 import Energy
 import Foundation
 import NN
+import DistillRecipes
 
 /// Command-line choices that change how a recipe runs (`distill train --data --out --seed
 /// --epochs --force`).

@@ -1,6 +1,7 @@
 import Checkpoints
 import Energy
 import Foundation
+import DistillRecipes
 
 /// The checkpoint a run resumes from, read and checked (`Trainer.prepareResume`).
 public struct ResumePoint: Sendable {

@@ -2,6 +2,7 @@ import Autodiff
 import Checkpoints
 import Foundation
 import NN
+import DistillRecipes
 
 // Training checkpoints of a run folder: written after every epoch (`epoch-NNNN.h5`, with
 // `latest.h5` a second name of the newest) and on a stop request mid-epoch (`latest.h5`

@@ -1,6 +1,7 @@
 import Autodiff
 import Datasets
 import Foundation
+import DistillRecipes
 
 /// The three splits a run uses, loaded as the recipe's `data` section says
 /// (`recipes/README.md` → data):

@@ -1,6 +1,7 @@
 import Checkpoints
 import Datasets
 import Foundation
+import DistillRecipes
 
 /// Why a run could not start or go on, after the recipe itself was read and validated
 /// (problems within the recipe file are `RecipeError`s). Every case names what to look at: the

@@ -1,5 +1,6 @@
 import Checkpoints
 import Foundation
+import DistillRecipes
 
 /// The test figures of a saved model (`distill eval`).
 public struct WeightsEvaluation: Sendable {

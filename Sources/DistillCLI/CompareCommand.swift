@@ -1,5 +1,6 @@
 import ArgumentParser
 import Distill
+import DistillReports
 import Foundation
 
 /// `distill compare RUN_DIR…`: the runs' accuracy per kJ as a table (terminal, CSV,

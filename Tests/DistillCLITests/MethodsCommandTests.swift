@@ -2,6 +2,7 @@ import Foundation
 import XCTest
 
 @testable import Distill
+@testable import DistillRecipes
 
 /// `distill methods` as people run it: every registered method with its keys, defaults, paper
 /// and reference; a recipe naming an unknown method points at it.

@@ -4,6 +4,8 @@ import XCTest
 import _TestSupport
 
 @testable import Distill
+@testable import DistillRecipes
+@testable import DistillReports
 
 /// `distill compare` over real run folders written by the trainer on a digits subset, checked
 /// against their `metrics.jsonl`.

@@ -5,6 +5,7 @@ import XCTest
 import _TestSupport
 
 @testable import Distill
+@testable import DistillRecipes
 
 /// `accumulate: k` with micro-batches of B is the same optimizer step as one batch of k·B:
 /// micro-batch losses are scaled by their share of the step's samples, so the gradients sum to

@@ -1,6 +1,7 @@
 import XCTest
 
 @testable import Distill
+@testable import DistillRecipes
 
 /// The `distillation` section with plug-in methods: method sections, combinations, the keys added
 /// since the first schema, and each error with its file and key path.

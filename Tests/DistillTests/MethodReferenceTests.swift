@@ -4,6 +4,7 @@ import XCTest
 import _TestSupport
 
 @testable import Distill
+@testable import DistillRecipes
 
 /// Every distillation method's loss and gradients against a PyTorch transcription of its
 /// reference code (`Tests/Fixtures/method_reference.json`, written by

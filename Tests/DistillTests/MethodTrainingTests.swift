@@ -5,6 +5,7 @@ import XCTest
 import _TestSupport
 
 @testable import Distill
+@testable import DistillRecipes
 
 /// Every distillation method end to end: a small CNN teacher distils into a small CNN student on
 /// the embedded digits as 8×8 images; a run combining a method with extra modules and one with

@@ -6,6 +6,7 @@ import Autodiff
 import NN
 
 @testable import Distill
+@testable import DistillRecipes
 
 /// `precision: f16-mixed` runs stopped mid-epoch and resumed end as the uninterrupted run does,
 /// bit for bit: the checkpoint holds the Float master weights (`/state/master`) and the loss

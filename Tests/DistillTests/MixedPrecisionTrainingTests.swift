@@ -7,6 +7,7 @@ import XCTest
 import _TestSupport
 
 @testable import Distill
+@testable import DistillRecipes
 
 /// `precision: f16-mixed` end to end: the run trains as well as f32 on a digits subset, logs
 /// the loss scale and skipped steps, and writes float16 model files that load back.

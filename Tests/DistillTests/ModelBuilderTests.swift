@@ -4,6 +4,7 @@ import XCTest
 import _TestSupport
 
 @testable import Distill
+@testable import DistillRecipes
 
 /// Layer lists → `Sequential`: inferred sizes, PyTorch key names, seeded initialisation, and
 /// an error naming the recipe file and key path for every way shapes can fail to fit.

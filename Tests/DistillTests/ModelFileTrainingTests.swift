@@ -7,6 +7,7 @@ import XCTest
 import _TestSupport
 
 @testable import Distill
+@testable import DistillRecipes
 
 /// The run folder's `teacher.h5` / `student.h5`: `distill eval` on the file alone, and the
 /// recipe keys that load them back (`teacher.from`, `student.init`), with their errors.

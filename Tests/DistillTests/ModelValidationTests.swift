@@ -1,6 +1,7 @@
 import XCTest
 
 @testable import Distill
+@testable import DistillRecipes
 
 /// One test per range check of model descriptions, and the layer lists the shorthands expand to.
 final class ModelValidationTests: XCTestCase {

@@ -2,6 +2,7 @@ import Foundation
 import XCTest
 
 @testable import Distill
+@testable import DistillRecipes
 
 /// One test per way a recipe fails to read or decode: files, YAML syntax, unknown, duplicate and
 /// missing keys, wrong types, unknown choices and one-of mappings.

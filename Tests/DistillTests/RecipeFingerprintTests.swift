@@ -1,6 +1,7 @@
 import XCTest
 
 @testable import Distill
+@testable import DistillRecipes
 
 /// `canonicalJSON`, `canonicalHash` and `changedKeys(from:)`.
 final class RecipeFingerprintTests: XCTestCase {

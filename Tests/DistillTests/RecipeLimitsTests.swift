@@ -1,6 +1,7 @@
 import XCTest
 
 @testable import Distill
+@testable import DistillRecipes
 
 /// Bounds checked before the YAML parser sees a recipe: size, nesting, aliases, names.
 final class RecipeLimitsTests: XCTestCase {

@@ -2,6 +2,7 @@ import Foundation
 import XCTest
 
 @testable import Distill
+@testable import DistillRecipes
 
 /// The shipped recipes, defaults, shorthand forms and Codable round trips.
 final class RecipeLoadingTests: XCTestCase {

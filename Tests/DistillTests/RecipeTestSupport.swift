@@ -1,6 +1,7 @@
 import XCTest
 
 @testable import Distill
+@testable import DistillRecipes
 
 /// The name broken recipes are given in error messages.
 let brokenFile = "recipes/broken.yaml"

@@ -1,6 +1,7 @@
 import XCTest
 
 @testable import Distill
+@testable import DistillRecipes
 
 /// One test per range or consistency check outside the model sections (those are in
 /// `ModelValidationTests`); each checks the file, the key path and the requirement in the message.

@@ -6,6 +6,7 @@ import XCTest
 import _TestSupport
 
 @testable import Distill
+@testable import DistillRecipes
 
 /// `checkpoint: {recompute: {segments: N}}` changes memory use and time, never results: a run
 /// with it writes the same weights, bit for bit, as the run without it.

@@ -4,6 +4,7 @@ import XCTest
 import _TestSupport
 
 @testable import Distill
+@testable import DistillRecipes
 
 /// `Trainer.prepareResume` and `resume` with broken, foreign and missing checkpoints and an
 /// edited recipe: each a clear error (or a fallback with a warning) naming the file, and no

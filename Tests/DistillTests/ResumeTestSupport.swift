@@ -4,6 +4,7 @@ import XCTest
 import _TestSupport
 
 @testable import Distill
+@testable import DistillRecipes
 
 /// A teacher and a student with dropout and augmentation (so generator states matter), Adam for
 /// the teacher and SGD momentum with accumulation for the student (so optimizer state and step

@@ -5,6 +5,7 @@ import XCTest
 import _TestSupport
 
 @testable import Distill
+@testable import DistillRecipes
 
 /// Resume = uninterrupted: runs stopped at epoch ends and mid-epoch, resumed from their
 /// checkpoints, end with the same weights bit for bit, the same metrics and the same summary.

@@ -2,6 +2,7 @@ import Foundation
 import XCTest
 
 @testable import Distill
+@testable import DistillRecipes
 
 /// One writer per run folder, and `--force` replacing a run without ever leaving a mix.
 final class RunFolderLockTests: XCTestCase {

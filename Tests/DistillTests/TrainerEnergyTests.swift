@@ -4,6 +4,7 @@ import XCTest
 import _TestSupport
 
 @testable import Distill
+@testable import DistillRecipes
 
 /// Checks `metrics.jsonl`'s energy fields against each other and `summary`: every line has a
 /// source (the summary's), positive joules, `avg_watts = joules / seconds`, `eval_joules` within

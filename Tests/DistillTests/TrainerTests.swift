@@ -5,6 +5,7 @@ import XCTest
 import _TestSupport
 
 @testable import Distill
+@testable import DistillRecipes
 
 /// The trainer end to end on a subset of the embedded digits, the run folder it writes, and
 /// its errors for data and folders.

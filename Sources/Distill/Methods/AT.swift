@@ -1,4 +1,5 @@
 import Autodiff
+import DistillRecipes
 
 /// Attention transfer (Zagoruyko & Komodakis, ICLR 2017): at each stage the student's spatial
 /// attention map, the channel mean of |f|ᵖ flattened and L2-normalised, matches the teacher's:

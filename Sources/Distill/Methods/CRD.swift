@@ -2,6 +2,7 @@ import Autodiff
 import Checkpoints
 import Foundation
 import NN
+import DistillRecipes
 
 /// Contrastive representation distillation (Tian, Krishnan & Isola, ICLR 2020) as mdistiller
 /// runs it ("exact" mode): the penultimate features of both networks are embedded by trained

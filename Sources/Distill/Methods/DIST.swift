@@ -1,4 +1,5 @@
 import Autodiff
+import DistillRecipes
 
 /// DIST (Huang et al., NeurIPS 2022): the student's class probabilities correlate with the
 /// teacher's, across classes for each sample (inter-class) and across samples for each class

@@ -1,4 +1,5 @@
 import Autodiff
+import DistillRecipes
 
 /// Decoupled knowledge distillation (Zhao et al., CVPR 2022): the KL divergence split into the
 /// target class's binary part (TCKD) and the distribution over the other classes (NCKD),

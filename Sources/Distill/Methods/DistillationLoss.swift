@@ -1,5 +1,6 @@
 import Autodiff
 import NN
+import DistillRecipes
 
 /// A recipe's distillation methods as a loss, for programs that train without `Trainer`
 /// (`distill bench`, a library user's own loop):

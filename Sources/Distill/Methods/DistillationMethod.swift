@@ -1,6 +1,7 @@
 import Autodiff
 import Checkpoints
 import NN
+import DistillRecipes
 
 // The plug-in point for distillation methods. A method is one file in this folder: a type
 // conforming to `DistillationMethod` (its recipe keys, what it reads from the two networks, its

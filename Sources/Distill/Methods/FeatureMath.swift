@@ -1,4 +1,5 @@
 import Autodiff
+import DistillRecipes
 
 // Small pieces the feature methods share, each as its reference code writes it.
 

@@ -1,6 +1,7 @@
 import Autodiff
 import Checkpoints
 import NN
+import DistillRecipes
 
 /// FitNets (Romero et al., ICLR 2015) as mdistiller runs it: at one layer the student's output,
 /// through a trained regressor, matches the teacher's by mean squared error:

@@ -1,5 +1,6 @@
 import Autodiff
 import NN
+import DistillRecipes
 
 /// FitNets hints as the first schema had them (`method: hint`, `distillation.hint`): at one
 /// layer, the student reproduces one of the teacher's layer outputs, both flattened, through a

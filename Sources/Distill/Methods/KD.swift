@@ -1,5 +1,6 @@
 import Autodiff
 import NN
+import DistillRecipes
 
 /// Hinton, Vinyals and Dean (2015): the student matches the teacher's temperature-softened
 /// class probabilities. Term: `α · T² · (1/N) Σᵢ KL(softmax(tᵢ/T) ‖ softmax(sᵢ/T))`, the

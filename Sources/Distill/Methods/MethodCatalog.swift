@@ -1,5 +1,7 @@
 // What `distill methods` prints: every registered method, its keys and defaults, what it needs,
 // its paper and the reference code its formulas and defaults come from.
+import DistillRecipes
+
 
 /// The registered distillation methods, described for people.
 public enum MethodCatalog {

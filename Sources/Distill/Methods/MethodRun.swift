@@ -1,6 +1,7 @@
 import Autodiff
 import Checkpoints
 import NN
+import DistillRecipes
 
 extension Sequential {
   /// Applies the layers in order and returns the outputs of the layers at `indices` with the

@@ -1,4 +1,5 @@
 import Autodiff
+import DistillRecipes
 
 /// Neuron selectivity transfer (Huang & Wang, 2017): the distributions of the two networks'
 /// channel activations over positions matched by maximum mean discrepancy with a polynomial

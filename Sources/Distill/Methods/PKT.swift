@@ -1,4 +1,5 @@
 import Autodiff
+import DistillRecipes
 
 /// Probabilistic knowledge transfer (Passalis & Tefas, ECCV 2018): the cosine similarities
 /// between the samples of a batch, scaled to [0, 1] and normalised per row into conditional

@@ -1,4 +1,5 @@
 import Autodiff
+import DistillRecipes
 
 /// Relational knowledge distillation (Park et al., CVPR 2019): the pairwise distances between
 /// the samples of a batch (each set divided by its mean) and the angles their triples form,

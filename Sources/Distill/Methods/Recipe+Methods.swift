@@ -1,5 +1,7 @@
 // The recipe API with the registered distillation methods filled in: what programs that train
 // call (`distill`, the tests), so every recipe they read has its distillation sections checked.
+import DistillRecipes
+
 
 extension Recipe {
   /// `Recipe.load(path:methods:)` with every registered method (`DistillationMethods.infos`).

@@ -1,4 +1,5 @@
 import Autodiff
+import DistillRecipes
 
 /// Similarity-preserving distillation (Tung & Mori, ICCV 2019): the batch's Gram matrix of
 /// flattened features, rows L2-normalised, matched between the networks:

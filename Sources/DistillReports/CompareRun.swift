@@ -1,4 +1,6 @@
 import Foundation
+import Distill
+import DistillRecipes
 
 /// One run folder as `distill compare` sees it: the student's size and cost per sample, its
 /// test accuracy, and what training and inference cost in joules.
@@ -170,7 +172,7 @@ extension ComparedRun {
 
   /// What the architecture attribute of `studentFile` says about the student.
   static func description(studentFile: String) throws -> ModelDescription {
-    guard let description = try StoredModel.open(studentFile, preferring: .student).description else {
+    guard let description = try ModelDescription.stored(in: studentFile, preferring: .student) else {
       throw CompareError.badFile(path: studentFile, reason: "has no architecture attribute")
     }
     return description

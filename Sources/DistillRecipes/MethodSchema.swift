@@ -166,7 +166,7 @@ public struct MethodKey: Sendable {
 extension MethodKey {
   /// `teacher_layer` and `student_layer` (or `…_layers` when `plural`), each defaulting to
   /// `choice` (words for `distill methods`).
-  static func layerPair(_ choice: String, plural: Bool = false) -> [MethodKey] {
+  public static func layerPair(_ choice: String, plural: Bool = false) -> [MethodKey] {
     let s = plural ? "s" : ""
     let extra = plural ? ", one per teacher layer" : ""
     return [

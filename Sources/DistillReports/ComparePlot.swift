@@ -1,4 +1,6 @@
 import Foundation
+import Distill
+import DistillRecipes
 
 extension CompareReport {
   /// An SVG plot of test accuracy (%) against training joules, teacher + student, on a log

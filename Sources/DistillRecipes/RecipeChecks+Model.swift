@@ -3,10 +3,10 @@
 // the sizes that pass need in memory against the machine's (`ModelBuilder.requireMemory`).
 
 extension RecipeChecks {
-  /// `1 ≤ value ≤ ModelBuilder.maxSize`.
+  /// `1 ≤ value ≤ ModelSpec.maxLayerSize`.
   mutating func size(_ value: Int, _ minimum: Int, _ path: String) {
     atLeast(value, minimum, path)
-    if value > ModelBuilder.maxSize { fail(path, "\(value)", "at most \(ModelBuilder.maxSize)") }
+    if value > ModelSpec.maxLayerSize { fail(path, "\(value)", "at most \(ModelSpec.maxLayerSize)") }
   }
 
   /// Checks `model` at key path `at`; `classCount`, when known, is what the last layer must produce.

@@ -1,4 +1,3 @@
-import Datasets
 
 /// How one model is trained (`teacher.train:`, `student.train:`).
 public struct TrainSpec: Codable, Equatable, Sendable {
@@ -87,15 +86,6 @@ public struct AugmentSpec: Codable, Equatable, Sendable {
     self.jitter = jitter
     self.flip = flip
     self.padCrop = padCrop
-  }
-
-  /// The transforms, in the order they apply, for `Datasets.Augmenter`.
-  public var augmentations: [Augmentation] {
-    var list: [Augmentation] = []
-    if jitter > 0 { list.append(.jitter(maxShift: jitter)) }
-    if flip { list.append(.horizontalFlip) }
-    if padCrop > 0 { list.append(.padAndCrop(padding: padCrop)) }
-    return list
   }
 
   enum CodingKeys: String, RecipeKeys {

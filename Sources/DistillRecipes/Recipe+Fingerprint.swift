@@ -25,7 +25,7 @@ extension Recipe {
   }
 
   /// FNV-1a, 64-bit (Fowler, Noll, Vo).
-  static func fnv1a64(_ bytes: some Sequence<UInt8>) -> UInt64 {
+  public static func fnv1a64(_ bytes: some Sequence<UInt8>) -> UInt64 {
     var hash: UInt64 = 0xcbf2_9ce4_8422_2325
     for byte in bytes {
       hash ^= UInt64(byte)

@@ -1,4 +1,6 @@
 import Foundation
+import Distill
+import DistillRecipes
 
 /// `distill compare`'s table: runs grouped by data set (accuracies on different data sets do
 /// not compare) and within each sorted by accuracy per kJ (best first; runs without energy

@@ -173,7 +173,7 @@ public struct BatchNormSpec: Codable, Equatable, Sendable {
 extension LayerSpec {
   /// The layer's integer sizes (output features or channels, kernel, padding, stride, pool
   /// window), for bounds checks.
-  var sizes: [Int] {
+  public var sizes: [Int] {
     switch self {
     case .linear(let spec): return [spec.out]
     case .conv2d(let spec): return [spec.out, spec.kernel, spec.padding, spec.stride]

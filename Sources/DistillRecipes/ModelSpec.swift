@@ -49,6 +49,10 @@ public enum ModelSpec: Codable, Equatable, Sendable {
     return list
   }
 
+  /// The largest size a layer may have (2³¹ − 1): larger could only come from a typo or a
+  /// damaged file, and keeps the shape arithmetic from overflowing.
+  public static let maxLayerSize = Int(Int32.max)
+
   enum CodingKeys: String, RecipeChoiceKeys { case mlp, cnn, layers }
 
   public init(from decoder: any Decoder) throws {
