@@ -17,7 +17,10 @@ let package = Package(
       ]),
     .executableTarget(
       name: "FuzzRecipe",
-      dependencies: ["FuzzSupport", "FuzzModels", .product(name: "Distill", package: "swift-distill")]),
+      dependencies: [
+        "FuzzSupport", "FuzzModels", .product(name: "Distill", package: "swift-distill"),
+        .product(name: "NN", package: "swift-distill"),
+      ]),
     .executableTarget(
       name: "FuzzIDX",
       dependencies: ["FuzzSupport", .product(name: "Datasets", package: "swift-distill")]),

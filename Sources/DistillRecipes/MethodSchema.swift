@@ -139,13 +139,14 @@ public struct MethodKey: Sendable {
       isValid: { if case .number(let v) = $0 { return range.contains(v) } else { return false } })
   }
 
-  /// An integer key at least `minimum`.
+  /// An integer key at least `minimum` (and at most `maximum`, when given).
   public static func integer(
-    _ name: String, _ value: Int, _ help: String, minimum: Int, required: Bool = false
+    _ name: String, _ value: Int, _ help: String, minimum: Int, maximum: Int? = nil, required: Bool = false
   ) -> MethodKey {
+    let requirement = maximum.map { "in \(minimum)...\($0)" } ?? "at least \(minimum)"
     var key = MethodKey(
-      name: name, kind: .integer, defaultValue: .integer(value), help: help, requirement: "at least \(minimum)",
-      isValid: { if case .integer(let v) = $0 { return v >= minimum } else { return false } })
+      name: name, kind: .integer, defaultValue: .integer(value), help: help, requirement: requirement,
+      isValid: { if case .integer(let v) = $0 { return v >= minimum && v <= (maximum ?? .max) } else { return false } })
     key.required = required
     return key
   }

@@ -100,7 +100,9 @@ final class MethodRecipeTests: XCTestCase {
     assertOutOfRange(
       distillation("  method: crd\n  crd: {momentum: 1.5}\n"), at: "distillation.crd.momentum", requirement: "in [0, 1]")
     assertOutOfRange(
-      distillation("  method: crd\n  crd: {negatives: 0}\n"), at: "distillation.crd.negatives", requirement: "at least 1")
+      distillation("  method: crd\n  crd: {negatives: 0}\n"), at: "distillation.crd.negatives", requirement: "in 1...1048576")
+    assertOutOfRange(
+      distillation("  method: crd\n  crd: {feat_dim: 100000}\n"), at: "distillation.crd.feat_dim", requirement: "in 1...65536")
     assertOutOfRange(
       distillation("  method: at\n  at: {teacher_layers: [-1]}\n"), at: "distillation.at.teacher_layers",
       requirement: "layer positions, each at least 0")

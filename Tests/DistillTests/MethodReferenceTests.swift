@@ -225,6 +225,19 @@ final class MethodReferenceTests: XCTestCase {
     XCTAssertGreaterThan(Set(drawn[1..<51]).count, 10, "drawn, not repeated")
   }
 
+  /// A regressor or head too large to train is refused, naming the key, before any allocation.
+  func testAModuleTooLargeForTheMachineIsRefused() throws {
+    let context = try Self.context(DistillationSpec(method: "fitnets"))
+    XCTAssertNoThrow(try context.requireModule(parameters: [800, 1200], "student_layer", "the regressor"))
+    for factors in [[1 << 20, 1 << 20], [Int.max, 2]] {
+      XCTAssertThrowsError(try context.requireModule(parameters: factors, "student_layer", "the regressor")) { error in
+        guard case .methodMismatch(_, let path, let reason) = error as? TrainingError else { return XCTFail("\(error)") }
+        XCTAssertEqual(path, "distillation.student_layer")
+        XCTAssertTrue(reason.contains("the regressor would have"), reason)
+      }
+    }
+  }
+
   /// The stage outputs and penultimate layers the feature methods read by default.
   func testDefaultFeatureLayers() throws {
     let context = try Self.context(DistillationSpec(method: "at"))

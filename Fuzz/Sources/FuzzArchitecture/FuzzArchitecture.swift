@@ -54,7 +54,7 @@ private func writeModelFile(text: String, group name: String, precision: Storage
   let file = try HDF5File.create(modelPath)
   let group = try file.createGroup(name)
   try group.setAttribute(architectureAttribute, string: text)
-  guard weights, let description = try? ModelDescription.parse(text, source: "fuzz", weightsFile: modelPath) else { return }
+  guard weights, let description = try? ModelDescription.parse(text, source: "fuzz") else { return }
   if avoiding("shape-overflow"), hasHugeSize(description.model) { return }
   guard (try? withinBuildLimit(description.model, inputShape: description.inputShape, classes: description.classes)) == true,
     let model = try? ModelBuilder(file: "fuzz", keyPath: "model").build(

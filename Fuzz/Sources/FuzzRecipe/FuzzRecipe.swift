@@ -26,6 +26,7 @@ import Distill
 import Foundation
 import FuzzModels
 import FuzzSupport
+import NN
 @testable import Distill
 
 private let checkRoundTrips = !(getenv("FUZZ_ROUNDTRIP").map { String(cString: $0) == "0" } ?? false)
@@ -115,6 +116,7 @@ private func checkModels(_ recipe: Recipe) {
   }
   if recipe.student.initialWeights == nil { models.append(("student.model", recipe.student.model, .student)) }
   var shapes: [String: [[Int]]] = [:]
+  var built: [String: (Sequential, ModelSpec)] = [:]
   for (key, spec, _) in models {
     // FUZZ_AVOID=shape-overflow: skip models with sizes that overflow shape inference.
     if avoiding("shape-overflow"), hasHugeSize(spec) { continue }
@@ -126,19 +128,22 @@ private func checkModels(_ recipe: Recipe) {
       if buildLimit == 0 || parameterCount(spec, input: shape, outputs: outputs, classes: classes) <= buildLimit {
         let model = try builder.build(spec, inputShape: shape, classCount: classes, seed: recipe.seed)
         _ = model.parameterCount
+        built[key] = (model, spec)
       }
     } catch {
       rendered(error, "model \(key)")
     }
   }
-  // Trainer: the hint regressor maps the student layer's output size to the teacher layer's.
-  if recipe.distillation.method == .hint, let hint = recipe.distillation.hint,
-    let teacherShapes = shapes["teacher.model"], let studentShapes = shapes["student.model"]
-  {
-    let (from, to) = (
-      studentShapes[hint.studentLayer].reduce(1, *), teacherShapes[hint.teacherLayer].reduce(1, *)
-    )
-    _ = from.multipliedReportingOverflow(by: to)
+  // Trainer: the distillation methods built for the two networks (regressors, heads, memory
+  // banks of a few samples); a setting that does not fit must be an error, never a crash.
+  if recipe.distillation.usesTeacher, let teacher = built["teacher.model"], let student = built["student.model"] {
+    do {
+      _ = try DistillationLoss(
+        spec: recipe.distillation, teacher: teacher, student: student, inputShape: shape,
+        trainLabels: (0..<max(classes, 2) * 2).map { $0 % classes })
+    } catch {
+      rendered(error, "distillation")
+    }
   }
 }
 
@@ -156,7 +161,7 @@ private func descriptionRoundTrips(_ recipe: Recipe) -> [String] {
       role: role, model: spec, inputShape: shape, classes: classes, data: recorded, recipe: recipe)
     let json = description.json
     do {
-      let reread = try ModelDescription.parse(json, source: "\(role).h5 /\(role)@architecture", weightsFile: "\(role).h5")
+      let reread = try ModelDescription.parse(json, source: "\(role).h5 /\(role)@architecture")
       if reread != description { failures.append("the \(role)'s architecture attribute reads as another description: \(json)") }
     } catch {
       failures.append("the \(role)'s architecture attribute does not read: \(error)")

@@ -25,8 +25,8 @@ final class ContrastiveRD: DistillationMethod {
     needs: "penultimate features of both networks, two linear embedding heads (extra modules), "
       + "two memory banks of one row per training sample and sample indices (extra state)",
     keys: [
-      .integer("feat_dim", 128, "embedding dimension", minimum: 1),
-      .integer("negatives", 16384, "negatives per sample (K)", minimum: 1),
+      .integer("feat_dim", 128, "embedding dimension", minimum: 1, maximum: 65536),
+      .integer("negatives", 16384, "negatives per sample (K)", minimum: 1, maximum: 1 << 20),
       .number("nce_temperature", 0.07, "temperature of the contrast"),
       .number("momentum", 0.5, "memory-bank momentum", .unit),
       .number("weight", 0.8, "weight of the CRD term"),
@@ -68,10 +68,20 @@ final class ContrastiveRD: DistillationMethod {
     (teacherLayers, studentLayers) = try penultimatePair(Self.layers, settings, context: context)
     let studentFeatures = context.shape(of: .student, layer: studentLayers[0]).reduce(1, *)
     let teacherFeatures = context.shape(of: .teacher, layer: teacherLayers[0]).reduce(1, *)
+    try context.requireModule(parameters: [studentFeatures, featureDimension], "student_layer", "the student's embedding head")
+    try context.requireModule(parameters: [teacherFeatures, featureDimension], "teacher_layer", "the teacher's embedding head")
     var weights = SeededGenerator(seed: derivedSeed(context.seed, "student.crd"))
     embedStudent = Linear(inputFeatures: studentFeatures, outputFeatures: featureDimension, generator: &weights)
     embedTeacher = Linear(inputFeatures: teacherFeatures, outputFeatures: featureDimension, generator: &weights)
     let n = context.trainCount
+    // Two banks of N × feat_dim floats, and per step the N scores of each sample of a batch.
+    let bankBytes = 2 * n * featureDimension * 4
+    if bankBytes > ProcessMemory.physicalBytes / 2 {
+      throw context.mismatch(
+        "feat_dim",
+        "the memory banks would take \(bankBytes >> 20) MiB (2 × \(n) samples × \(featureDimension) floats), more than "
+          + "half of this machine's \(ProcessMemory.physicalBytes >> 20) MiB; make crd.feat_dim smaller")
+    }
     let bound = 1 / (Float(featureDimension) / 3).squareRoot()
     memoryStudent = Tensor.uniform([n, featureDimension], low: -bound, high: bound, generator: &weights)
     memoryTeacher = Tensor.uniform([n, featureDimension], low: -bound, high: bound, generator: &weights)

@@ -47,6 +47,22 @@ struct MethodContext {
     return given
   }
 
+  /// Refuses a module of `parameters` weights (trained as a model's are: weights, gradients and
+  /// two optimizer moments, 16 bytes each) larger than half of this machine's memory, naming `key`.
+  func requireModule(parameters factors: [Int], _ key: String, _ what: String) throws {
+    var count = 1
+    var overflow = false
+    for factor in factors {
+      let (product, o) = count.multipliedReportingOverflow(by: factor)
+      (count, overflow) = (product, overflow || o)
+    }
+    if overflow || count > ProcessMemory.physicalBytes / 32 {
+      throw mismatch(
+        key, "\(what) would have \(factors.map(String.init).joined(separator: " × ")) weights, more than half of "
+          + "this machine's \(ProcessMemory.physicalBytes >> 20) MiB can train; pick smaller layers")
+    }
+  }
+
   /// One layer of `role`: the position `given` (at most one), or `fallback`'s choice; throws
   /// `mismatch` naming `key` when neither gives one.
   func layer(_ given: [Int], of role: ModelRole, key: String, fallback: () -> Int?) throws -> Int {

@@ -50,10 +50,12 @@ final class FitNets: DistillationMethod {
           "the student's layer \(s) gives \(ss) and the teacher's layer \(t) gives \(ts); the regressor maps a "
             + "student map to a teacher map of the same or smaller size, shrunk equally in height and width")
       }
+      try context.requireModule(parameters: [ss[0], kernel, kernel, ts[0]], "student_layer", "the convolution regressor")
       regressor = Sequential(
         Conv2D(inChannels: ss[0], outChannels: ts[0], kernelSize: kernel, generator: &generator), BatchNorm2D(ts[0]),
         ReLU())
     case (1, 1):
+      try context.requireModule(parameters: [ss[0], ts[0]], "student_layer", "the linear regressor")
       regressor = Sequential(Linear(inputFeatures: ss[0], outputFeatures: ts[0], generator: &generator))
     default:
       throw context.mismatch(

@@ -42,6 +42,7 @@ final class HintMethod: DistillationMethod {
     let from = context.studentShapes[hint.studentLayer].reduce(1, *)
     let to = context.teacherShapes[hint.teacherLayer].reduce(1, *)
     if from != to {
+      try context.requireModule(parameters: [from, to], "student_layer", "the linear regressor")
       var generator = SeededGenerator(seed: derivedSeed(context.seed, "student.hint"))
       regressor = Linear(inputFeatures: from, outputFeatures: to, generator: &generator)
     } else {
