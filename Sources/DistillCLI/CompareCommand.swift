@@ -16,7 +16,10 @@ struct CompareCommand: ParsableCommand {
       2·Cin·kh·kw·Cout·Ho·Wo per convolution), test accuracy, training joules (student, and \
       teacher + student), accuracy %/kJ (teacher + student), inference µJ per test sample, \
       energy source. Rows marked * are estimates (CPU time × W/core), never ranked on one \
-      Pareto front with RAPL measurements; the plot draws one front per source and data set. Writes compare.csv, compare.md and compare.svg \
+      Pareto front with RAPL measurements; the plot draws one front per source and data set. \
+      Runs of one recipe with several seeds (distill train --seeds 1,2,3) are also summarised \
+      per recipe: test accuracy and error as mean ± sample standard deviation, mean joules, \
+      in a second table and in compare-recipes.csv. Writes compare.csv, compare-recipes.csv, compare.md and compare.svg \
       into --out (default: the current directory).
 
       Example: distill compare checkpoints/* --out report
@@ -25,7 +28,7 @@ struct CompareCommand: ParsableCommand {
   @Argument(help: "Run folders written by distill train.")
   var runs: [String] = []
 
-  @Option(help: "Folder for compare.csv, compare.md and compare.svg (default: the current directory).")
+  @Option(help: "Folder for compare.csv, compare-recipes.csv, compare.md and compare.svg (default: the current directory).")
   var out: String = "."
 
   func run() throws {
@@ -35,11 +38,12 @@ struct CompareCommand: ParsableCommand {
       print(report.text, terminator: "")
       try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
       for (name, text) in [
-        ("compare.csv", report.csv), ("compare.md", report.markdown), ("compare.svg", report.svg),
+        ("compare.csv", report.csv), ("compare-recipes.csv", report.recipesCSV), ("compare.md", report.markdown),
+        ("compare.svg", report.svg),
       ] {
         try text.write(toFile: out + "/" + name, atomically: true, encoding: .utf8)
       }
-      print("wrote \(out)/compare.csv, compare.md, compare.svg")
+      print("wrote \(out)/compare.csv, compare-recipes.csv, compare.md, compare.svg")
     } catch {
       printError(error)
       throw ExitCode.failure

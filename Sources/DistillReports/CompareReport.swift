@@ -104,7 +104,8 @@ public struct CompareReport: Sendable {
       }.joined(separator: "  ").replacingOccurrences(of: " +$", with: "", options: .regularExpression)
     }
     lines.insert(widths.map { String(repeating: "-", count: $0) }.joined(separator: "  "), at: 1)
-    return (lines + [""] + notes).joined(separator: "\n") + "\n"
+    let seeds = hasSeedGroups ? ["", summaryText] : []
+    return (lines + seeds + [""] + notes).joined(separator: "\n") + "\n"
   }
 
   /// RFC 4180 CSV: a header line, one line per run; missing figures are empty cells.
@@ -126,8 +127,9 @@ public struct CompareReport: Sendable {
       + Self.header.indices.map { $0 < Self.textColumns || $0 == Self.header.count - 1 ? "---" : "---:" }
       .joined(separator: " | ") + " |"
     let body = rows().map { line($0.map { $0.replacingOccurrences(of: "*", with: "\\*") }) }
+    let seeds = hasSeedGroups ? ["", summaryMarkdown] : []
     return
-      ([line(Self.header), rule] + body + [""] + notes.map { "- " + ($0.hasPrefix("*") ? "\\" + $0 : $0) })
+      ([line(Self.header), rule] + body + seeds + [""] + notes.map { "- " + ($0.hasPrefix("*") ? "\\" + $0 : $0) })
       .joined(separator: "\n") + "\n"
   }
 

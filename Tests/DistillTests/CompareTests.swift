@@ -181,4 +181,46 @@ final class CompareTests: XCTestCase {
     XCTAssertTrue(report.notes[0].contains("separate Pareto front"), report.notes[0])
     XCTAssertEqual(report.svg.components(separatedBy: "<polyline").count - 1, 1, "one front with more than one point")
   }
+
+  /// Runs of one recipe over several seeds summarised per recipe: mean ± sample standard
+  /// deviation of accuracy and error, mean joules; estimates and measurements never averaged
+  /// together; one seed has no deviation.
+  func testSeedsOfOneRecipeAreSummarisedAsMeanAndSampleStd() {
+    func run(_ recipe: String, seed: UInt64, _ accuracy: Double, _ joules: Double, source: String = "rapl", method: String = "kd")
+      -> ComparedRun
+    {
+      var run = ComparedRun(
+        folder: "\(recipe)-\(seed)-\(source)", recipe: recipe, dataset: "fashion-mnist", method: method,
+        studentParameters: 100, studentFLOPs: 2, testAccuracy: accuracy, testSplit: "test", studentJoules: joules,
+        totalJoules: joules + 1000, inferenceMicrojoulesPerSample: 2, energySource: source, note: nil)
+      run.seed = seed
+      return run
+    }
+    let report = CompareReport(runs: [
+      run("dkd", seed: 1, 0.90, 1000, method: "dkd"), run("dkd", seed: 2, 0.92, 2000, method: "dkd"),
+      run("dkd", seed: 3, 0.94, 3000, method: "dkd"), run("kd", seed: 1, 0.91, 500),
+      run("kd", seed: 1, 0.95, 400, source: "estimate"),
+    ])
+    let summaries = report.recipeSummaries
+    XCTAssertEqual(summaries.count, 3, "kd measured and kd estimated stay apart")
+    let dkd = summaries.first { $0.recipe == "dkd" }!
+    XCTAssertEqual(dkd.seeds, [1, 2, 3])
+    XCTAssertEqual(dkd.accuracy.mean, 92, accuracy: 1e-9)
+    XCTAssertEqual(dkd.accuracy.std!, 2, accuracy: 1e-9)
+    XCTAssertEqual(dkd.studentJoules!.mean, 2000, accuracy: 1e-9)
+    XCTAssertEqual(dkd.studentJoules!.std!, 1000, accuracy: 1e-9)
+    XCTAssertEqual(dkd.accuracyPerKilojoule!, 92 / 3, accuracy: 1e-9)
+    XCTAssertNil(summaries.first { $0.recipe == "kd" && $0.energySource == "rapl" }!.accuracy.std)
+    XCTAssertTrue(report.text.contains("Per recipe over its seeds"), report.text)
+    XCTAssertTrue(report.text.contains("92.00 ± 2.00"), report.text)
+    XCTAssertTrue(report.text.contains("8.00 ± 2.00"), "the test error too")
+    XCTAssertTrue(report.markdown.contains("| dkd | fashion-mnist | dkd | 1,2,3 | 100 | 92.00 ± 2.00 | 8.00 ± 2.00 |"), report.markdown)
+    let csv = report.recipesCSV.split(separator: "\n")
+    XCTAssertEqual(csv.count, 4)
+    XCTAssertTrue(csv[0].hasPrefix("recipe,data set,method,seeds,student params,test accuracy % mean,test accuracy % std"))
+    XCTAssertTrue(csv.contains { $0.hasPrefix("dkd,fashion-mnist,dkd,1 2 3,100,92.00,2.00,8.00,2.00,2.000,1.000,3.000,1.000,30.67") }, "\(csv)")
+    XCTAssertTrue(csv.contains { $0.hasPrefix("kd,fashion-mnist,kd,1,100,91.00,,9.00,,0.500,,1.500,,") }, "\(csv)")
+    // Runs of one seed each: no second table.
+    XCTAssertFalse(CompareReport(runs: [run("kd", seed: 1, 0.91, 500)]).text.contains("Per recipe"))
+  }
 }
