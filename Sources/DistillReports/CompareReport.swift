@@ -15,14 +15,20 @@ public struct CompareReport: Sendable {
   /// Sorts `runs` by data set, then by accuracy per kJ, descending; ties and runs without
   /// figures by name.
   public init(runs: [ComparedRun]) {
-    self.runs = runs.sorted { a, b in
-      if a.dataset != b.dataset { return a.dataset < b.dataset }
-      switch (a.accuracyPerKilojoule, b.accuracyPerKilojoule) {
-      case (let x?, let y?) where x != y: return x > y
-      case (.some, nil): return true
-      case (nil, .some): return false
-      default: return a.recipe < b.recipe
-      }
+    self.runs = runs.sorted {
+      Self.ranksBefore(($0.dataset, $0.accuracyPerKilojoule, $0.recipe), ($1.dataset, $1.accuracyPerKilojoule, $1.recipe))
+    }
+  }
+
+  /// The table order: by data set, then accuracy per kJ descending (rows without it last),
+  /// then name.
+  static func ranksBefore(_ a: (String, Double?, String), _ b: (String, Double?, String)) -> Bool {
+    if a.0 != b.0 { return a.0 < b.0 }
+    switch (a.1, b.1) {
+    case (let x?, let y?) where x != y: return x > y
+    case (.some, nil): return true
+    case (nil, .some): return false
+    default: return a.2 < b.2
     }
   }
 

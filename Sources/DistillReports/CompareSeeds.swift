@@ -66,14 +66,8 @@ extension CompareReport {
         totalJoules: figure(group.map(\.totalJoules)),
         inferenceMicrojoules: figure(group.map(\.inferenceMicrojoulesPerSample))?.mean)
     }
-    return summaries.sorted { a, b in
-      if a.dataset != b.dataset { return a.dataset < b.dataset }
-      switch (a.accuracyPerKilojoule, b.accuracyPerKilojoule) {
-      case (let x?, let y?) where x != y: return x > y
-      case (.some, nil): return true
-      case (nil, .some): return false
-      default: return a.recipe < b.recipe
-      }
+    return summaries.sorted {
+      Self.ranksBefore(($0.dataset, $0.accuracyPerKilojoule, $0.recipe), ($1.dataset, $1.accuracyPerKilojoule, $1.recipe))
     }
   }
 
