@@ -11,6 +11,23 @@ final class RecipeLoadingTests: XCTestCase {
     "mnist-hinton", "mnist-student-baseline",
   ]
 
+  /// The methods table's recipes (`recipes/methods/`): each loads, names its method as its file
+  /// does, and reads the one shared teacher.
+  func testMethodRecipesLoadAndShareTheTeacher() throws {
+    let folder = recipesFolder + "/methods"
+    let files = try FileManager.default.contentsOfDirectory(atPath: folder).filter { $0.hasSuffix(".yaml") }.sorted()
+    XCTAssertGreaterThanOrEqual(files.count, 16)
+    var methods = Set<String>()
+    for file in files {
+      let recipe = try Recipe.load(path: folder + "/" + file)
+      XCTAssertEqual(recipe.name, "methods-" + file.dropLast(5), file)
+      XCTAssertEqual(recipe.teacher?.from, "checkpoints/fashion-cnn-kd/teacher.h5", file)
+      XCTAssertEqual(recipe.data.dataset, .fashionMNIST, file)
+      methods.formUnion(recipe.distillation.methods)
+    }
+    XCTAssertEqual(methods, Set(DistillationMethods.infos.map(\.name)).subtracting(["hint"]), "every method but the first schema's hint")
+  }
+
   func load(_ name: String, file: StaticString = #filePath, line: UInt = #line) throws -> Recipe {
     do {
       return try Recipe.load(path: "\(recipesFolder)/\(name).yaml")
