@@ -4,7 +4,6 @@ import Foundation
 import NN
 import DistillRecipes
 
-
 /// One micro-batch as a loss sees it: the (augmented) input `[n] + sampleShape`, the labels,
 /// the samples' positions in the training split, and the 1-based epoch.
 struct MicroBatch {

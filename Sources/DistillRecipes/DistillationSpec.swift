@@ -50,6 +50,16 @@ public struct DistillationSpec: Codable, Equatable, Sendable {
     self.init(methods: method == "none" ? [] : [method], temperature: temperature, alpha: alpha, hint: hint)
   }
 
+  /// What is wrong with these settings that needs no networks, only the methods' declarations
+  /// (`methods`): unknown method names or keys, values of the wrong kind or out of range,
+  /// conflicting keys, each a `RecipeError` naming `file` and the key path. `Recipe.problems`
+  /// includes them; a spec built in code (`DistillationLoss`) is checked with this alone.
+  public func problems(file: String = "<recipe>", methods: [MethodInfo]) -> [RecipeError] {
+    var checks = RecipeChecks(file: file)
+    checks.methodProblems(self, methods: methods)
+    return checks.problems
+  }
+
   /// The methods as `summary.json` and `compare` show them: `none`, `kd`, `kd+at`.
   public var label: String { methods.isEmpty ? "none" : methods.joined(separator: "+") }
 

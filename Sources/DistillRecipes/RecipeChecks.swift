@@ -165,17 +165,42 @@ struct RecipeChecks {
     _ distillation: DistillationSpec, teacher: TeacherSpec?, student: StudentSpec, methods infos: [MethodInfo]
   ) {
     let methods = distillation.methods
+    methodProblems(distillation, methods: infos)
+    if let method = methods.first, teacher == nil {
+      conflict(
+        "distillation.method",
+        "method '\(method)' needs a teacher; add a 'teacher' section or use method: none")
+    }
+    switch (methods.contains("hint"), distillation.hint) {
+    case (true, nil):
+      missing("distillation.hint")
+    case (true, let hint?):
+      positive(hint.weight, "distillation.hint.weight")
+      // Any class count gives the same number of layers.
+      if let model = teacher?.model {
+        layerIndex(hint.teacherLayer, in: model, "distillation.hint.teacher_layer")
+      } else {
+        atLeast(hint.teacherLayer, 0, "distillation.hint.teacher_layer")
+      }
+      layerIndex(hint.studentLayer, in: student.model, "distillation.hint.student_layer")
+    case (false, .some):
+      conflict("distillation.hint", "'hint' is used only with method: hint")
+    case (false, nil):
+      break
+    }
+  }
+
+  /// The checks of `distillation` that need no networks, only the methods' declarations: the
+  /// names in `method`, the shared keys, each section's keys, their kinds and ranges
+  /// (`DistillationSpec.problems(file:methods:)`).
+  mutating func methodProblems(_ distillation: DistillationSpec, methods infos: [MethodInfo]) {
+    let methods = distillation.methods
     let names = ["none"] + infos.map(\.name)
     for (i, name) in methods.enumerated() where !names.contains(name) {
       problems.append(
         .invalidChoice(
           file: file, keyPath: "distillation.method" + (methods.count > 1 ? "[\(i)]" : ""), value: name,
           allowed: names, suggestion: KeySuggestion.closest(to: name, among: names)))
-    }
-    if let method = methods.first, teacher == nil {
-      conflict(
-        "distillation.method",
-        "method '\(method)' needs a teacher; add a 'teacher' section or use method: none")
     }
     if methods.count > 1 {
       if methods.contains("none") {
@@ -194,23 +219,6 @@ struct RecipeChecks {
     if let ce = distillation.ceWeight { nonNegative(ce, "distillation.ce_weight") }
     if distillation.logitStandardization, !methods.contains("kd"), !methods.contains("dkd") {
       conflict("distillation.logit_standardization", "logit standardisation applies to methods kd and dkd only")
-    }
-    switch (methods.contains("hint"), distillation.hint) {
-    case (true, nil):
-      missing("distillation.hint")
-    case (true, let hint?):
-      positive(hint.weight, "distillation.hint.weight")
-      // Any class count gives the same number of layers.
-      if let model = teacher?.model {
-        layerIndex(hint.teacherLayer, in: model, "distillation.hint.teacher_layer")
-      } else {
-        atLeast(hint.teacherLayer, 0, "distillation.hint.teacher_layer")
-      }
-      layerIndex(hint.studentLayer, in: student.model, "distillation.hint.student_layer")
-    case (false, .some):
-      conflict("distillation.hint", "'hint' is used only with method: hint")
-    case (false, nil):
-      break
     }
     let sections = infos.filter { !$0.topLevelKeys }
     let allowed = DistillationSpec.ownKeys + sections.map(\.name)

@@ -225,6 +225,29 @@ final class MethodReferenceTests: XCTestCase {
     XCTAssertGreaterThan(Set(drawn[1..<51]).count, 10, "drawn, not repeated")
   }
 
+  /// `DistillationLoss`, the public way to use the methods without `Trainer`, checks a spec
+  /// built in code as a recipe would be.
+  func testDistillationLossRefusesAnInvalidSpecBuiltInCode() throws {
+    let context = try Self.context(DistillationSpec(method: "kd"))
+    let teacher = (context.teacher, ModelSpec.cnn(CNNSpec(channels: [6, 8], hidden: [16])))
+    let student = (context.student, ModelSpec.cnn(CNNSpec(channels: [4, 4], hidden: [12])))
+    for (spec, keyPath) in [
+      (DistillationSpec(method: "atention"), "distillation.method"),
+      (DistillationSpec(methods: ["at"], settings: ["at": MethodSettings(["weight": .number(-1)])]), "distillation.at.weight"),
+      (DistillationSpec(methods: ["at"], settings: ["at": MethodSettings(["wieght": .number(1)])]), "distillation.at.wieght"),
+    ] {
+      XCTAssertThrowsError(
+        try DistillationLoss(spec: spec, teacher: teacher, student: student, inputShape: [1, 8, 8], trainLabels: Array(0..<10))
+      ) { error in
+        XCTAssertEqual((error as? RecipeError)?.keyPath, keyPath, "\(error)")
+      }
+    }
+    XCTAssertNoThrow(
+      try DistillationLoss(
+        spec: DistillationSpec(method: "at"), teacher: teacher, student: student, inputShape: [1, 8, 8],
+        trainLabels: Array(0..<10)))
+  }
+
   /// A regressor or head too large to train is refused, naming the key, before any allocation.
   func testAModuleTooLargeForTheMachineIsRefused() throws {
     let context = try Self.context(DistillationSpec(method: "fitnets"))

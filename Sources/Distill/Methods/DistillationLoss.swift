@@ -18,11 +18,15 @@ public final class DistillationLoss {
   /// Builds the methods of `spec` for the two networks (`ModelSpec`s as built by
   /// `ModelBuilder`, whose layer positions the methods' keys name) on samples of `inputShape`;
   /// `trainLabels` are the training split's labels by sample index (CRD draws its negatives from
-  /// them). Throws `TrainingError.methodMismatch` for settings the networks cannot satisfy.
+  /// them). Throws `RecipeError` for settings that are invalid in themselves (an unknown method
+  /// or key, a value out of range) and `TrainingError.methodMismatch` for settings the networks
+  /// cannot satisfy.
   public init(
     spec: DistillationSpec, teacher: (model: Sequential, spec: ModelSpec), student: (model: Sequential, spec: ModelSpec),
     inputShape: [Int], trainLabels: [Int], labelSmoothing: Double = 0, seed: UInt64 = 0, file: String = "<recipe>"
   ) throws {
+    // A spec built in code has not been through a recipe's validation.
+    if let problem = spec.problems(file: file, methods: DistillationMethods.infos).first { throw problem }
     let classCount = (trainLabels.max() ?? 0) + 1
     let builder = ModelBuilder(file: file, keyPath: "model")
     let context = MethodContext(

@@ -47,8 +47,10 @@ final class DistillationRun {
     teacher = context.teacher
     var methods: [(String, any DistillationMethod)] = []
     for name in spec.methods {
-      // Decoding accepts registered names only.
-      let type = DistillationMethods.named(name)!
+      // Validation (Recipe.problems, DistillationSpec.problems) admits registered names only.
+      guard let type = DistillationMethods.named(name) else {
+        preconditionFailure("distillation method '\(name)' reached the trainer unvalidated")
+      }
       let keyPath = type.info.topLevelKeys ? "distillation" : "distillation.\(name)"
       let methodContext = MethodContext(
         file: context.file, keyPath: keyPath, spec: spec, teacher: context.teacher,
