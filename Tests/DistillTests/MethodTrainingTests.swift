@@ -176,6 +176,28 @@ final class MethodTrainingTests: XCTestCase {
       mentions: ["the teacher has 10 layers, so there is no layer 40"])
   }
 
+  /// A teacher from `teacher.from` is checked as it is in the file: its layers are not in the
+  /// recipe, so only the built network can refuse the position, naming the file.
+  func testFeatureLayerBeyondATeacherFromAFileIsRefused() throws {
+    let teacherRun = folder + "-teacher"
+    defer { try? FileManager.default.removeItem(atPath: teacherRun) }
+    let recipe = try Recipe.parse(yaml: Self.recipe("{method: kd}"), file: "m.yaml")
+    _ = try Trainer(recipe: recipe, recipeFile: "m.yaml", options: TrainingOptions(runFolder: teacherRun, epochs: 1))
+      .run(data: Self.data)
+    let file = teacherRun + "/teacher.h5"
+    let yaml = Self.recipe("{method: at, at: {teacher_layers: [1, 30], student_layers: [1, 4]}}", teacherFrom: file)
+    var trained = false
+    XCTAssertThrowsError(
+      try Trainer(recipe: try Recipe.parse(yaml: yaml, file: "m.yaml"), recipeFile: "m.yaml", options: TrainingOptions(runFolder: folder))
+        .run(data: Self.data) { if case .batch = $0 { trained = true } }
+    ) { error in
+      guard case .methodMismatch(_, let path, let reason) = error as? TrainingError else { return XCTFail("\(error)") }
+      XCTAssertEqual(path, "distillation.at.teacher_layers")
+      XCTAssertTrue(reason.contains("the teacher (\(file)) has 10 layers, so there is no layer 30"), reason)
+    }
+    XCTAssertFalse(trained)
+  }
+
   func testFeatureLayerBeyondTheStudentIsRefused() throws {
     try assertRefusedBeforeTraining(
       "{method: pkt, pkt: {student_layer: 12}}", keyPath: "distillation.pkt.student_layer",
