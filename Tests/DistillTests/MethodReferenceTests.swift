@@ -210,6 +210,28 @@ final class MethodReferenceTests: XCTestCase {
       })
   }
 
+  /// The NCE loss at the reference's size (16,384 negatives, scores near 1/N): each term is
+  /// small, and a float sum that cancels two sums of millions of terms would be noise; the loss
+  /// matches a Double computation and stays positive.
+  func testCRDContrastLossHoldsAtTheReferenceSize() throws {
+    let labels = (0..<55_000).map { $0 % 10 }
+    let crd = try ContrastiveRD(
+      settings: MethodSettings(), context: Self.context(DistillationSpec(method: "crd"), trainLabels: labels))
+    let (b, width) = (16, 16_385)
+    var generator = SeededGenerator(seed: 3)
+    let values = (0..<(b * width)).map { _ in generator.nextUniform() * 4e-5 }
+    let loss = crd.nce(Tensor(shape: [b, width], storage: values), samples: 55_000).scalar
+    let noise = 16_384.0 / 55_000
+    var expected = 0.0
+    for (i, x) in values.enumerated() {
+      let x = Double(x)
+      expected += i % width == 0 ? Foundation.log(x / (x + noise + 1e-7)) : Foundation.log(noise / (x + noise + 1e-7))
+    }
+    expected /= -Double(b)
+    XCTAssertGreaterThan(loss, 0)
+    XCTAssertEqual(Double(loss), expected, accuracy: 1e-4 * expected)
+  }
+
   /// CRD's negatives are samples of other classes, drawn from the method's own stream.
   func testCRDDrawsNegativesOfOtherClasses() throws {
     let labels = (0..<40).map { $0 % 4 }

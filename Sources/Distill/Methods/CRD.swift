@@ -123,14 +123,18 @@ final class ContrastiveRD: DistillationMethod {
   }
 
   /// mdistiller's `ContrastLoss`: the sum over the batch of log(x₀ / (x₀ + K/N + ε)) at the
-  /// positives and log((K/N) / (xₖ + K/N + ε)) at the negatives, negated and divided by B;
-  /// computed as Σ log x₀ + B·K·log(K/N) − Σ log(x + K/N + ε), one logarithm per entry.
+  /// positives and log((K/N) / (xₖ + K/N + ε)) at the negatives, negated and divided by B; one
+  /// logarithm per entry, of the ratio. (Σ log x₀ + B·K·log(K/N) − Σ log(x + K/N + ε) is the
+  /// same sum, but two float sums of millions of terms near B·K·log(K/N) cancel to noise.)
   func nce(_ x: Tensor, samples: Int) -> Tensor {
     let noise = Float(negatives) / Float(samples)
-    let b = x.shape[0]
-    let positives = x.gatheredColumns((0..<b).map { _ in 0 }, count: 1)
-    let constant = Float(b * negatives) * Foundation.log(noise)
-    return (positives.log().sum() - (x + (noise + 1e-7)).log().sum() + constant) * (-1 / Float(b))
+    let (b, width) = (x.shape[0], x.shape[1])
+    var numerators = [Float](repeating: noise, count: b * width)
+    var isPositive = [Float](repeating: 0, count: b * width)
+    for i in 0..<b { (numerators[i * width], isPositive[i * width]) = (0, 1) }
+    // x at the positives, K/N at the negatives.
+    let numerator = x * Tensor(shape: x.shape, storage: isPositive) + Tensor(shape: x.shape, storage: numerators)
+    return (numerator / (x + (noise + 1e-7))).log().sum() * (-1 / Float(b))
   }
 
   func loss(_ batch: MethodBatch) -> Tensor {
