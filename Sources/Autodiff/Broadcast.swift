@@ -66,6 +66,14 @@ func broadcastApply<F: BinaryFunction>(_ a: Tensor, _ b: Tensor, _: F.Type) -> T
             let rowA = UnsafeBufferPointer(rebasing: pa[(row * inner)..<((row + 1) * inner)])
             for j in 0..<inner { rowOut[j] = F.apply(rowA[j], pb[j]) }
           }
+        } else if a.count == out.count, let block = Tensor.trailingBlock(of: outShape, summedTo: b.shape) {
+          // b repeats along trailing axes ([n, C, HW] and [n, C, 1]): one value per block of a.
+          for t in 0..<b.count {
+            let blockOut = UnsafeMutableBufferPointer(rebasing: out[(t * block)..<((t + 1) * block)])
+            let blockA = UnsafeBufferPointer(rebasing: pa[(t * block)..<((t + 1) * block)])
+            let y = pb[t]
+            for j in 0..<block { blockOut[j] = F.apply(blockA[j], y) }
+          }
         } else {
           stridedApply(
             outShape, broadcastStrides(a.shape, to: outShape), broadcastStrides(b.shape, to: outShape)
@@ -131,6 +139,14 @@ extension Tensor {
             let rowG = UnsafeBufferPointer(rebasing: g[(row * targetCount)..<((row + 1) * targetCount)])
             for j in 0..<targetCount { r[j] += rowG[j] }
           }
+        } else if let block = Self.trailingBlock(of: shape, summedTo: target) {
+          // Sums over trailing axes ([n, C, HW] → [n, C, 1]): one contiguous block per result.
+          for t in 0..<targetCount {
+            let rowG = UnsafeBufferPointer(rebasing: g[(t * block)..<((t + 1) * block)])
+            var sum: Float = 0
+            for j in 0..<block { sum += rowG[j] }
+            r[t] = sum
+          }
         } else {
           let strides = broadcastStrides(target, to: shape)
           stridedApply(shape, strides, strides) { o, t, _ in r[t] += g[o] }
@@ -138,6 +154,18 @@ extension Tensor {
       }
     }
     return Tensor(shape: target, storage: result)
+  }
+
+  /// The size of the blocks summed when `target` keeps `shape`'s leading axes and is 1 on all the
+  /// trailing ones it reduces (`[n, C, HW]` → `[n, C, 1]` or `[n, C]`… with left-padding as in
+  /// broadcasting); nil for any other reduction.
+  static func trailingBlock(of shape: [Int], summedTo target: [Int]) -> Int? {
+    guard target.count <= shape.count else { return nil }
+    let padded = [Int](repeating: 1, count: shape.count - target.count) + target
+    guard let k = padded.indices.last(where: { padded[$0] != 1 }).map({ $0 + 1 }) ?? Optional(0),
+      Array(padded[..<k]) == Array(shape[..<k])
+    else { return nil }
+    return shape[k...].reduce(1, *)
   }
 
   /// This tensor repeated along stretched axes to `target` shape: broadcasting itself, and the

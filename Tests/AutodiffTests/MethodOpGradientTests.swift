@@ -1,4 +1,4 @@
-import Autodiff
+@testable import Autodiff
 import XCTest
 import _TestSupport
 
@@ -49,5 +49,22 @@ final class MethodOpGradientTests: XCTestCase {
     assertGradientsMatch([x], "gatheredColumns") { $0[0].gatheredColumns(indices, count: 3) }
     let values = Tensor(shape: [2, 3], storage: [0, 1, 2, 3, 4, 5]).gatheredColumns([2, 0, 1, 1], count: 2)
     XCTAssertEqual(values.storage, [2, 0, 4, 4])
+  }
+
+  /// Broadcasting over trailing axes (`[n, C, HW] / [n, C, 1]`, as the feature methods' norms
+  /// do): the gradient of the smaller operand sums contiguous blocks (`summed(toShape:)`'s
+  /// fast path), checked numerically and against the general strided sum.
+  func testTrailingAxisBroadcastGradients() {
+    let x = randomTensor([2, 3, 4], seed: 7)
+    let norms = awayFrom([0], [2, 3, 1], seed: 8)
+    assertGradientsMatch([x, norms], "[2,3,4] / [2,3,1]") { $0[0] / $0[1] }
+    let rows = awayFrom([0], [2, 1, 1], seed: 9)
+    assertGradientsMatch([x, rows], "[2,3,4] * [2,1,1]") { $0[0] * $0[1] }
+    // The blocks: the sums of 4 consecutive elements, and of 12.
+    let g = Tensor(shape: [2, 3, 4], storage: (0..<24).map(Float.init))
+    XCTAssertEqual(g.summed(toShape: [2, 3, 1]).storage, [6, 22, 38, 54, 70, 86])
+    XCTAssertEqual(g.summed(toShape: [2, 1, 1]).storage, [66, 210])
+    // Not trailing (axis 0 reduced as well): the general path, same sums as by hand.
+    XCTAssertEqual(g.summed(toShape: [3, 1]).storage, [6 + 54, 22 + 70, 38 + 86])
   }
 }
