@@ -162,10 +162,10 @@ extension Tensor {
   static func trailingBlock(of shape: [Int], summedTo target: [Int]) -> Int? {
     guard target.count <= shape.count else { return nil }
     let padded = [Int](repeating: 1, count: shape.count - target.count) + target
-    guard let k = padded.indices.last(where: { padded[$0] != 1 }).map({ $0 + 1 }) ?? Optional(0),
-      Array(padded[..<k]) == Array(shape[..<k])
-    else { return nil }
-    return shape[k...].reduce(1, *)
+    // Axes up to the last non-1 of the target are kept, the rest summed.
+    let kept = (padded.lastIndex { $0 != 1 } ?? -1) + 1
+    guard padded[..<kept] == shape[..<kept] else { return nil }
+    return shape[kept...].reduce(1, *)
   }
 
   /// This tensor repeated along stretched axes to `target` shape: broadcasting itself, and the

@@ -118,7 +118,8 @@ final class ModelTraining {
   let loss: BatchLoss
   /// The dynamic loss scale, in f16-mixed only.
   let scaler: LossScaler?
-  /// Tensors trained along with the model's own (a hint regressor), saved in checkpoints.
+  /// Tensors trained along with the model's own (the distillation methods' modules), saved in
+  /// checkpoints.
   let extraParameters: [(name: String, tensor: Tensor)]
   /// The student's distillation methods, whose state checkpoints hold; nil for a teacher or a
   /// student trained on labels alone.
@@ -135,13 +136,13 @@ final class ModelTraining {
   /// - Parameters:
   ///   - shuffleSeed: seeds the order of samples in every epoch (`epochOrder`).
   ///   - augmentSeed: seeds the augmenter, used when `spec.augment` asks for any transform.
-  ///   - extraParameters: trained along with the model's own (a hint regressor).
+  ///   - distillation: the student's methods, whose modules train with the model.
   init(
     role: ModelRole, model: Sequential, spec: TrainSpec, shuffleSeed: UInt64, augmentSeed: UInt64,
-    extraParameters: [(name: String, tensor: Tensor)] = [], precision: Precision = .f32,
-    distillation: DistillationRun? = nil, loss: @escaping BatchLoss
+    precision: Precision = .f32, distillation: DistillationRun? = nil, loss: @escaping BatchLoss
   ) {
     self.distillation = distillation
+    let extraParameters = distillation?.extraParameters ?? []
     self.role = role
     self.model = model
     self.spec = spec
@@ -252,27 +253,5 @@ func labelLoss(labelSmoothing: Double) -> BatchLoss {
   let smoothing = Float(labelSmoothing)
   return { model, batch in
     crossEntropy(logits: model(batch.input), labels: batch.labels, labelSmoothing: smoothing)
-  }
-}
-
-/// Hinton et al.'s distillation loss (`distillationLoss`): the teacher, in evaluation mode,
-/// computes its logits once per micro-batch without recording, on the same (augmented) input the
-/// student sees. With label smoothing the hard term is `crossEntropy` with that smoothing.
-func knowledgeDistillationLoss(
-  teacher: Sequential, temperature: Double, alpha: Double, labelSmoothing: Double
-) -> BatchLoss {
-  let (t, a, smoothing) = (Float(temperature), Float(alpha), Float(labelSmoothing))
-  return { student, batch in
-    let (input, labels) = (batch.input, batch.labels)
-    teacher.eval()
-    let teacherLogits = noGrad { teacher(input) }
-    let logits = student(input)
-    guard smoothing > 0 else {
-      return distillationLoss(
-        studentLogits: logits, teacherLogits: teacherLogits, labels: labels, temperature: t, alpha: a)
-    }
-    let soft = distillationLoss(
-      studentLogits: logits, teacherLogits: teacherLogits, labels: labels, temperature: t, alpha: 1)
-    return soft * a + crossEntropy(logits: logits, labels: labels, labelSmoothing: smoothing) * (1 - a)
   }
 }

@@ -226,7 +226,7 @@ public final class Trainer {
 
     let train = recipe.student.train
     let studentTraining = makeTraining(
-      .student, student, train, extraParameters: distillation?.extraParameters ?? [], distillation: distillation,
+      .student, student, train, distillation: distillation,
       loss: distillation.map { run in { run.loss($0, $1) } } ?? labelLoss(labelSmoothing: train.labelSmoothing))
     let studentResult = try fit(
       studentTraining, data: data, resume: studentPhase ? resume : nil, checkpoints: checkpoints, onEvent: onEvent)
@@ -243,8 +243,7 @@ public final class Trainer {
   }
 
   private func makeTraining(
-    _ role: ModelRole, _ model: Sequential, _ spec: TrainSpec,
-    extraParameters: [(name: String, tensor: Tensor)] = [], distillation: DistillationRun? = nil,
+    _ role: ModelRole, _ model: Sequential, _ spec: TrainSpec, distillation: DistillationRun? = nil,
     loss: @escaping BatchLoss
   ) -> ModelTraining {
     // `checkpoint.recompute`: the model's recorded forward passes (training) keep only segment
@@ -252,8 +251,8 @@ public final class Trainer {
     model.recomputeSegments = recipe.checkpoint.recompute?.segments
     return ModelTraining(
       role: role, model: model, spec: spec, shuffleSeed: derivedSeed(recipe.seed, "\(role.rawValue).shuffle"),
-      augmentSeed: derivedSeed(recipe.seed, "\(role.rawValue).augment"), extraParameters: extraParameters,
-      precision: recipe.precision, distillation: distillation, loss: loss)
+      augmentSeed: derivedSeed(recipe.seed, "\(role.rawValue).augment"), precision: recipe.precision,
+      distillation: distillation, loss: loss)
   }
 
   /// The recipe's distillation methods built for the two networks (`DistillationRun`).
@@ -261,17 +260,10 @@ public final class Trainer {
     teacher: (model: Sequential, spec: ModelSpec, train: TrainSpec?), student: Sequential, data: TrainingData,
     fromFile: Bool
   ) throws -> DistillationRun {
-    let classCount = data.classCount
-    let teacherShapes = try ModelBuilder(file: recipeFile, keyPath: "teacher.model").outputShapes(
-      of: teacher.spec, inputShape: data.sampleShape, classCount: classCount)
-    let studentShapes = try ModelBuilder(file: recipeFile, keyPath: "student.model").outputShapes(
-      of: recipe.student.model, inputShape: data.sampleShape, classCount: classCount)
-    let context = MethodContext(
-      file: recipeFile, keyPath: "distillation", spec: recipe.distillation, teacher: teacher.model,
-      teacherLayers: teacher.spec.expandedLayers(classCount: classCount), teacherShapes: teacherShapes,
-      teacherFile: fromFile ? recipe.teacher?.from : nil, student: student,
-      studentLayers: recipe.student.model.expandedLayers(classCount: classCount), studentShapes: studentShapes,
-      classCount: classCount, trainCount: data.train.count, trainLabels: data.train.labels, seed: recipe.seed)
+    let context = try MethodContext(
+      file: recipeFile, spec: recipe.distillation, teacher: (teacher.model, teacher.spec),
+      teacherFile: fromFile ? recipe.teacher?.from : nil, student: (student, recipe.student.model),
+      inputShape: data.sampleShape, classCount: data.classCount, trainLabels: data.train.labels, seed: recipe.seed)
     return try DistillationRun(
       spec: recipe.distillation, context: context, labelSmoothing: recipe.student.train.labelSmoothing)
   }

@@ -98,13 +98,13 @@ enum Workload: String, CaseIterable {
       let method = [.kdStep: "kd", .dkdStep: "dkd", .crdStep: "crd"][self]!
       return distillationStep(
         method: method, teacher: .mlp(MLPSpec(hidden: [1200, 1200])), student: .mlp(MLPSpec(hidden: [800, 800])),
-        input: x, labels: labels, steps: steps, precision: precision, generator: &generator)
+        input: x, steps: steps, precision: precision, generator: &generator)
     case .kdCNNStep, .atStep:
       // torch_bench.py's cnn as the teacher, a CNN of half its channels as the student.
       return distillationStep(
         method: self == .atStep ? "at" : "kd", teacher: .cnn(CNNSpec(channels: [32, 64], hidden: [128])),
         student: .cnn(CNNSpec(channels: [16, 32], hidden: [64])), input: x.reshaped([batch, 1, 28, 28]),
-        labels: labels, steps: max(5, steps / 4), precision: precision, generator: &generator)
+        steps: max(5, steps / 4), precision: precision, generator: &generator)
     case .deepMLPRecompute:
       preconditionFailure("deep_mlp_recompute times its settings itself (DeepMLPRecompute.measure)")
     case .inferMLP1200, .inferMLP800:
@@ -120,10 +120,10 @@ enum Workload: String, CaseIterable {
 /// frozen teacher; the memory banks of CRD hold 55,000 samples, as MNIST's training split after
 /// 5,000 held out, and each step's batch is a fresh draw of sample positions.
 func distillationStep(
-  method: String, teacher: ModelSpec, student: ModelSpec, input: Tensor, labels: [Int], steps: Int,
+  method: String, teacher: ModelSpec, student: ModelSpec, input: Tensor, steps: Int,
   precision: BenchPrecision, generator: inout SeededGenerator
 ) -> PreparedRun {
-  let batch = labels.count
+  let batch = input.shape[0]
   let shape = Array(input.shape.dropFirst())
   let builder = ModelBuilder(file: "bench", keyPath: "model")
   let teacherModel = try! builder.build(teacher, inputShape: shape, classCount: 10, seed: 1)

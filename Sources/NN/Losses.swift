@@ -29,10 +29,7 @@ public func crossEntropy(logits: Tensor, labels: [Int], labelSmoothing: Float = 
 public func distillationLoss(
   studentLogits: Tensor, teacherLogits: Tensor, labels: [Int], temperature: Float, alpha: Float
 ) -> Tensor {
-  precondition(
-    studentLogits.shape == teacherLogits.shape,
-    "student logits \(studentLogits.shape) and teacher logits \(teacherLogits.shape) differ")
-  precondition(temperature > 0, "temperature must be positive, got \(temperature)")
+  // `softTargetDivergence` checks the shapes and the temperature.
   let soft = softTargetDivergence(studentLogits: studentLogits, teacherLogits: teacherLogits, temperature: temperature)
     * (alpha * temperature * temperature)
   if alpha == 1 { return soft }

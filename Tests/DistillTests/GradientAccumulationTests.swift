@@ -37,8 +37,12 @@ final class GradientAccumulationTests: XCTestCase {
   }
 
   func testAccumulationWithDistillationLoss() throws {
-    let teacher = try model(seed: 77)
-    let loss = knowledgeDistillationLoss(teacher: teacher, temperature: 3, alpha: 0.7, labelSmoothing: 0.1)
+    // KD as the trainer runs it (`DistillationRun`), the teacher in evaluation mode.
+    let spec = ModelSpec.mlp(MLPSpec(hidden: [16]))
+    let distillation = try DistillationLoss(
+      spec: DistillationSpec(method: "kd", temperature: 3, alpha: 0.7), teacher: (try model(seed: 77), spec),
+      student: (try model(), spec), inputShape: [12], trainLabels: [0, 1, 2], labelSmoothing: 0.1)
+    let loss: BatchLoss = { distillation.run.loss($0, $1) }
     let accumulated = try train(batchSize: 5, accumulate: 3, epochs: 1, loss: loss)
     let large = try train(batchSize: 15, accumulate: 1, epochs: 1, loss: loss)
     for ((name, a), (_, b)) in zip(accumulated.model.parameters, large.model.parameters) {

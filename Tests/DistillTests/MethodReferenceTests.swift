@@ -57,15 +57,11 @@ final class MethodReferenceTests: XCTestCase {
     )
     let builder = ModelBuilder(file: "r.yaml", keyPath: "m")
     let input = [1, 8, 8]
-    return MethodContext(
-      file: "r.yaml", keyPath: "distillation", spec: spec,
-      teacher: try builder.build(teacherSpec, inputShape: input, classCount: 10, seed: 1),
-      teacherLayers: teacherSpec.expandedLayers(classCount: 10),
-      teacherShapes: try builder.outputShapes(of: teacherSpec, inputShape: input, classCount: 10), teacherFile: nil,
-      student: try builder.build(studentSpec, inputShape: input, classCount: 10, seed: 2),
-      studentLayers: studentSpec.expandedLayers(classCount: 10),
-      studentShapes: try builder.outputShapes(of: studentSpec, inputShape: input, classCount: 10),
-      classCount: 10, trainCount: trainLabels.count, trainLabels: trainLabels, seed: 1)
+    return try MethodContext(
+      file: "r.yaml", spec: spec,
+      teacher: (try builder.build(teacherSpec, inputShape: input, classCount: 10, seed: 1), teacherSpec),
+      teacherFile: nil, student: (try builder.build(studentSpec, inputShape: input, classCount: 10, seed: 2), studentSpec),
+      inputShape: input, classCount: 10, trainLabels: trainLabels, seed: 1)
   }
 
   /// Builds `name` from `spec`, runs its loss on the fixture's inputs at `epoch`, and compares

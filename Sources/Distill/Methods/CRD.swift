@@ -161,15 +161,16 @@ final class ContrastiveRD: DistillationMethod {
     guard let (indices, student, teacher) = pending else { return }
     pending = nil
     let d = featureDimension
+    var updated = [Float](repeating: 0, count: d)
     for (bank, values) in [(memoryStudent, student), (memoryTeacher, teacher)] {
-      var storage = bank.storage
-      for (row, i) in indices.enumerated() {
-        var updated = (0..<d).map { storage[i * d + $0] * momentum + values[row * d + $0] * (1 - momentum) }
-        let norm = updated.reduce(0) { $0 + $1 * $1 }.squareRoot()
-        for j in 0..<d { updated[j] /= norm }
-        storage.replaceSubrange(i * d..<(i + 1) * d, with: updated)
+      // In place: a copy of the bank (N × feat_dim) per micro-batch would cost more than the update.
+      bank.storage.withUnsafeMutableBufferPointer { storage in
+        for (row, i) in indices.enumerated() {
+          for j in 0..<d { updated[j] = storage[i * d + j] * momentum + values[row * d + j] * (1 - momentum) }
+          let norm = updated.reduce(0) { $0 + $1 * $1 }.squareRoot()
+          for j in 0..<d { storage[i * d + j] = updated[j] / norm }
+        }
       }
-      bank.storage = storage
     }
   }
 

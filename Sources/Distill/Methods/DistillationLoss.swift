@@ -27,15 +27,9 @@ public final class DistillationLoss {
   ) throws {
     // A spec built in code has not been through a recipe's validation.
     if let problem = spec.problems(file: file, methods: DistillationMethods.infos).first { throw problem }
-    let classCount = (trainLabels.max() ?? 0) + 1
-    let builder = ModelBuilder(file: file, keyPath: "model")
-    let context = MethodContext(
-      file: file, keyPath: "distillation", spec: spec, teacher: teacher.model,
-      teacherLayers: teacher.spec.expandedLayers(classCount: classCount),
-      teacherShapes: try builder.outputShapes(of: teacher.spec, inputShape: inputShape, classCount: classCount),
-      teacherFile: nil, student: student.model, studentLayers: student.spec.expandedLayers(classCount: classCount),
-      studentShapes: try builder.outputShapes(of: student.spec, inputShape: inputShape, classCount: classCount),
-      classCount: classCount, trainCount: trainLabels.count, trainLabels: trainLabels, seed: seed)
+    let context = try MethodContext(
+      file: file, spec: spec, teacher: teacher, teacherFile: nil, student: student, inputShape: inputShape,
+      classCount: (trainLabels.max() ?? 0) + 1, trainLabels: trainLabels, seed: seed)
     run = try DistillationRun(spec: spec, context: context, labelSmoothing: labelSmoothing)
   }
 

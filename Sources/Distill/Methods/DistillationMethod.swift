@@ -12,7 +12,7 @@ import DistillRecipes
 struct MethodContext {
   /// The recipe file and the key path of the method's settings, for errors.
   let file: String
-  let keyPath: String
+  var keyPath: String
   let spec: DistillationSpec
   let teacher: Sequential
   /// The teacher's expanded layers and each layer's per-sample output shape.
@@ -104,6 +104,28 @@ struct MethodContext {
 
   func shape(of role: ModelRole, layer: Int) -> [Int] {
     role == .teacher ? teacherShapes[layer] : studentShapes[layer]
+  }
+}
+
+extension MethodContext {
+  /// The context of `spec` for two built networks (`ModelSpec`s as `ModelBuilder` built them,
+  /// whose layer positions the methods' keys name) on samples of `inputShape`; `teacherFile` is
+  /// `teacher.from` when the teacher came from a file. Throws the builder's shape errors.
+  init(
+    file: String, spec: DistillationSpec, teacher: (model: Sequential, spec: ModelSpec), teacherFile: String?,
+    student: (model: Sequential, spec: ModelSpec), inputShape: [Int], classCount: Int, trainLabels: [Int], seed: UInt64
+  ) throws {
+    let shapes = { (role: String, model: ModelSpec) in
+      try ModelBuilder(file: file, keyPath: "\(role).model").outputShapes(
+        of: model, inputShape: inputShape, classCount: classCount)
+    }
+    self.init(
+      file: file, keyPath: "distillation", spec: spec, teacher: teacher.model,
+      teacherLayers: teacher.spec.expandedLayers(classCount: classCount),
+      teacherShapes: try shapes("teacher", teacher.spec), teacherFile: teacherFile, student: student.model,
+      studentLayers: student.spec.expandedLayers(classCount: classCount),
+      studentShapes: try shapes("student", student.spec), classCount: classCount, trainCount: trainLabels.count,
+      trainLabels: trainLabels, seed: seed)
   }
 }
 

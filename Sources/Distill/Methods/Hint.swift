@@ -29,15 +29,8 @@ final class HintMethod: DistillationMethod {
   init(settings: MethodSettings, context: MethodContext) throws {
     // Validation guarantees the section.
     let hint = context.spec.hint!
-    let at = "distillation.hint"
-    let teacherCount = context.teacherLayers.count
-    if hint.teacherLayer >= teacherCount {
-      throw TrainingError.methodMismatch(
-        file: context.file, keyPath: at + ".teacher_layer",
-        reason: "the teacher\(context.teacherFile.map { " (\($0))" } ?? "") has \(teacherCount) layers, "
-          + "so there is no layer \(hint.teacherLayer)")
-    }
-    teacherLayers = [hint.teacherLayer]
+    // Validation checks the position only against a recipe's own teacher.model.
+    teacherLayers = try context.layers([hint.teacherLayer], of: .teacher, key: "hint.teacher_layer") { [] }
     studentLayers = [hint.studentLayer]
     let from = context.studentShapes[hint.studentLayer].reduce(1, *)
     let to = context.teacherShapes[hint.teacherLayer].reduce(1, *)

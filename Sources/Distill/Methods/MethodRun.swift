@@ -51,13 +51,8 @@ final class DistillationRun {
       guard let type = DistillationMethods.named(name) else {
         preconditionFailure("distillation method '\(name)' reached the trainer unvalidated")
       }
-      let keyPath = type.info.topLevelKeys ? "distillation" : "distillation.\(name)"
-      let methodContext = MethodContext(
-        file: context.file, keyPath: keyPath, spec: spec, teacher: context.teacher,
-        teacherLayers: context.teacherLayers, teacherShapes: context.teacherShapes, teacherFile: context.teacherFile,
-        student: context.student, studentLayers: context.studentLayers, studentShapes: context.studentShapes,
-        classCount: context.classCount, trainCount: context.trainCount, trainLabels: context.trainLabels,
-        seed: context.seed)
+      var methodContext = context
+      methodContext.keyPath = type.info.topLevelKeys ? "distillation" : "distillation.\(name)"
       methods.append((name, try type.init(settings: spec.settings(of: name), context: methodContext)))
     }
     self.methods = methods
@@ -99,8 +94,9 @@ final class DistillationRun {
       total = total.map { $0 + term } ?? term
     }
     guard ceWeight > 0 else { return total ?? logits.sum() * 0 }
-    let ce = crossEntropy(logits: logits, labels: batch.labels, labelSmoothing: labelSmoothing)
-    return total.map { $0 + (ceWeight == 1 ? ce : ce * ceWeight) } ?? (ceWeight == 1 ? ce : ce * ceWeight)
+    var ce = crossEntropy(logits: logits, labels: batch.labels, labelSmoothing: labelSmoothing)
+    if ceWeight != 1 { ce = ce * ceWeight }
+    return total.map { $0 + ce } ?? ce
   }
 
   /// After each micro-batch's backward pass.
