@@ -30,9 +30,12 @@ let package = Package(
     .systemLibrary(name: "CZlib", path: "Sources/CZlib", providers: [.apt(["zlib1g-dev"])]),
     // Small C kernels that need CPU features Swift will not emit portably (runtime-dispatched).
     .target(name: "CKernels", exclude: ["README.md"]),
+    // oneDNN (libdnnl-dev) convolutions. Debian ships no pkg-config file for it, so the target
+    // links the library by name; its headers are in /usr/include.
+    .target(name: "CDNNL", exclude: ["README.md"], linkerSettings: [.linkedLibrary("dnnl")]),
     .target(
       name: "Autodiff",
-      dependencies: ["CBLAS", "CKernels", .product(name: "RealModule", package: "swift-numerics")],
+      dependencies: ["CBLAS", "CKernels", "CDNNL", .product(name: "RealModule", package: "swift-numerics")],
       exclude: ["README.md"]),
     .target(name: "NN", dependencies: ["Autodiff"], exclude: ["README.md"]),
     .target(name: "Datasets", dependencies: ["CZlib"], exclude: ["README.md"]),

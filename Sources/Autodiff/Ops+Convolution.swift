@@ -1,7 +1,10 @@
-// 2-D convolution lowered to matrix products (im2col). The batch is processed in chunks of a
-// few images: each chunk's patches are unrolled into a matrix X, so the forward pass and each
-// half of the gradient is one sgemm per chunk, wide enough for sgemm to run at full speed while
-// the chunk's buffers stay in cache.
+import CDNNL
+
+// 2-D convolution: by oneDNN's primitives (`Convolution.backend == .onednn`, the default; see
+// OneDNN.swift), or lowered to matrix products (im2col), the reference. For im2col the batch is
+// processed in chunks of a few images: each chunk's patches are unrolled into a matrix X, so the
+// forward pass and each half of the gradient is one sgemm per chunk, wide enough for sgemm to
+// run at full speed while the chunk's buffers stay in cache.
 
 extension Tensor {
   /// 2-D cross-correlation of a batch of images with a bank of filters, plus one bias per
@@ -37,6 +40,11 @@ extension Tensor {
     let outChannels = weight.shape[0]
     if let bias {
       precondition(bias.shape == [outChannels], "conv2d bias must be [\(outChannels)], got \(bias.shape)")
+    }
+    if Convolution.backend == .onednn,
+      let out = oneDNNConv2d(weight: weight, bias: bias, geometry: geometry, outChannels: outChannels)
+    {
+      return out
     }
     let chunks = ConvolutionChunks(geometry, outChannels: outChannels)
     let patch = geometry.patchSize
@@ -118,6 +126,74 @@ extension Tensor {
         self.requiresGrad ? Tensor(shape: self.shape, storage: dx) : nil,
         weight.requiresGrad ? gradWeight : nil,
       ] + (bias == nil ? [] : [gradBias])
+    }
+  }
+}
+
+extension Tensor {
+  /// `conv2d` by oneDNN, or nil when oneDNN cannot create primitives for this shape (the
+  /// caller falls back to im2col). Nothing beyond the inputs is kept for backward: the
+  /// backward-weights primitive reads x itself (binary16 under mixed precision, widened for the
+  /// call), where im2col keeps the unrolled X, kh·kw times larger.
+  fileprivate func oneDNNConv2d(weight: Tensor, bias: Tensor?, geometry: WindowGeometry, outChannels: Int) -> Tensor? {
+    let key = OneDNNConvolutionKey(
+      geometry, outChannels: outChannels, hasBias: bias != nil, blocked: Convolution.blockedLayouts)
+    let outShape = [geometry.batch, outChannels, geometry.outputHeight, geometry.outputWidth]
+    let computed: Tensor? = OneDNNConvolutions.borrow(key) { conv in
+      Tensor(shape: outShape) { y in
+        storage.withUnsafeBufferPointer { x in
+          weight.storage.withUnsafeBufferPointer { w in
+            if let bias {
+              bias.storage.withUnsafeBufferPointer { b in
+                OneDNNConvolution.check(
+                  distill_conv_forward(conv.handle, x.baseAddress, w.baseAddress, b.baseAddress, y.baseAddress),
+                  "convolution forward")
+              }
+            } else {
+              OneDNNConvolution.check(
+                distill_conv_forward(conv.handle, x.baseAddress, w.baseAddress, nil, y.baseAddress),
+                "convolution forward")
+            }
+          }
+        }
+      }
+    }
+    guard let out = computed else { return nil }
+    let inputs = bias.map { [self, weight, $0] } ?? [self, weight]
+    return out.recording(inputs, half: .always) { g in
+      var dx: Tensor?
+      var dw: Tensor?
+      var db: Tensor?
+      let done: Void? = OneDNNConvolutions.borrow(key) { conv in
+        g.storage.withUnsafeBufferPointer { dy in
+          if self.requiresGrad {
+            dx = Tensor(shape: self.shape) { dx in
+              weight.storage.withUnsafeBufferPointer { w in
+                OneDNNConvolution.check(
+                  distill_conv_backward_data(conv.handle, w.baseAddress, dy.baseAddress, dx.baseAddress),
+                  "convolution backward data")
+              }
+            }
+          }
+          if weight.requiresGrad || bias?.requiresGrad == true {
+            var biasGradient = [Float](repeating: 0, count: bias == nil ? 0 : outChannels)
+            let gradWeight = Tensor(shape: weight.shape) { dw in
+              self.storage.withUnsafeBufferPointer { x in
+                biasGradient.withUnsafeMutableBufferPointer { b in
+                  OneDNNConvolution.check(
+                    distill_conv_backward_weights(
+                      conv.handle, x.baseAddress, dy.baseAddress, dw.baseAddress, bias == nil ? nil : b.baseAddress),
+                    "convolution backward weights")
+                }
+              }
+            }
+            if weight.requiresGrad { dw = gradWeight }
+            if bias?.requiresGrad == true { db = Tensor(shape: [outChannels], storage: biasGradient) }
+          }
+        }
+      }
+      precondition(done != nil, "oneDNN refused a convolution shape it had accepted for the forward pass")
+      return [dx, dw] + (bias == nil ? [] : [db])
     }
   }
 }

@@ -21,6 +21,8 @@ struct BenchCommand: ParsableCommand {
       or scripts/bench-side-by-side.sh 2 .venv-torch/bin/python, which does both.
       Mixed precision against Float32, side by side (timed in alternating rounds):
         .build/release/distill bench --only mlp_1200,cnn --precision f32,f16-mixed
+      oneDNN's convolutions against the im2col reference, side by side:
+        .build/release/distill bench --only cnn --convolution onednn,im2col
       """)
 
   @Option(help: "OpenBLAS threads (PyTorch's script defaults to 2).")
@@ -48,6 +50,19 @@ struct BenchCommand: ParsableCommand {
       """)
   var precision: String = "f32"
 
+  @Option(
+    help: """
+      Convolution implementations for the convolutional workloads (cnn, kd_cnn_step, at_step), \
+      comma-separated: onednn, onednn-nchw (oneDNN without its blocked layouts), im2col \
+      (default onednn). With more than one, their runs alternate round by round and a ratio \
+      line follows.
+      """)
+  var convolution: String = "onednn"
+
+  private var convolutions: [BenchConvolution] {
+    convolution.split(separator: ",").compactMap { BenchConvolution(rawValue: String($0)) }
+  }
+
   private var precisions: [BenchPrecision] {
     precision.split(separator: ",").compactMap { BenchPrecision(rawValue: String($0)) }
   }
@@ -58,6 +73,11 @@ struct BenchCommand: ParsableCommand {
       throw ValidationError(
         "--precision: unknown precision '\(name)'; choose from \(BenchPrecision.allCases.map(\.rawValue).joined(separator: ", "))")
     }
+    for name in convolution.split(separator: ",") where BenchConvolution(rawValue: String(name)) == nil {
+      throw ValidationError(
+        "--convolution: unknown implementation '\(name)'; choose from \(BenchConvolution.allCases.map(\.rawValue).joined(separator: ", "))")
+    }
+    guard !convolutions.isEmpty else { throw ValidationError("--convolution: give at least one of onednn, onednn-nchw, im2col") }
     if let repeats, repeats < 1 { throw ValidationError("--repeats must be at least 1, got \(repeats)") }
     guard !precisions.isEmpty else { throw ValidationError("--precision: give at least one of f32, f16-mixed") }
     if let only {
@@ -96,9 +116,11 @@ struct BenchCommand: ParsableCommand {
       if let reference = workload.reference {
         // A method step and its reference, alternating round by round in each precision.
         for runPrecision in precisions {
-          let suffix = runPrecision == .f32 ? "" : "/\(runPrecision.rawValue)"
+          for conv in workload.convolves ? convolutions : [.onednn] {
+          let suffix = (runPrecision == .f32 ? "" : "/\(runPrecision.rawValue)") + conv.suffix
           let measured = timedSideBySide(
-            [reference.prepare(steps: steps, precision: runPrecision), workload.prepare(steps: steps, precision: runPrecision)],
+            [reference.prepare(steps: steps, precision: runPrecision, convolution: conv),
+             workload.prepare(steps: steps, precision: runPrecision, convolution: conv)],
             repeats: repeats)
           results.append((workload.rawValue + suffix, measured[1]))
           guard !json else { continue }
@@ -109,19 +131,39 @@ struct BenchCommand: ParsableCommand {
           print(
             "  \(workload.rawValue) / \(reference.rawValue) step time: ×\(format(ratios[ratios.count / 2], digits: 3)) median of rounds"
               + " (min \(format(ratios.first!, digits: 3)), max \(format(ratios.last!, digits: 3))) (target ≤ \(workload.targetRatio))")
+          }
         }
         continue
       }
       let runPrecisions = workload.trains ? precisions : [.f32]
-      let runs = runPrecisions.map { workload.prepare(steps: steps, precision: $0) }
+      let runConvolutions = workload.convolves ? convolutions : [.onednn]
+      let settings = runPrecisions.flatMap { p in runConvolutions.map { (precision: p, convolution: $0) } }
+      let runs = settings.map { workload.prepare(steps: steps, precision: $0.precision, convolution: $0.convolution) }
       let measurements = timedSideBySide(runs, repeats: repeats)
-      for (runPrecision, measurement) in zip(runPrecisions, measurements) {
-        let key = runPrecision == .f32 ? workload.rawValue : "\(workload.rawValue)/\(runPrecision.rawValue)"
+      for (setting, measurement) in zip(settings, measurements) {
+        let key = (setting.precision == .f32 ? workload.rawValue : "\(workload.rawValue)/\(setting.precision.rawValue)")
+          + setting.convolution.suffix
         results.append((key, measurement))
         if !json { print(tableLine(key, measurement, peer: peerResults?[key])) }
       }
-      if !json, let f32 = zip(runPrecisions, measurements).first(where: { $0.0 == .f32 })?.1,
-        let mixed = zip(runPrecisions, measurements).first(where: { $0.0 == .f16Mixed })?.1,
+      if !json && runConvolutions.count > 1 {
+        // Each implementation against the first, per precision, round by round.
+        for p in runPrecisions {
+          let mine = zip(settings, measurements).filter { $0.0.precision == p }
+          for (setting, m) in mine.dropFirst() {
+            let paired = zip(m.rounds, mine[0].1.rounds).map { $0 / $1 }.sorted()
+            print(
+              "  \(setting.convolution.rawValue) / \(mine[0].0.convolution.rawValue) (\(p.rawValue)): samples/s ×"
+                + "\(format(paired[paired.count / 2], digits: 3)) median of rounds (min \(format(paired.first!, digits: 3)),"
+                + " max \(format(paired.last!, digits: 3)))")
+          }
+        }
+      }
+      let measurementsByPrecision = zip(settings, measurements).filter { $0.0.convolution == runConvolutions[0] }
+      let runPrecisionsFirst = measurementsByPrecision.map(\.0.precision)
+      let firstMeasurements = measurementsByPrecision.map(\.1)
+      if !json, let f32 = zip(runPrecisionsFirst, firstMeasurements).first(where: { $0.0 == .f32 })?.1,
+        let mixed = zip(runPrecisionsFirst, firstMeasurements).first(where: { $0.0 == .f16Mixed })?.1,
         let f32Bytes = f32.memory?.totalBytes, let mixedBytes = mixed.memory?.totalBytes
       {
         // Each round's ratio compares runs timed back to back, so load that changes between

@@ -25,6 +25,22 @@ enum BenchPrecision: String, CaseIterable {
   case f16Mixed = "f16-mixed"
 }
 
+/// The convolution implementation of a measured run (`distill bench --convolution`).
+enum BenchConvolution: String, CaseIterable {
+  case onednn
+  case onednnNCHW = "onednn-nchw"
+  case im2col
+
+  /// The suffix of a result's key: none for the default.
+  var suffix: String { self == .onednn ? "" : "/\(rawValue)" }
+
+  /// Makes this implementation the engine's, for the steps that follow.
+  func select() {
+    Convolution.backend = self == .im2col ? .im2col : .onednn
+    Convolution.blockedLayouts = self != .onednnNCHW
+  }
+}
+
 /// One workload prepared in one precision: `step` runs one training (or inference) step;
 /// `memory` is the graph memory of one training step's loss, before its backward pass.
 struct PreparedRun {
@@ -64,6 +80,9 @@ enum Workload: String, CaseIterable {
   /// ≤ 1.1×, feature methods ≤ 1.5×).
   var targetRatio: Double { self == .dkdStep ? 1.1 : 1.5 }
 
+  /// Whether the workload's models convolve (and so can be run with each `BenchConvolution`).
+  var convolves: Bool { [.cnn, .kdCNNStep, .atStep].contains(self) }
+
   /// Whether the workload trains (and so has a precision and a graph to measure).
   var trains: Bool { self != .inferMLP1200 && self != .inferMLP800 }
 
@@ -71,8 +90,21 @@ enum Workload: String, CaseIterable {
   /// (`DeepMLPRecompute.measure`), rather than a step `prepare` builds.
   var measuresItself: Bool { self == .deepMLPRecompute }
 
-  /// The model, data and step of the workload in `precision`, each model built from seed 0.
-  func prepare(steps: Int, precision: BenchPrecision) -> PreparedRun {
+  /// The model, data and step of the workload in `precision` with `convolution`, each model
+  /// built from seed 0; each step selects `convolution` first, so runs of different
+  /// implementations can alternate.
+  func prepare(steps: Int, precision: BenchPrecision, convolution: BenchConvolution) -> PreparedRun {
+    convolution.select()
+    var run = prepare(steps: steps, precision: precision)
+    let step = run.step
+    run.step = {
+      convolution.select()
+      step()
+    }
+    return run
+  }
+
+  private func prepare(steps: Int, precision: BenchPrecision) -> PreparedRun {
     var generator = SeededGenerator(seed: 0)
     let batch = 128
     let x = Tensor.normal([batch, 784], generator: &generator)

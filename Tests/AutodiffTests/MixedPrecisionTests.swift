@@ -76,7 +76,9 @@ final class MixedPrecisionTests: XCTestCase {
     XCTAssertEqual(mixed.graphMemory(), GraphMemory(parameterBytes: 24, activationBytes: 12 + 16 + 4))
   }
 
-  func testConvolutionKeepsItsColumnsInHalf() {
+  func testIm2colConvolutionKeepsItsColumnsInHalf() {
+    Convolution.backend = .im2col
+    defer { Convolution.backend = .onednn }
     let x = randomTensor([2, 3, 6, 6], seed: 5)
     let w = randomTensor([4, 3, 3, 3], seed: 6)
     w.requiresGrad = true
@@ -86,6 +88,17 @@ final class MixedPrecisionTests: XCTestCase {
     let mixed = withMixedPrecision { x.conv2d(weight: w, bias: nil, padding: 1) }
     XCTAssertTrue(mixed.isHalf)
     XCTAssertEqual(mixed.graphMemory().activationBytes, x.storageBytes + 2 * 4 * 36 * 2 + columns * 2)
+  }
+
+  func testOneDNNConvolutionKeepsNothingButItsInputs() {
+    let x = randomTensor([2, 3, 6, 6], seed: 5)
+    let w = randomTensor([4, 3, 3, 3], seed: 6)
+    w.requiresGrad = true
+    let f32 = x.conv2d(weight: w, bias: nil, padding: 1).graphMemory()
+    XCTAssertEqual(f32.activationBytes, x.storageBytes + 2 * 4 * 36 * 4)
+    let mixed = withMixedPrecision { x.conv2d(weight: w, bias: nil, padding: 1) }
+    XCTAssertTrue(mixed.isHalf)
+    XCTAssertEqual(mixed.graphMemory().activationBytes, x.storageBytes + 2 * 4 * 36 * 2)
   }
 
   // MARK: Gradients in mixed mode

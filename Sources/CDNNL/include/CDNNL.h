@@ -1,0 +1,46 @@
+// The engine's face on oneDNN (Debian's libdnnl-dev, 2.x C API): 2-D convolutions in f32 on
+// plain NCHW buffers. Each shape gets one `distill_conv`, which holds the forward, backward-data
+// and backward-weights primitives, the layouts oneDNN chose for them, and the reorders between
+// those layouts and NCHW. Every function returns 0 on success and otherwise a oneDNN status
+// (dnnl_status_t, > 0), with a message in `distill_dnnl_last_error()` of the calling thread.
+#ifndef DISTILL_CDNNL_H
+#define DISTILL_CDNNL_H
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct distill_conv distill_conv;
+
+/// Creates the primitives for y = conv(x, w) + b with x [n, c, h, w], w [o, c, kh, kw], b [o]
+/// (none when `has_bias` is 0), y [n, o, ho, wo], symmetric zero padding `pad`, stride `stride`.
+/// `blocked` = 1 lets oneDNN pick its own (blocked) layouts, with reorders from and to the
+/// caller's NCHW buffers inside each call; 0 runs the primitives on NCHW directly.
+/// Returns NULL on failure.
+distill_conv *distill_conv_create(long n, long c, long h, long w, long o, long kh, long kw,
+                                  long stride, long pad, int has_bias, int blocked);
+void distill_conv_destroy(distill_conv *conv);
+
+/// y = conv(x, w) + b; b must be NULL exactly when the convolution has no bias.
+int distill_conv_forward(distill_conv *conv, const float *x, const float *w, const float *b, float *y);
+/// dx = conv's adjoint of dy with respect to x (overwrites dx).
+int distill_conv_backward_data(distill_conv *conv, const float *w, const float *dy, float *dx);
+/// dw = ∂/∂w, db = Σ dy per output channel (overwrites both; db NULL exactly without a bias).
+int distill_conv_backward_weights(distill_conv *conv, const float *x, const float *dy, float *dw, float *db);
+
+/// The message of the last failure on this thread ("" if none).
+const char *distill_dnnl_last_error(void);
+
+/// Sets the number of OpenMP threads oneDNN runs on (omp_set_num_threads, looked up at run time
+/// in the OpenMP runtime oneDNN was built with); returns 0 when no OpenMP runtime was found.
+int distill_dnnl_set_threads(int threads);
+
+/// oneDNN's version, "major.minor.patch".
+const char *distill_dnnl_version(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
