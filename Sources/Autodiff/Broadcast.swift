@@ -127,7 +127,7 @@ extension Tensor {
   func summed(toShape target: [Int]) -> Tensor {
     if shape == target { return self }
     let targetCount = target.reduce(1, *)
-    var result = [Float](repeating: 0, count: targetCount)
+    var result = TensorBufferPool.array(repeating: 0, count: targetCount)
     storage.withUnsafeBufferPointer { g in
       result.withUnsafeMutableBufferPointer { r in
         if targetCount == 1 {

@@ -32,6 +32,14 @@ public enum Convolution {
   }
   private static let blocked = Atomic<Bool>(true)
 
+  /// Whether `Sequential` runs a convolution followed by a ReLU (and a max pooling) as one
+  /// oneDNN chain (`Tensor.convolutionBlock`) when it can. Default true.
+  public static var fusesBlocks: Bool {
+    get { fuses.load(ordering: .relaxed) }
+    set { fuses.store(newValue, ordering: .relaxed) }
+  }
+  private static let fuses = Atomic<Bool>(true)
+
   /// oneDNN's version, "major.minor.patch".
   public static var oneDNNVersion: String { String(cString: distill_dnnl_version()) }
 }
@@ -51,8 +59,8 @@ struct OneDNNConvolutionKey: Hashable {
 }
 
 /// One shape's oneDNN primitives (forward, backward data, backward weights), used by one
-/// thread at a time: `OneDNNConvolutions.borrow` hands each out to a single caller.
-final class OneDNNConvolution: @unchecked Sendable {
+/// thread at a time: `oneDNNConvolutions.borrow` hands each out to a single caller.
+final class OneDNNConvolution: OneDNNPrimitives, @unchecked Sendable {
   let key: OneDNNConvolutionKey
   let handle: OpaquePointer
 
@@ -77,48 +85,63 @@ final class OneDNNConvolution: @unchecked Sendable {
   }
 }
 
+/// oneDNN primitives for one shape, created from their key (nil when oneDNN refuses it).
+protocol OneDNNPrimitives: AnyObject, Sendable {
+  associatedtype Key: Hashable & Sendable
+  var key: Key { get }
+  init?(_ key: Key)
+}
+
 /// The primitives of the shapes seen so far, kept for reuse: creating them costs far more
 /// than one small convolution. At most `capacity` idle sets are kept (the oldest shape is
 /// dropped first), so a program that sweeps through many shapes does not grow without bound.
-enum OneDNNConvolutions {
-  static let capacity = 64
-  private static let idle = Mutex<[OneDNNConvolution]>([])
-  private static let threadsSet = Atomic<Int>(0)
-  /// Shapes oneDNN refused, already reported on stderr, that fall back to im2col.
-  private static let refused = Mutex<Set<OneDNNConvolutionKey>>([])
+/// Each set is lent to one caller at a time (a second concurrent caller of the same shape gets
+/// a set of its own).
+final class OneDNNCache<Primitives: OneDNNPrimitives>: Sendable {
+  let capacity = 64
+  private let idle = Mutex<[Primitives]>([])
+  /// Shapes oneDNN refused, already reported on stderr, that fall back to the engine's own ops.
+  private let refused = Mutex<Set<Primitives.Key>>([])
 
   /// Runs `body` with the primitives of `key` (reused or created), or returns nil when oneDNN
-  /// cannot create them: the caller then uses im2col, and the first refusal of each shape is
-  /// reported on stderr with oneDNN's message.
-  static func borrow<R>(_ key: OneDNNConvolutionKey, _ body: (OneDNNConvolution) -> R) -> R? {
-    syncThreads()
-    var conv = idle.withLock { list -> OneDNNConvolution? in
+  /// cannot create them: the caller then uses the engine's own ops, and the first refusal of
+  /// each shape is reported on stderr with oneDNN's message.
+  func borrow<R>(_ key: Primitives.Key, _ body: (Primitives) -> R) -> R? {
+    OneDNNThreads.sync()
+    var primitives = idle.withLock { list -> Primitives? in
       guard let i = list.lastIndex(where: { $0.key == key }) else { return nil }
       return list.remove(at: i)
     }
-    if conv == nil {
+    if primitives == nil {
       if refused.withLock({ $0.contains(key) }) { return nil }
-      conv = OneDNNConvolution(key)
-      if conv == nil {
+      primitives = Primitives(key)
+      if primitives == nil {
         let message = String(cString: distill_dnnl_last_error())
         if refused.withLock({ $0.insert(key).inserted }) {
-          let line = "warning: oneDNN cannot run the convolution \(key) (\(message)); using im2col for it\n"
+          let line = "warning: oneDNN cannot run \(key) (\(message)); using the engine's own ops for it\n"
           _ = line.withCString { write(2, $0, strlen($0)) }
         }
         return nil
       }
     }
-    let result = body(conv!)
+    let result = body(primitives!)
     idle.withLock { list in
-      list.append(conv!)
+      list.append(primitives!)
       if list.count > capacity { list.removeFirst(list.count - capacity) }
     }
     return result
   }
+}
+
+let oneDNNConvolutions = OneDNNCache<OneDNNConvolution>()
+
+/// oneDNN's OpenMP thread count.
+enum OneDNNThreads {
+  private static let threadsSet = Atomic<Int>(0)
 
   /// Gives oneDNN's OpenMP threads the count OpenBLAS uses (`BLAS.threadCount`), checked at
   /// each borrow so a later change of the count reaches both libraries.
-  static func syncThreads() {
+  static func sync() {
     let wanted = BLAS.threadCount
     if threadsSet.load(ordering: .relaxed) != wanted {
       _ = distill_dnnl_set_threads(Int32(wanted))
@@ -126,3 +149,36 @@ enum OneDNNConvolutions {
     }
   }
 }
+
+/// The shape of a convolution + ReLU (+ max pooling) chain.
+struct OneDNNBlockKey: Hashable, Sendable {
+  let convolution: OneDNNConvolutionKey
+  /// Kernel, stride and padding of the max pooling; kernel 0 without one.
+  let poolKernel, poolStride, poolPadding: Int
+}
+
+/// One chain's primitives (`distill_block`), lent to one caller at a time.
+final class OneDNNBlock: OneDNNPrimitives, @unchecked Sendable {
+  let key: OneDNNBlockKey
+  let handle: OpaquePointer
+  /// Elements (Float-sized) of the two buffers a forward pass keeps for backward.
+  let activationCount, workspaceCount: Int
+
+  init?(_ key: OneDNNBlockKey) {
+    let c = key.convolution
+    guard
+      let handle = distill_block_create(
+        c.batch, c.channels, c.height, c.width, c.outChannels, c.kernelHeight, c.kernelWidth, c.stride,
+        c.padding, c.hasBias ? 1 : 0, key.poolKernel, key.poolStride, key.poolPadding)
+    else { return nil }
+    self.key = key
+    self.handle = handle
+    let float = MemoryLayout<Float>.stride
+    activationCount = (distill_block_activation_bytes(handle) + float - 1) / float
+    workspaceCount = (distill_block_workspace_bytes(handle) + float - 1) / float
+  }
+
+  deinit { distill_block_destroy(handle) }
+}
+
+let oneDNNBlocks = OneDNNCache<OneDNNBlock>()

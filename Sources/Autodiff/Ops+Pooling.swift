@@ -54,7 +54,7 @@ extension Tensor {
       }
     }
     return out.recording([self], savedBytes: argmax.count * 4) { g in
-      var dx = [Float](repeating: 0, count: self.count)
+      var dx = TensorBufferPool.array(repeating: 0, count: self.count)
       g.storage.withUnsafeBufferPointer { gp in
         argmax.withUnsafeBufferPointer { arg in
           dx.withUnsafeMutableBufferPointer { d in
@@ -100,7 +100,7 @@ extension Tensor {
       }
     }
     return out.recording([self]) { g in
-      var dx = [Float](repeating: 0, count: self.count)
+      var dx = TensorBufferPool.array(repeating: 0, count: self.count)
       g.storage.withUnsafeBufferPointer { gp in
         dx.withUnsafeMutableBufferPointer { d in
           for plane in 0..<(geo.batch * geo.channels) {

@@ -20,12 +20,11 @@ public enum BLAS {
 
 /// Settings of the process's memory allocator.
 public enum ProcessMemory {
-  /// A training step frees and reallocates the same large buffers (activations, gradients)
-  /// every step. glibc hands blocks above its thresholds back to the kernel on each free, so
-  /// each step pages them in and zeroes them again. Measured on the 784-800-800-10 MLP,
-  /// batch 128, 2 threads: 12,200–13,300 samples/s without this, 18,100–18,700 with it. This keeps freed blocks of up to 32 MiB in the heap for reuse. Executables
-  /// call it once at start-up; a library should not change its host's allocator on its own.
-  /// Returns whether the allocator accepted the settings (false off glibc).
+  /// Makes glibc keep freed blocks of up to 32 MiB in the heap (mmap threshold 32 MiB, no
+  /// trimming) instead of returning them to the kernel. Not needed for the engine's own
+  /// tensors, whose buffers `TensorBufferPool` reuses, and not called by `distill`; for a host
+  /// program whose other large allocations churn. A library should not change its host's
+  /// allocator on its own. Returns whether the allocator accepted the settings (false off glibc).
   @discardableResult
   public static func keepFreedBlocksInHeap() -> Bool { distill_keep_freed_blocks_in_heap() == 1 }
 

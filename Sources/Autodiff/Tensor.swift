@@ -84,12 +84,13 @@ public final class Tensor {
 
   deinit {
     if countedBytes != 0 { TensorMemory.freed(bytes: countedBytes, asGradient: countedAsGradient) }
+    TensorBufferPool.give(floats)
   }
 
   /// Creates a tensor of the given shape with every element equal to `value`.
   public convenience init(repeating value: Float, shape: [Int], requiresGrad: Bool = false) {
     self.init(
-      shape: shape, storage: [Float](repeating: value, count: shape.reduce(1, *)),
+      shape: shape, storage: TensorBufferPool.array(repeating: value, count: shape.reduce(1, *)),
       requiresGrad: requiresGrad)
   }
 
@@ -108,17 +109,13 @@ public final class Tensor {
     self.init(shape: [], storage: [value], requiresGrad: requiresGrad)
   }
 
-  /// Creates a tensor whose storage is written by `initializer`, without zero-filling first.
+  /// Creates a tensor whose storage is written by `initializer`, without zero-filling first
+  /// (in a buffer of a freed tensor when `TensorBufferPool` keeps one of this size).
   /// `initializer` must write every one of the `shape.reduce(1, *)` elements.
   public convenience init(
     shape: [Int], uninitialized initializer: (UnsafeMutableBufferPointer<Float>) -> Void
   ) {
-    let count = shape.reduce(1, *)
-    let storage = [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
-      initializer(buffer)
-      initialized = count
-    }
-    self.init(shape: shape, storage: storage)
+    self.init(shape: shape, storage: TensorBufferPool.array(count: shape.reduce(1, *), initializer))
   }
 
   /// The number of elements.

@@ -1,103 +1,10 @@
 // oneDNN 2.x convolutions for the engine: see include/CDNNL.h.
-#define _GNU_SOURCE
 #include "CDNNL.h"
+#include "engine.h"
 
-#include <dlfcn.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include <oneapi/dnnl/dnnl.h>
-
-static _Thread_local char last_error[256];
-
-const char *distill_dnnl_last_error(void) { return last_error; }
-
-static int fail(dnnl_status_t status, const char *what) {
-  snprintf(last_error, sizeof last_error, "oneDNN %s failed with status %d", what, (int)status);
-  return status == dnnl_success ? dnnl_runtime_error : (int)status;
-}
-
-// Runs a oneDNN call; on failure records the message and status and jumps to `failed`
-// (each function using it declares `int result = 0` and returns it there).
-#define CHECK(call, what)                    \
-  do {                                       \
-    dnnl_status_t status_ = (call);          \
-    if (status_ != dnnl_success) {           \
-      result = fail(status_, what);          \
-      goto failed;                           \
-    }                                        \
-  } while (0)
-
-// One CPU engine and one in-order stream for the process. Executions block until done
-// (dnnl_stream_wait), so callers on different threads only share these two read-only handles;
-// each distill_conv must be used by one thread at a time (the Swift side checks them out).
-static dnnl_engine_t engine;
-static dnnl_stream_t stream;
-static dnnl_status_t engine_status = dnnl_success;
-static pthread_once_t engine_once = PTHREAD_ONCE_INIT;
-
-static void create_engine(void) {
-  engine_status = dnnl_engine_create(&engine, dnnl_cpu, 0);
-  if (engine_status == dnnl_success) engine_status = dnnl_stream_create(&stream, engine, dnnl_stream_default_flags);
-}
-
-int distill_dnnl_set_threads(int threads) {
-  void (*set)(int) = (void (*)(int))dlsym(RTLD_DEFAULT, "omp_set_num_threads");
-  if (!set) return 0;
-  set(threads < 1 ? 1 : threads);
-  return 1;
-}
-
-const char *distill_dnnl_version(void) {
-  static char text[32];
-  const dnnl_version_t *v = dnnl_version();
-  snprintf(text, sizeof text, "%d.%d.%d", v->major, v->minor, v->patch);
-  return text;
-}
-
-// One argument of a primitive: the caller's plain buffer (`user`, its handle set per call),
-// and when the primitive wants another layout, a buffer of that layout owned here and the
-// reorder between the two (user → primitive for inputs, primitive → user for outputs).
-typedef struct {
-  dnnl_memory_t user, inner;
-  dnnl_primitive_t reorder;
-} operand;
-
-static dnnl_status_t operand_init(operand *op, const dnnl_memory_desc_t *user_md,
-                                  const dnnl_memory_desc_t *inner_md, int input) {
-  memset(op, 0, sizeof *op);
-  dnnl_status_t s = dnnl_memory_create(&op->user, user_md, engine, DNNL_MEMORY_NONE);
-  if (s != dnnl_success || dnnl_memory_desc_equal(user_md, inner_md)) return s;
-  s = dnnl_memory_create(&op->inner, inner_md, engine, DNNL_MEMORY_ALLOCATE);
-  if (s != dnnl_success) return s;
-  dnnl_primitive_desc_t pd;
-  s = input ? dnnl_reorder_primitive_desc_create(&pd, user_md, engine, inner_md, engine, NULL)
-            : dnnl_reorder_primitive_desc_create(&pd, inner_md, engine, user_md, engine, NULL);
-  if (s != dnnl_success) return s;
-  s = dnnl_primitive_create(&op->reorder, pd);
-  dnnl_primitive_desc_destroy(pd);
-  return s;
-}
-
-static void operand_destroy(operand *op) {
-  if (op->reorder) dnnl_primitive_destroy(op->reorder);
-  if (op->inner) dnnl_memory_destroy(op->inner);
-  if (op->user) dnnl_memory_destroy(op->user);
-}
-
-// The memory the primitive reads or writes for this operand.
-static dnnl_memory_t operand_memory(const operand *op) { return op->inner ? op->inner : op->user; }
-
-static dnnl_status_t run_reorder(const operand *op, int input) {
-  if (!op->reorder) return dnnl_success;
-  dnnl_exec_arg_t args[2] = {
-      {DNNL_ARG_FROM, input ? op->user : op->inner},
-      {DNNL_ARG_TO, input ? op->inner : op->user},
-  };
-  return dnnl_primitive_execute(op->reorder, stream, 2, args);
-}
 
 struct distill_conv {
   int has_bias;
@@ -115,14 +22,10 @@ static const dnnl_memory_desc_t *md(const_dnnl_primitive_desc_t pd, dnnl_query_t
 distill_conv *distill_conv_create(long n, long c, long h, long w, long o, long kh, long kw,
                                   long stride, long pad, int has_bias, int blocked) {
   int result = 0;
-  pthread_once(&engine_once, create_engine);
-  if (engine_status != dnnl_success) {
-    fail(engine_status, "engine creation");
-    return NULL;
-  }
+  if (distill_dnnl_engine_ready() != 0) return NULL;
   distill_conv *conv = calloc(1, sizeof *conv);
   if (!conv) {
-    snprintf(last_error, sizeof last_error, "out of memory for a oneDNN convolution");
+    snprintf(distill_dnnl_error_buffer(), DISTILL_DNNL_ERROR_SIZE, "out of memory for a oneDNN convolution");
     return NULL;
   }
   conv->has_bias = has_bias;
@@ -148,7 +51,7 @@ distill_conv *distill_conv_create(long n, long c, long h, long w, long o, long k
   CHECK(dnnl_convolution_forward_desc_init(&desc, dnnl_forward_training, dnnl_convolution_direct, &x_any,
                                            &w_any, bias, &y_any, strides, padding, padding),
         "convolution forward descriptor");
-  CHECK(dnnl_primitive_desc_create(&fwd_pd, &desc, NULL, engine, NULL), "convolution forward");
+  CHECK(dnnl_primitive_desc_create(&fwd_pd, &desc, NULL, distill_dnnl_engine(), NULL), "convolution forward");
   CHECK(dnnl_primitive_create(&conv->forward, fwd_pd), "convolution forward primitive");
   CHECK(operand_init(&conv->f_x, &x_plain, md(fwd_pd, dnnl_query_src_md, 0), 1), "reorder");
   CHECK(operand_init(&conv->f_w, &w_plain, md(fwd_pd, dnnl_query_weights_md, 0), 1), "reorder");
@@ -159,7 +62,7 @@ distill_conv *distill_conv_create(long n, long c, long h, long w, long o, long k
   CHECK(dnnl_convolution_backward_data_desc_init(&desc, dnnl_convolution_direct, &x_any, &w_any, &y_any,
                                                  strides, padding, padding),
         "convolution backward-data descriptor");
-  CHECK(dnnl_primitive_desc_create(&bwd_d_pd, &desc, NULL, engine, fwd_pd), "convolution backward data");
+  CHECK(dnnl_primitive_desc_create(&bwd_d_pd, &desc, NULL, distill_dnnl_engine(), fwd_pd), "convolution backward data");
   CHECK(dnnl_primitive_create(&conv->backward_data, bwd_d_pd), "convolution backward-data primitive");
   CHECK(operand_init(&conv->d_w, &w_plain, md(bwd_d_pd, dnnl_query_weights_md, 0), 1), "reorder");
   CHECK(operand_init(&conv->d_dy, &y_plain, md(bwd_d_pd, dnnl_query_diff_dst_md, 0), 1), "reorder");
@@ -169,7 +72,7 @@ distill_conv *distill_conv_create(long n, long c, long h, long w, long o, long k
   CHECK(dnnl_convolution_backward_weights_desc_init(&desc, dnnl_convolution_direct, &x_any, &w_any, bias,
                                                     &y_any, strides, padding, padding),
         "convolution backward-weights descriptor");
-  CHECK(dnnl_primitive_desc_create(&bwd_w_pd, &desc, NULL, engine, fwd_pd), "convolution backward weights");
+  CHECK(dnnl_primitive_desc_create(&bwd_w_pd, &desc, NULL, distill_dnnl_engine(), fwd_pd), "convolution backward weights");
   CHECK(dnnl_primitive_create(&conv->backward_weights, bwd_w_pd), "convolution backward-weights primitive");
   CHECK(operand_init(&conv->g_x, &x_plain, md(bwd_w_pd, dnnl_query_src_md, 0), 1), "reorder");
   CHECK(operand_init(&conv->g_dy, &y_plain, md(bwd_w_pd, dnnl_query_diff_dst_md, 0), 1), "reorder");
@@ -198,54 +101,50 @@ void distill_conv_destroy(distill_conv *conv) {
   free(conv);
 }
 
-static dnnl_status_t bind(operand *op, const void *data) {
-  return dnnl_memory_set_data_handle(op->user, (void *)data);
-}
-
 int distill_conv_forward(distill_conv *conv, const float *x, const float *w, const float *b, float *y) {
   int result = 0, nargs = 3;
   if (conv->has_bias != (b != NULL)) {
-    snprintf(last_error, sizeof last_error, "convolution created %s a bias, called %s one",
+    snprintf(distill_dnnl_error_buffer(), DISTILL_DNNL_ERROR_SIZE, "convolution created %s a bias, called %s one",
              conv->has_bias ? "with" : "without", b ? "with" : "without");
     return dnnl_invalid_arguments;
   }
-  CHECK(bind(&conv->f_x, x), "binding memory");
-  CHECK(bind(&conv->f_w, w), "binding memory");
-  CHECK(bind(&conv->f_y, y), "binding memory");
-  CHECK(run_reorder(&conv->f_x, 1), "input reorder");
-  CHECK(run_reorder(&conv->f_w, 1), "weight reorder");
+  CHECK(operand_bind(&conv->f_x, x), "binding memory");
+  CHECK(operand_bind(&conv->f_w, w), "binding memory");
+  CHECK(operand_bind(&conv->f_y, y), "binding memory");
+  CHECK(operand_reorder(&conv->f_x, 1), "input reorder");
+  CHECK(operand_reorder(&conv->f_w, 1), "weight reorder");
   dnnl_exec_arg_t args[4] = {
       {DNNL_ARG_SRC, operand_memory(&conv->f_x)},
       {DNNL_ARG_WEIGHTS, operand_memory(&conv->f_w)},
       {DNNL_ARG_DST, operand_memory(&conv->f_y)},
   };
   if (b) {
-    CHECK(bind(&conv->f_b, b), "binding memory");
-    CHECK(run_reorder(&conv->f_b, 1), "bias reorder");
+    CHECK(operand_bind(&conv->f_b, b), "binding memory");
+    CHECK(operand_reorder(&conv->f_b, 1), "bias reorder");
     args[nargs++] = (dnnl_exec_arg_t){DNNL_ARG_BIAS, operand_memory(&conv->f_b)};
   }
-  CHECK(dnnl_primitive_execute(conv->forward, stream, nargs, args), "convolution forward");
-  CHECK(run_reorder(&conv->f_y, 0), "output reorder");
-  CHECK(dnnl_stream_wait(stream), "stream wait");
+  CHECK(dnnl_primitive_execute(conv->forward, distill_dnnl_stream(), nargs, args), "convolution forward");
+  CHECK(operand_reorder(&conv->f_y, 0), "output reorder");
+  CHECK(dnnl_stream_wait(distill_dnnl_stream()), "distill_dnnl_stream() wait");
 failed:
   return result;
 }
 
 int distill_conv_backward_data(distill_conv *conv, const float *w, const float *dy, float *dx) {
   int result = 0;
-  CHECK(bind(&conv->d_w, w), "binding memory");
-  CHECK(bind(&conv->d_dy, dy), "binding memory");
-  CHECK(bind(&conv->d_dx, dx), "binding memory");
-  CHECK(run_reorder(&conv->d_w, 1), "weight reorder");
-  CHECK(run_reorder(&conv->d_dy, 1), "gradient reorder");
+  CHECK(operand_bind(&conv->d_w, w), "binding memory");
+  CHECK(operand_bind(&conv->d_dy, dy), "binding memory");
+  CHECK(operand_bind(&conv->d_dx, dx), "binding memory");
+  CHECK(operand_reorder(&conv->d_w, 1), "weight reorder");
+  CHECK(operand_reorder(&conv->d_dy, 1), "gradient reorder");
   dnnl_exec_arg_t args[3] = {
       {DNNL_ARG_WEIGHTS, operand_memory(&conv->d_w)},
       {DNNL_ARG_DIFF_DST, operand_memory(&conv->d_dy)},
       {DNNL_ARG_DIFF_SRC, operand_memory(&conv->d_dx)},
   };
-  CHECK(dnnl_primitive_execute(conv->backward_data, stream, 3, args), "convolution backward data");
-  CHECK(run_reorder(&conv->d_dx, 0), "gradient reorder");
-  CHECK(dnnl_stream_wait(stream), "stream wait");
+  CHECK(dnnl_primitive_execute(conv->backward_data, distill_dnnl_stream(), 3, args), "convolution backward data");
+  CHECK(operand_reorder(&conv->d_dx, 0), "gradient reorder");
+  CHECK(dnnl_stream_wait(distill_dnnl_stream()), "distill_dnnl_stream() wait");
 failed:
   return result;
 }
@@ -253,28 +152,288 @@ failed:
 int distill_conv_backward_weights(distill_conv *conv, const float *x, const float *dy, float *dw, float *db) {
   int result = 0, nargs = 3;
   if (conv->has_bias != (db != NULL)) {
-    snprintf(last_error, sizeof last_error, "convolution created %s a bias, called %s one",
+    snprintf(distill_dnnl_error_buffer(), DISTILL_DNNL_ERROR_SIZE, "convolution created %s a bias, called %s one",
              conv->has_bias ? "with" : "without", db ? "with" : "without");
     return dnnl_invalid_arguments;
   }
-  CHECK(bind(&conv->g_x, x), "binding memory");
-  CHECK(bind(&conv->g_dy, dy), "binding memory");
-  CHECK(bind(&conv->g_dw, dw), "binding memory");
-  CHECK(run_reorder(&conv->g_x, 1), "input reorder");
-  CHECK(run_reorder(&conv->g_dy, 1), "gradient reorder");
+  CHECK(operand_bind(&conv->g_x, x), "binding memory");
+  CHECK(operand_bind(&conv->g_dy, dy), "binding memory");
+  CHECK(operand_bind(&conv->g_dw, dw), "binding memory");
+  CHECK(operand_reorder(&conv->g_x, 1), "input reorder");
+  CHECK(operand_reorder(&conv->g_dy, 1), "gradient reorder");
   dnnl_exec_arg_t args[4] = {
       {DNNL_ARG_SRC, operand_memory(&conv->g_x)},
       {DNNL_ARG_DIFF_DST, operand_memory(&conv->g_dy)},
       {DNNL_ARG_DIFF_WEIGHTS, operand_memory(&conv->g_dw)},
   };
   if (db) {
-    CHECK(bind(&conv->g_db, db), "binding memory");
+    CHECK(operand_bind(&conv->g_db, db), "binding memory");
     args[nargs++] = (dnnl_exec_arg_t){DNNL_ARG_DIFF_BIAS, operand_memory(&conv->g_db)};
   }
-  CHECK(dnnl_primitive_execute(conv->backward_weights, stream, nargs, args), "convolution backward weights");
-  CHECK(run_reorder(&conv->g_dw, 0), "weight-gradient reorder");
-  if (db) CHECK(run_reorder(&conv->g_db, 0), "bias-gradient reorder");
-  CHECK(dnnl_stream_wait(stream), "stream wait");
+  CHECK(dnnl_primitive_execute(conv->backward_weights, distill_dnnl_stream(), nargs, args), "convolution backward weights");
+  CHECK(operand_reorder(&conv->g_dw, 0), "weight-gradient reorder");
+  if (db) CHECK(operand_reorder(&conv->g_db, 0), "bias-gradient reorder");
+  CHECK(dnnl_stream_wait(distill_dnnl_stream()), "distill_dnnl_stream() wait");
+failed:
+  return result;
+}
+
+// MARK: convolution + ReLU (+ max pooling) in oneDNN's layouts
+
+struct distill_block {
+  int has_bias, has_pool;
+  size_t activation_bytes, workspace_bytes;
+  dnnl_primitive_t conv_fwd, pool_fwd, pool_bwd, relu_bwd, conv_bwd_data, conv_bwd_weights, y_to_out;
+  // The caller's kept buffers (handles set per call), and the ReLU output's gradient.
+  dnnl_memory_t activation, workspace, activation_grad;
+  operand f_x, f_w, f_b, f_out;  // forward; f_out: pool dst → NCHW (with a pool)
+  dnnl_memory_t out_user;        // without a pool: the NCHW output the kept activation is reordered into
+  operand b_dout;                // the output gradient, NCHW → pool dst (or activation) layout
+  operand d_w, d_dx;             // backward data
+  operand g_x, g_dw, g_db;       // backward weights
+};
+
+void distill_block_destroy(distill_block *block) {
+  if (!block) return;
+  dnnl_primitive_t prims[] = {block->conv_fwd, block->pool_fwd, block->pool_bwd, block->relu_bwd,
+                              block->conv_bwd_data, block->conv_bwd_weights, block->y_to_out};
+  for (size_t i = 0; i < sizeof prims / sizeof prims[0]; i++)
+    if (prims[i]) dnnl_primitive_destroy(prims[i]);
+  dnnl_memory_t mems[] = {block->activation, block->workspace, block->activation_grad, block->out_user};
+  for (size_t i = 0; i < sizeof mems / sizeof mems[0]; i++)
+    if (mems[i]) dnnl_memory_destroy(mems[i]);
+  operand *all[] = {&block->f_x, &block->f_w, &block->f_b, &block->f_out, &block->b_dout,
+                    &block->d_w, &block->d_dx, &block->g_x, &block->g_dw, &block->g_db};
+  for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) operand_destroy(all[i]);
+  free(block);
+}
+
+distill_block *distill_block_create(long n, long c, long h, long w, long o, long kh, long kw,
+                                    long stride, long pad, int has_bias, long pool_k, long pool_s,
+                                    long pool_p) {
+  int result = 0;
+  if (distill_dnnl_engine_ready() != 0) return NULL;
+  distill_block *block = calloc(1, sizeof *block);
+  if (!block) {
+    snprintf(distill_dnnl_error_buffer(), DISTILL_DNNL_ERROR_SIZE, "out of memory for a oneDNN convolution block");
+    return NULL;
+  }
+  block->has_bias = has_bias;
+  block->has_pool = pool_k > 0;
+  long ho = (h + 2 * pad - kh) / stride + 1, wo = (w + 2 * pad - kw) / stride + 1;
+  long po = block->has_pool ? (ho + 2 * pool_p - pool_k) / pool_s + 1 : ho;
+  long pw = block->has_pool ? (wo + 2 * pool_p - pool_k) / pool_s + 1 : wo;
+  dnnl_dims_t x_dims = {n, c, h, w}, w_dims = {o, c, kh, kw}, b_dims = {o}, y_dims = {n, o, ho, wo},
+              out_dims = {n, o, po, pw};
+  dnnl_dims_t strides = {stride, stride}, padding = {pad, pad};
+  dnnl_dims_t pool_strides = {pool_s, pool_s}, pool_kernel = {pool_k, pool_k}, pool_padding = {pool_p, pool_p};
+  dnnl_memory_desc_t x_plain, w_plain, b_plain, out_plain, x_any, w_any, y_any, out_any;
+  const dnnl_memory_desc_t *bias = has_bias ? &b_plain : NULL;
+  dnnl_primitive_desc_t conv_pd = NULL, pool_pd = NULL, pool_bwd_pd = NULL, relu_fwd_pd = NULL,
+                        relu_bwd_pd = NULL, data_pd = NULL, weights_pd = NULL, reorder_pd = NULL;
+  dnnl_primitive_attr_t attr = NULL;
+  dnnl_post_ops_t post_ops = NULL;
+  dnnl_convolution_desc_t conv;
+  dnnl_pooling_desc_t pool;
+  dnnl_eltwise_desc_t relu;
+
+  CHECK(dnnl_memory_desc_init_by_tag(&x_plain, 4, x_dims, dnnl_f32, dnnl_nchw), "memory descriptor");
+  CHECK(dnnl_memory_desc_init_by_tag(&w_plain, 4, w_dims, dnnl_f32, dnnl_oihw), "memory descriptor");
+  CHECK(dnnl_memory_desc_init_by_tag(&b_plain, 1, b_dims, dnnl_f32, dnnl_a), "memory descriptor");
+  CHECK(dnnl_memory_desc_init_by_tag(&out_plain, 4, out_dims, dnnl_f32, dnnl_nchw), "memory descriptor");
+  CHECK(dnnl_memory_desc_init_by_tag(&x_any, 4, x_dims, dnnl_f32, dnnl_format_tag_any), "memory descriptor");
+  CHECK(dnnl_memory_desc_init_by_tag(&w_any, 4, w_dims, dnnl_f32, dnnl_format_tag_any), "memory descriptor");
+  CHECK(dnnl_memory_desc_init_by_tag(&y_any, 4, y_dims, dnnl_f32, dnnl_format_tag_any), "memory descriptor");
+  CHECK(dnnl_memory_desc_init_by_tag(&out_any, 4, out_dims, dnnl_f32, dnnl_format_tag_any), "memory descriptor");
+
+  // Convolution with the ReLU as a post-op; its output layout Y is the chain's.
+  CHECK(dnnl_convolution_forward_desc_init(&conv, dnnl_forward_training, dnnl_convolution_direct, &x_any,
+                                           &w_any, bias, &y_any, strides, padding, padding),
+        "convolution forward descriptor");
+  CHECK(dnnl_primitive_attr_create(&attr), "attribute creation");
+  CHECK(dnnl_post_ops_create(&post_ops), "post-op creation");
+  CHECK(dnnl_post_ops_append_eltwise(post_ops, 1.0f, dnnl_eltwise_relu, 0.0f, 0.0f), "ReLU post-op");
+  CHECK(dnnl_primitive_attr_set_post_ops(attr, post_ops), "post-op attribute");
+  CHECK(dnnl_primitive_desc_create(&conv_pd, &conv, attr, distill_dnnl_engine(), NULL), "convolution forward");
+  CHECK(dnnl_primitive_create(&block->conv_fwd, conv_pd), "convolution forward primitive");
+  const dnnl_memory_desc_t *y_md = md(conv_pd, dnnl_query_dst_md, 0);
+  block->activation_bytes = dnnl_memory_desc_get_size(y_md);
+  CHECK(dnnl_memory_create(&block->activation, y_md, distill_dnnl_engine(), DNNL_MEMORY_NONE), "memory creation");
+  CHECK(dnnl_memory_create(&block->activation_grad, y_md, distill_dnnl_engine(), DNNL_MEMORY_ALLOCATE), "memory creation");
+  CHECK(operand_init(&block->f_x, &x_plain, md(conv_pd, dnnl_query_src_md, 0), 1), "reorder");
+  CHECK(operand_init(&block->f_w, &w_plain, md(conv_pd, dnnl_query_weights_md, 0), 1), "reorder");
+  if (has_bias) CHECK(operand_init(&block->f_b, &b_plain, md(conv_pd, dnnl_query_weights_md, 1), 1), "reorder");
+
+  if (block->has_pool) {
+    CHECK(dnnl_pooling_forward_desc_init(&pool, dnnl_forward_training, dnnl_pooling_max, y_md, &out_any,
+                                         pool_strides, pool_kernel, pool_padding, pool_padding),
+          "pooling forward descriptor");
+    CHECK(dnnl_primitive_desc_create(&pool_pd, &pool, NULL, distill_dnnl_engine(), NULL), "pooling forward");
+    CHECK(dnnl_primitive_create(&block->pool_fwd, pool_pd), "pooling forward primitive");
+    const dnnl_memory_desc_t *ws_md = md(pool_pd, dnnl_query_workspace_md, 0);
+    block->workspace_bytes = dnnl_memory_desc_get_size(ws_md);
+    CHECK(dnnl_memory_create(&block->workspace, ws_md, distill_dnnl_engine(), DNNL_MEMORY_NONE), "memory creation");
+    const dnnl_memory_desc_t *p_md = md(pool_pd, dnnl_query_dst_md, 0);
+    CHECK(operand_init(&block->f_out, &out_plain, p_md, 0), "reorder");
+    CHECK(operand_init(&block->b_dout, &out_plain, p_md, 1), "reorder");
+    CHECK(dnnl_pooling_backward_desc_init(&pool, dnnl_pooling_max, y_md, p_md, pool_strides, pool_kernel,
+                                          pool_padding, pool_padding),
+          "pooling backward descriptor");
+    CHECK(dnnl_primitive_desc_create(&pool_bwd_pd, &pool, NULL, distill_dnnl_engine(), pool_pd), "pooling backward");
+    CHECK(dnnl_primitive_create(&block->pool_bwd, pool_bwd_pd), "pooling backward primitive");
+  } else {
+    CHECK(dnnl_memory_create(&block->out_user, &out_plain, distill_dnnl_engine(), DNNL_MEMORY_NONE), "memory creation");
+    CHECK(dnnl_reorder_primitive_desc_create(&reorder_pd, y_md, distill_dnnl_engine(), &out_plain, distill_dnnl_engine(), NULL), "reorder");
+    CHECK(dnnl_primitive_create(&block->y_to_out, reorder_pd), "reorder primitive");
+    CHECK(operand_init(&block->b_dout, &out_plain, y_md, 1), "reorder");
+  }
+
+  // ReLU backward from its output (the kept activation), in place on the activation gradient.
+  CHECK(dnnl_eltwise_forward_desc_init(&relu, dnnl_forward_training, dnnl_eltwise_relu_use_dst_for_bwd, y_md, 0, 0),
+        "ReLU forward descriptor");
+  CHECK(dnnl_primitive_desc_create(&relu_fwd_pd, &relu, NULL, distill_dnnl_engine(), NULL), "ReLU forward");
+  CHECK(dnnl_eltwise_backward_desc_init(&relu, dnnl_eltwise_relu_use_dst_for_bwd, y_md, y_md, 0, 0),
+        "ReLU backward descriptor");
+  CHECK(dnnl_primitive_desc_create(&relu_bwd_pd, &relu, NULL, distill_dnnl_engine(), relu_fwd_pd), "ReLU backward");
+  CHECK(dnnl_primitive_create(&block->relu_bwd, relu_bwd_pd), "ReLU backward primitive");
+
+  // The convolution's backward passes read the activation gradient in layout Y.
+  CHECK(dnnl_convolution_backward_data_desc_init(&conv, dnnl_convolution_direct, &x_any, &w_any, y_md, strides,
+                                                 padding, padding),
+        "convolution backward-data descriptor");
+  CHECK(dnnl_primitive_desc_create(&data_pd, &conv, NULL, distill_dnnl_engine(), conv_pd), "convolution backward data");
+  CHECK(dnnl_primitive_create(&block->conv_bwd_data, data_pd), "convolution backward-data primitive");
+  CHECK(operand_init(&block->d_w, &w_plain, md(data_pd, dnnl_query_weights_md, 0), 1), "reorder");
+  CHECK(operand_init(&block->d_dx, &x_plain, md(data_pd, dnnl_query_diff_src_md, 0), 0), "reorder");
+  CHECK(dnnl_convolution_backward_weights_desc_init(&conv, dnnl_convolution_direct, &x_any, &w_any, bias, y_md,
+                                                    strides, padding, padding),
+        "convolution backward-weights descriptor");
+  CHECK(dnnl_primitive_desc_create(&weights_pd, &conv, NULL, distill_dnnl_engine(), conv_pd), "convolution backward weights");
+  CHECK(dnnl_primitive_create(&block->conv_bwd_weights, weights_pd), "convolution backward-weights primitive");
+  CHECK(operand_init(&block->g_x, &x_plain, md(weights_pd, dnnl_query_src_md, 0), 1), "reorder");
+  CHECK(operand_init(&block->g_dw, &w_plain, md(weights_pd, dnnl_query_diff_weights_md, 0), 0), "reorder");
+  if (has_bias) CHECK(operand_init(&block->g_db, &b_plain, md(weights_pd, dnnl_query_diff_weights_md, 1), 0), "reorder");
+
+failed:;
+  dnnl_primitive_desc_t pds[] = {conv_pd, pool_pd, pool_bwd_pd, relu_fwd_pd, relu_bwd_pd, data_pd, weights_pd, reorder_pd};
+  for (size_t i = 0; i < sizeof pds / sizeof pds[0]; i++)
+    if (pds[i]) dnnl_primitive_desc_destroy(pds[i]);
+  if (attr) dnnl_primitive_attr_destroy(attr);
+  if (post_ops) dnnl_post_ops_destroy(post_ops);
+  if (result != 0) {
+    distill_block_destroy(block);
+    return NULL;
+  }
+  return block;
+}
+
+size_t distill_block_activation_bytes(const distill_block *block) { return block->activation_bytes; }
+size_t distill_block_workspace_bytes(const distill_block *block) { return block->workspace_bytes; }
+
+int distill_block_forward(distill_block *block, const float *x, const float *w, const float *b,
+                          void *activation, void *workspace, float *out) {
+  int result = 0, nargs = 3;
+  if (block->has_bias != (b != NULL)) {
+    snprintf(distill_dnnl_error_buffer(), DISTILL_DNNL_ERROR_SIZE, "convolution block created %s a bias, called %s one",
+             block->has_bias ? "with" : "without", b ? "with" : "without");
+    return dnnl_invalid_arguments;
+  }
+  CHECK(dnnl_memory_set_data_handle(block->activation, activation), "binding memory");
+  CHECK(operand_bind(&block->f_x, x), "binding memory");
+  CHECK(operand_bind(&block->f_w, w), "binding memory");
+  CHECK(operand_reorder(&block->f_x, 1), "input reorder");
+  CHECK(operand_reorder(&block->f_w, 1), "weight reorder");
+  dnnl_exec_arg_t args[4] = {
+      {DNNL_ARG_SRC, operand_memory(&block->f_x)},
+      {DNNL_ARG_WEIGHTS, operand_memory(&block->f_w)},
+      {DNNL_ARG_DST, block->activation},
+  };
+  if (b) {
+    CHECK(operand_bind(&block->f_b, b), "binding memory");
+    CHECK(operand_reorder(&block->f_b, 1), "bias reorder");
+    args[nargs++] = (dnnl_exec_arg_t){DNNL_ARG_BIAS, operand_memory(&block->f_b)};
+  }
+  CHECK(dnnl_primitive_execute(block->conv_fwd, distill_dnnl_stream(), nargs, args), "convolution forward");
+  if (block->has_pool) {
+    CHECK(dnnl_memory_set_data_handle(block->workspace, workspace), "binding memory");
+    CHECK(operand_bind(&block->f_out, out), "binding memory");
+    dnnl_exec_arg_t pool_args[3] = {
+        {DNNL_ARG_SRC, block->activation},
+        {DNNL_ARG_DST, operand_memory(&block->f_out)},
+        {DNNL_ARG_WORKSPACE, block->workspace},
+    };
+    CHECK(dnnl_primitive_execute(block->pool_fwd, distill_dnnl_stream(), 3, pool_args), "pooling forward");
+    CHECK(operand_reorder(&block->f_out, 0), "output reorder");
+  } else {
+    CHECK(dnnl_memory_set_data_handle(block->out_user, out), "binding memory");
+    dnnl_exec_arg_t reorder_args[2] = {{DNNL_ARG_FROM, block->activation}, {DNNL_ARG_TO, block->out_user}};
+    CHECK(dnnl_primitive_execute(block->y_to_out, distill_dnnl_stream(), 2, reorder_args), "output reorder");
+  }
+  CHECK(dnnl_stream_wait(distill_dnnl_stream()), "distill_dnnl_stream() wait");
+failed:
+  return result;
+}
+
+int distill_block_backward(distill_block *block, const float *x, const float *w, const void *activation,
+                           const void *workspace, const float *dout, float *dx, float *dw, float *db) {
+  int result = 0;
+  if (dw && block->has_bias != (db != NULL)) {
+    snprintf(distill_dnnl_error_buffer(), DISTILL_DNNL_ERROR_SIZE, "convolution block created %s a bias, called %s its gradient",
+             block->has_bias ? "with" : "without", db ? "with" : "without");
+    return dnnl_invalid_arguments;
+  }
+  CHECK(dnnl_memory_set_data_handle(block->activation, (void *)activation), "binding memory");
+  CHECK(operand_bind(&block->b_dout, dout), "binding memory");
+  CHECK(operand_reorder(&block->b_dout, 1), "gradient reorder");
+  dnnl_memory_t grad = block->activation_grad;
+  if (block->has_pool) {
+    CHECK(dnnl_memory_set_data_handle(block->workspace, (void *)workspace), "binding memory");
+    dnnl_exec_arg_t pool_args[3] = {
+        {DNNL_ARG_DIFF_DST, operand_memory(&block->b_dout)},
+        {DNNL_ARG_WORKSPACE, block->workspace},
+        {DNNL_ARG_DIFF_SRC, grad},
+    };
+    CHECK(dnnl_primitive_execute(block->pool_bwd, distill_dnnl_stream(), 3, pool_args), "pooling backward");
+  } else {
+    grad = operand_memory(&block->b_dout);
+  }
+  dnnl_exec_arg_t relu_args[3] = {
+      {DNNL_ARG_DST, block->activation},
+      {DNNL_ARG_DIFF_DST, grad},
+      {DNNL_ARG_DIFF_SRC, grad},
+  };
+  CHECK(dnnl_primitive_execute(block->relu_bwd, distill_dnnl_stream(), 3, relu_args), "ReLU backward");
+  if (dx) {
+    CHECK(operand_bind(&block->d_w, w), "binding memory");
+    CHECK(operand_bind(&block->d_dx, dx), "binding memory");
+    CHECK(operand_reorder(&block->d_w, 1), "weight reorder");
+    dnnl_exec_arg_t data_args[3] = {
+        {DNNL_ARG_WEIGHTS, operand_memory(&block->d_w)},
+        {DNNL_ARG_DIFF_DST, grad},
+        {DNNL_ARG_DIFF_SRC, operand_memory(&block->d_dx)},
+    };
+    CHECK(dnnl_primitive_execute(block->conv_bwd_data, distill_dnnl_stream(), 3, data_args), "convolution backward data");
+    CHECK(operand_reorder(&block->d_dx, 0), "gradient reorder");
+  }
+  if (dw) {
+    CHECK(operand_bind(&block->g_x, x), "binding memory");
+    CHECK(operand_bind(&block->g_dw, dw), "binding memory");
+    CHECK(operand_reorder(&block->g_x, 1), "input reorder");
+    int nargs = 3;
+    dnnl_exec_arg_t weight_args[4] = {
+        {DNNL_ARG_SRC, operand_memory(&block->g_x)},
+        {DNNL_ARG_DIFF_DST, grad},
+        {DNNL_ARG_DIFF_WEIGHTS, operand_memory(&block->g_dw)},
+    };
+    if (db) {
+      CHECK(operand_bind(&block->g_db, db), "binding memory");
+      weight_args[nargs++] = (dnnl_exec_arg_t){DNNL_ARG_DIFF_BIAS, operand_memory(&block->g_db)};
+    }
+    CHECK(dnnl_primitive_execute(block->conv_bwd_weights, distill_dnnl_stream(), nargs, weight_args), "convolution backward weights");
+    CHECK(operand_reorder(&block->g_dw, 0), "weight-gradient reorder");
+    if (db) CHECK(operand_reorder(&block->g_db, 0), "bias-gradient reorder");
+  }
+  CHECK(dnnl_stream_wait(distill_dnnl_stream()), "distill_dnnl_stream() wait");
 failed:
   return result;
 }

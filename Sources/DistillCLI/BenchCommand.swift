@@ -53,11 +53,19 @@ struct BenchCommand: ParsableCommand {
   @Option(
     help: """
       Convolution implementations for the convolutional workloads (cnn, kd_cnn_step, at_step), \
-      comma-separated: onednn, onednn-nchw (oneDNN without its blocked layouts), im2col \
-      (default onednn). With more than one, their runs alternate round by round and a ratio \
+      comma-separated: onednn (convolution, ReLU and max pooling as one oneDNN chain), \
+      onednn-layers (oneDNN convolutions, the other layers one by one), onednn-nchw (the same \
+      without oneDNN's blocked layouts), im2col (default onednn). With more than one, their runs alternate round by round and a ratio \
       line follows.
       """)
   var convolution: String = "onednn"
+
+  @Option(
+    help: """
+      Bytes the engine may keep of freed tensor buffers for reuse, in MiB (default: the \
+      engine's own bound; 0 turns the pool off, to measure what it saves).
+      """)
+  var bufferPoolMb: Int?
 
   private var convolutions: [BenchConvolution] {
     convolution.split(separator: ",").compactMap { BenchConvolution(rawValue: String($0)) }
@@ -77,7 +85,12 @@ struct BenchCommand: ParsableCommand {
       throw ValidationError(
         "--convolution: unknown implementation '\(name)'; choose from \(BenchConvolution.allCases.map(\.rawValue).joined(separator: ", "))")
     }
-    guard !convolutions.isEmpty else { throw ValidationError("--convolution: give at least one of onednn, onednn-nchw, im2col") }
+    guard !convolutions.isEmpty else {
+      throw ValidationError("--convolution: give at least one of \(BenchConvolution.allCases.map(\.rawValue).joined(separator: ", "))")
+    }
+    if let bufferPoolMb, bufferPoolMb < 0 || bufferPoolMb > 1 << 20 {
+      throw ValidationError("--buffer-pool-mb must be between 0 and 1048576, got \(bufferPoolMb)")
+    }
     if let repeats, repeats < 1 { throw ValidationError("--repeats must be at least 1, got \(repeats)") }
     guard !precisions.isEmpty else { throw ValidationError("--precision: give at least one of f32, f16-mixed") }
     if let only {
@@ -90,6 +103,7 @@ struct BenchCommand: ParsableCommand {
 
   func run() throws {
     BLAS.threadCount = threads
+    if let bufferPoolMb { TensorBufferPool.capacityBytes = bufferPoolMb << 20 }
     let peerResults = try peer.map(loadPeerResults)
     let selected = only.map { $0.split(separator: ",").compactMap { Workload(rawValue: String($0)) } }
       ?? Workload.allCases.filter { $0 != .deepMLPRecompute && $0 != .kdCNNStep }

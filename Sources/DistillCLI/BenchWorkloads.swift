@@ -27,8 +27,13 @@ enum BenchPrecision: String, CaseIterable {
 
 /// The convolution implementation of a measured run (`distill bench --convolution`).
 enum BenchConvolution: String, CaseIterable {
+  /// oneDNN, convolution + ReLU (+ max pooling) fused into one chain in blocked layouts.
   case onednn
+  /// oneDNN convolutions alone, the ReLU and pooling by the engine's ops.
+  case onednnLayers = "onednn-layers"
+  /// As `onednnLayers`, oneDNN running on NCHW directly.
   case onednnNCHW = "onednn-nchw"
+  /// The im2col reference.
   case im2col
 
   /// The suffix of a result's key: none for the default.
@@ -38,6 +43,7 @@ enum BenchConvolution: String, CaseIterable {
   func select() {
     Convolution.backend = self == .im2col ? .im2col : .onednn
     Convolution.blockedLayouts = self != .onednnNCHW
+    Convolution.fusesBlocks = self == .onednn
   }
 }
 

@@ -18,7 +18,6 @@ struct DistillCommand: ParsableCommand {
     ])
 
   static func main() {
-    ProcessMemory.keepFreedBlocksInHeap()
     installHDF5Vetting()
     main(nil)
   }

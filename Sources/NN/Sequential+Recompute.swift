@@ -38,7 +38,7 @@ extension Sequential {
   /// (and the forward state of the segment's `ForwardStateful` layers) is kept for backward.
   public func applyLayers(_ range: Range<Int>, to x: Tensor, recomputing: Bool) -> Tensor {
     let segment = Array(layers[range])
-    guard recomputing else { return segment.reduce(x) { $1($0) } }
+    guard recomputing else { return applyInOrder(segment[...], to: x) }
     let stateful = segment.flatMap(\.forwardStatefulLayers)
     return recomputed(
       x, parameters: segment.flatMap { $0.parameters.map(\.tensor) },
@@ -46,7 +46,7 @@ extension Sequential {
         let restores = stateful.map { $0.saveForwardState() }
         return { for restore in restores { restore() } }
       }
-    ) { input in segment.reduce(input) { $1($0) } }
+    ) { input in applyInOrder(segment[...], to: input) }
   }
 
   /// y = self(x) with activation recomputation over `segments` segments (`segmentRanges`):

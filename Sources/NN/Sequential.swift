@@ -33,6 +33,31 @@ public final class Sequential: Layer {
     if let segments = recomputeSegments, GradMode.isRecording {
       return self(x, segments: segments)
     }
-    return layers.reduce(x) { $1($0) }
+    return applyInOrder(layers[...], to: x)
   }
+}
+
+/// Applies `layers` one after another to `x`, running each `Conv2D` followed by a `ReLU` (and
+/// a `MaxPool2D`) as one oneDNN chain (`Tensor.convolutionBlock`, while
+/// `Convolution.fusesBlocks`), which keeps the convolution's output in oneDNN's blocked layout;
+/// where the chain cannot run, the layers run one by one. Same results within rounding.
+func applyInOrder(_ layers: ArraySlice<any Layer>, to x: Tensor) -> Tensor {
+  var y = x
+  var i = layers.startIndex
+  while i < layers.endIndex {
+    if Convolution.fusesBlocks, let conv = layers[i] as? Conv2D, i + 1 < layers.endIndex, layers[i + 1] is ReLU {
+      let pool = i + 2 < layers.endIndex ? layers[i + 2] as? MaxPool2D : nil
+      if let out = y.convolutionBlock(
+        weight: conv.weight, bias: conv.bias, stride: conv.stride, padding: conv.padding,
+        pool: pool.map { ($0.kernelSize, $0.stride, $0.padding) })
+      {
+        y = out
+        i += pool == nil ? 2 : 3
+        continue
+      }
+    }
+    y = layers[i](y)
+    i += 1
+  }
+  return y
 }

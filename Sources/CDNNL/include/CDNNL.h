@@ -1,7 +1,7 @@
 // The engine's face on oneDNN (Debian's libdnnl-dev, 2.x C API): 2-D convolutions in f32 on
-// plain NCHW buffers. Each shape gets one `distill_conv`, which holds the forward, backward-data
-// and backward-weights primitives, the layouts oneDNN chose for them, and the reorders between
-// those layouts and NCHW. Every function returns 0 on success and otherwise a oneDNN status
+// plain NCHW buffers, and convolution + ReLU + max-pooling chains. Each shape gets one object
+// (`distill_conv`, `distill_block`) holding its forward and backward primitives, the layouts
+// oneDNN chose for them, and the reorders between those layouts and NCHW. Every function returns 0 on success and otherwise a oneDNN status
 // (dnnl_status_t, > 0), with a message in `distill_dnnl_last_error()` of the calling thread.
 #ifndef DISTILL_CDNNL_H
 #define DISTILL_CDNNL_H
@@ -29,6 +29,31 @@ int distill_conv_forward(distill_conv *conv, const float *x, const float *w, con
 int distill_conv_backward_data(distill_conv *conv, const float *w, const float *dy, float *dx);
 /// dw = ∂/∂w, db = Σ dy per output channel (overwrites both; db NULL exactly without a bias).
 int distill_conv_backward_weights(distill_conv *conv, const float *x, const float *dy, float *dw, float *db);
+
+typedef struct distill_block distill_block;
+
+/// A convolution, its ReLU and optionally a max pooling, run as one oneDNN chain whose large
+/// intermediate (the convolution's output) stays in oneDNN's blocked layout: the caller's
+/// buffers are NCHW input x, OIHW weights, NCHW output (pooled, or the ReLU's output without a
+/// pool). Shapes as `distill_conv_create`; the pool has kernel `pool_k`, stride `pool_s`,
+/// padding `pool_p` (`pool_k` = 0: no pool). Returns NULL when oneDNN cannot run the chain.
+distill_block *distill_block_create(long n, long c, long h, long w, long o, long kh, long kw,
+                                    long stride, long pad, int has_bias, long pool_k, long pool_s,
+                                    long pool_p);
+void distill_block_destroy(distill_block *block);
+
+/// Bytes of the two buffers the caller keeps from a forward pass for its backward pass: the
+/// ReLU's output in oneDNN's layout, and the pool's workspace (0 without a pool).
+size_t distill_block_activation_bytes(const distill_block *block);
+size_t distill_block_workspace_bytes(const distill_block *block);
+
+/// out = pool(relu(conv(x, w) + b)); writes the kept buffers `activation` and `workspace`.
+int distill_block_forward(distill_block *block, const float *x, const float *w, const float *b,
+                          void *activation, void *workspace, float *out);
+/// From the output gradient `dout` and the kept buffers: dx (NULL: not wanted), and dw with db
+/// (dw NULL: neither wanted; otherwise db NULL exactly without a bias). Overwrites what it writes.
+int distill_block_backward(distill_block *block, const float *x, const float *w, const void *activation,
+                           const void *workspace, const float *dout, float *dx, float *dw, float *db);
 
 /// The message of the last failure on this thread ("" if none).
 const char *distill_dnnl_last_error(void);
