@@ -48,13 +48,15 @@ public enum Convolution {
 struct OneDNNConvolutionKey: Hashable {
   let batch, channels, height, width, outChannels, kernelHeight, kernelWidth, stride, padding: Int
   let hasBias, blocked: Bool
+  /// Whether the convolutions read bfloat16 (autocast).
+  let bf16: Bool
 
-  init(_ geometry: WindowGeometry, outChannels: Int, hasBias: Bool, blocked: Bool) {
+  init(_ geometry: WindowGeometry, outChannels: Int, hasBias: Bool, blocked: Bool, bf16: Bool) {
     (batch, channels, height, width) = (geometry.batch, geometry.channels, geometry.height, geometry.width)
     (kernelHeight, kernelWidth) = (geometry.kernelHeight, geometry.kernelWidth)
     (stride, padding) = (geometry.stride, geometry.padding)
     self.outChannels = outChannels
-    (self.hasBias, self.blocked) = (hasBias, blocked)
+    (self.hasBias, self.blocked, self.bf16) = (hasBias, blocked, bf16)
   }
 }
 
@@ -68,7 +70,7 @@ final class OneDNNConvolution: OneDNNPrimitives, @unchecked Sendable {
     guard
       let handle = distill_conv_create(
         key.batch, key.channels, key.height, key.width, key.outChannels, key.kernelHeight,
-        key.kernelWidth, key.stride, key.padding, key.hasBias ? 1 : 0, key.blocked ? 1 : 0)
+        key.kernelWidth, key.stride, key.padding, key.hasBias ? 1 : 0, key.blocked ? 1 : 0, key.bf16 ? 1 : 0)
     else { return nil }
     self.key = key
     self.handle = handle
@@ -102,6 +104,10 @@ final class OneDNNCache<Primitives: OneDNNPrimitives>: Sendable {
   private let idle = Mutex<[Primitives]>([])
   /// Shapes oneDNN refused, already reported on stderr, that fall back to the engine's own ops.
   private let refused = Mutex<Set<Primitives.Key>>([])
+
+  /// Whether oneDNN runs `key` (creating and keeping its primitives to find out); a refusal is
+  /// remembered, and reported on stderr once, as by `borrow`.
+  func accepts(_ key: Primitives.Key) -> Bool { borrow(key) { _ in true } ?? false }
 
   /// Runs `body` with the primitives of `key` (reused or created), or returns nil when oneDNN
   /// cannot create them: the caller then uses the engine's own ops, and the first refusal of
@@ -169,7 +175,7 @@ final class OneDNNBlock: OneDNNPrimitives, @unchecked Sendable {
     guard
       let handle = distill_block_create(
         c.batch, c.channels, c.height, c.width, c.outChannels, c.kernelHeight, c.kernelWidth, c.stride,
-        c.padding, c.hasBias ? 1 : 0, key.poolKernel, key.poolStride, key.poolPadding)
+        c.padding, c.hasBias ? 1 : 0, key.poolKernel, key.poolStride, key.poolPadding, c.bf16 ? 1 : 0)
     else { return nil }
     self.key = key
     self.handle = handle
@@ -182,3 +188,46 @@ final class OneDNNBlock: OneDNNPrimitives, @unchecked Sendable {
 }
 
 let oneDNNBlocks = OneDNNCache<OneDNNBlock>()
+
+/// The shape and kind of one matrix product run by oneDNN.
+struct OneDNNMatmulKey: Hashable, Sendable {
+  let m, n, k, lda, ldb, ldc: Int
+  let transposeA, transposeB, bf16, accumulate: Bool
+}
+
+/// One product's oneDNN primitive (`distill_matmul`), lent to one caller at a time.
+final class OneDNNMatmul: OneDNNPrimitives, @unchecked Sendable {
+  let key: OneDNNMatmulKey
+  let handle: OpaquePointer
+
+  init?(_ key: OneDNNMatmulKey) {
+    guard
+      let handle = distill_matmul_create(
+        key.m, key.n, key.k, key.transposeA ? 1 : 0, key.transposeB ? 1 : 0, key.lda, key.ldb, key.ldc,
+        key.bf16 ? 1 : 0, key.accumulate ? 1 : 0)
+    else { return nil }
+    self.key = key
+    self.handle = handle
+  }
+
+  deinit { distill_matmul_destroy(handle) }
+}
+
+let oneDNNMatmuls = OneDNNCache<OneDNNMatmul>()
+
+/// bfloat16 autocast (`precision: bf16-mixed`), as `torch.autocast("cpu", dtype=torch.bfloat16)`:
+/// matrix products (`matmul`, and with it `Linear`) and convolutions (`conv2d`,
+/// `convolutionBlock`) round their operands to bfloat16 and accumulate in Float, in the forward
+/// pass and in the products of their gradient; everything else, the results, the saved
+/// activations, the gradients and the weights stay Float. No loss scaling is needed: bfloat16 has Float's exponent range.
+public enum BF16Autocast {
+  @TaskLocal static var isEnabled = false
+
+  /// Whether products recorded here run in bfloat16.
+  public static var isActive: Bool { isEnabled }
+}
+
+/// Runs `body` with bfloat16 autocast on (when `enabled`); see `BF16Autocast`.
+public func withBF16Autocast<R>(_ enabled: Bool = true, _ body: () throws -> R) rethrows -> R {
+  try BF16Autocast.$isEnabled.withValue(enabled) { try body() }
+}

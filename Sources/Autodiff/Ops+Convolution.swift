@@ -136,8 +136,15 @@ extension Tensor {
   /// backward-weights primitive reads x itself (binary16 under mixed precision, widened for the
   /// call), where im2col keeps the unrolled X, kh·kw times larger.
   fileprivate func oneDNNConv2d(weight: Tensor, bias: Tensor?, geometry: WindowGeometry, outChannels: Int) -> Tensor? {
-    let key = OneDNNConvolutionKey(
-      geometry, outChannels: outChannels, hasBias: bias != nil, blocked: Convolution.blockedLayouts)
+    // Under bfloat16 autocast, decided here for the backward pass too; a shape oneDNN cannot
+    // run in bfloat16 runs in Float.
+    var key = OneDNNConvolutionKey(
+      geometry, outChannels: outChannels, hasBias: bias != nil, blocked: Convolution.blockedLayouts,
+      bf16: BF16Autocast.isEnabled)
+    if key.bf16 && !oneDNNConvolutions.accepts(key) {
+      key = OneDNNConvolutionKey(
+        geometry, outChannels: outChannels, hasBias: bias != nil, blocked: Convolution.blockedLayouts, bf16: false)
+    }
     let outShape = [geometry.batch, outChannels, geometry.outputHeight, geometry.outputWidth]
     let computed: Tensor? = oneDNNConvolutions.borrow(key) { conv in
       Tensor(shape: outShape) { y in
@@ -205,8 +212,8 @@ extension Tensor {
   /// NCHW. Backward keeps the ReLU's output in that layout and the pool's workspace (argmax).
   ///
   /// Returns nil, to run the three ops one by one, when the chain cannot run here: the
-  /// convolution backend is im2col, mixed precision is on (its ops store binary16), or
-  /// oneDNN refuses the shapes. The results equal the three ops' within rounding (≤ 1e-5
+  /// convolution backend is im2col, f16 mixed precision is on (its ops store binary16), or
+  /// oneDNN refuses the shapes. Under bfloat16 autocast the convolutions read bfloat16. The results equal the three ops' within rounding (≤ 1e-5
   /// relative, tested).
   public func convolutionBlock(
     weight: Tensor, bias: Tensor?, stride: Int = 1, padding: Int = 0,
@@ -231,9 +238,16 @@ extension Tensor {
       outShape[2] = (geometry.outputHeight + 2 * pool.padding - pool.kernelSize) / pool.stride + 1
       outShape[3] = (geometry.outputWidth + 2 * pool.padding - pool.kernelSize) / pool.stride + 1
     }
-    let key = OneDNNBlockKey(
-      convolution: OneDNNConvolutionKey(geometry, outChannels: outChannels, hasBias: bias != nil, blocked: true),
-      poolKernel: pool?.kernelSize ?? 0, poolStride: pool?.stride ?? 0, poolPadding: pool?.padding ?? 0)
+    func blockKey(bf16: Bool) -> OneDNNBlockKey {
+      OneDNNBlockKey(
+        convolution: OneDNNConvolutionKey(
+          geometry, outChannels: outChannels, hasBias: bias != nil, blocked: true, bf16: bf16),
+        poolKernel: pool?.kernelSize ?? 0, poolStride: pool?.stride ?? 0, poolPadding: pool?.padding ?? 0)
+    }
+    // Under bfloat16 autocast, decided here for the backward pass too; in Float where oneDNN
+    // cannot run the chain in bfloat16.
+    var key = blockKey(bf16: BF16Autocast.isEnabled)
+    if key.convolution.bf16 && !oneDNNBlocks.accepts(key) { key = blockKey(bf16: false) }
     let kept = KeptBuffers()
     let computed: Tensor? = oneDNNBlocks.borrow(key) { block in
       kept.first = TensorBufferPool.array(count: block.activationCount) { _ in }

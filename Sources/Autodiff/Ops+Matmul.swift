@@ -1,4 +1,6 @@
 import CBLAS
+import CDNNL
+import CKernels
 
 // Matrix products through OpenBLAS `cblas_sgemm`. Transposition is a flag to sgemm, never a
 // copy, both in the forward product and in the two products of its gradient.
@@ -14,6 +16,7 @@ extension Tensor {
   public static func matmul(
     _ a: Tensor, _ b: Tensor, transposeA: Bool = false, transposeB: Bool = false
   ) -> Tensor {
+    if BF16Autocast.isEnabled { return bf16Matmul(a, b, transposeA: transposeA, transposeB: transposeB) }
     let out = gemm(a, transposeA, b, transposeB)
     return out.recording([a, b], half: .always) { g in
       let gradA: Tensor? =
@@ -22,6 +25,32 @@ extension Tensor {
       let gradB: Tensor? =
         b.requiresGrad
         ? (transposeB ? gemm(g, true, a, transposeA) : gemm(a, !transposeA, g, false)) : nil
+      return [gradA, gradB]
+    }
+  }
+
+  /// `matmul` under bfloat16 autocast: both operands are rounded to bfloat16 once, in the
+  /// forward pass, and those copies (half the bytes of Float) serve the forward product and
+  /// the two products of the gradient, whose G is rounded once too; every product accumulates
+  /// in Float and gives Float. The backward products stay bfloat16 even when `backward()` runs
+  /// outside the autocast scope, as in PyTorch.
+  private static func bf16Matmul(_ a: Tensor, _ b: Tensor, transposeA: Bool, transposeB: Bool) -> Tensor {
+    let a16 = BFloat16Matrix(a)
+    let b16 = BFloat16Matrix(b)
+    let out = BFloat16Matrix.product(a16, transposeA, b16, transposeB)
+    let savedBytes = a.requiresGrad || b.requiresGrad ? (a16.bits.count + b16.bits.count) * 2 : 0
+    return out.recording([a, b], half: .always, savedBytes: savedBytes) { g in
+      let g16 = BFloat16Matrix(g)
+      let gradA: Tensor? =
+        a.requiresGrad
+        ? (transposeA
+          ? BFloat16Matrix.product(b16, transposeB, g16, true) : BFloat16Matrix.product(g16, false, b16, !transposeB))
+        : nil
+      let gradB: Tensor? =
+        b.requiresGrad
+        ? (transposeB
+          ? BFloat16Matrix.product(g16, true, a16, transposeA) : BFloat16Matrix.product(a16, !transposeA, g16, false))
+        : nil
       return [gradA, gradB]
     }
   }
@@ -48,13 +77,24 @@ func gemm(_ a: Tensor, _ transposeA: Bool, _ b: Tensor, _ transposeB: Bool) -> T
 }
 
 /// C = α·op(A)·op(B) + β·C over row-major buffers: a thin, typed front to `cblas_sgemm`.
-/// With β = 0, C need not be initialised.
+/// With β = 0, C need not be initialised. With `bf16` (α = 1, β = 0 or 1), the operands are
+/// rounded to bfloat16 and multiplied accumulating in Float (`BFloat16Matrix.multiply`).
 public func sgemm(
   _ transposeA: Bool, _ transposeB: Bool, m: Int, n: Int, k: Int, alpha: Float,
   _ a: UnsafePointer<Float>, lda: Int, _ b: UnsafePointer<Float>, ldb: Int, beta: Float,
-  _ c: UnsafeMutablePointer<Float>, ldc: Int
+  _ c: UnsafeMutablePointer<Float>, ldc: Int, bf16: Bool = false
 ) {
   guard m > 0, n > 0 else { return }
+  if bf16 && k > 0 && alpha == 1 && (beta == 0 || beta == 1) {
+    // The operands' extents as stored: op(A) [m, k] is A [k, m] when transposed.
+    let aCount = (transposeA ? k - 1 : m - 1) * lda + (transposeA ? m : k)
+    let bCount = (transposeB ? n - 1 : k - 1) * ldb + (transposeB ? k : n)
+    let a16 = BFloat16Matrix.bits(UnsafeBufferPointer(start: a, count: aCount))
+    let b16 = BFloat16Matrix.bits(UnsafeBufferPointer(start: b, count: bCount))
+    BFloat16Matrix.multiply(
+      transposeA, transposeB, m: m, n: n, k: k, a16, lda: lda, b16, ldb: ldb, accumulate: beta == 1, c, ldc: ldc)
+    return
+  }
   if k == 0 {  // an empty sum: C = β·C (sgemm would read nothing but must still scale)
     for i in 0..<m { for j in 0..<n { c[i * ldc + j] = beta == 0 ? 0 : beta * c[i * ldc + j] } }
     return
@@ -97,5 +137,66 @@ func batchedGemm(_ a: Tensor, _ transposeA: Bool, _ b: Tensor, _ transposeB: Boo
         }
       }
     }
+  }
+}
+
+/// A matrix rounded to bfloat16 (the upper 16 bits of each Float, to nearest, ties to even),
+/// for autocast products.
+struct BFloat16Matrix {
+  let shape: [Int]
+  let bits: [UInt16]
+
+  init(_ t: Tensor) {
+    precondition(t.rank == 2, "bfloat16 products need 2-D tensors, got \(t.shape)")
+    shape = t.shape
+    bits = t.storage.withUnsafeBufferPointer { BFloat16Matrix.bits($0) }
+  }
+
+  /// `values` rounded to bfloat16.
+  static func bits(_ values: UnsafeBufferPointer<Float>) -> [UInt16] {
+    [UInt16](unsafeUninitializedCapacity: values.count) { out, initialized in
+      if let source = values.baseAddress { distill_float_to_bfloat16(source, out.baseAddress!, values.count) }
+      initialized = values.count
+    }
+  }
+
+  /// op(a)·op(b) as a Float tensor.
+  static func product(_ a: BFloat16Matrix, _ transposeA: Bool, _ b: BFloat16Matrix, _ transposeB: Bool) -> Tensor {
+    let (m, k) = transposeA ? (a.shape[1], a.shape[0]) : (a.shape[0], a.shape[1])
+    let (k2, n) = transposeB ? (b.shape[1], b.shape[0]) : (b.shape[0], b.shape[1])
+    precondition(k == k2, "matmul shapes \(a.shape)\(transposeA ? "ᵀ" : "") and \(b.shape)\(transposeB ? "ᵀ" : "") do not agree")
+    return Tensor(shape: [m, n]) { c in
+      multiply(
+        transposeA, transposeB, m: m, n: n, k: k, a.bits, lda: a.shape[1], b.bits, ldb: b.shape[1],
+        accumulate: false, c.baseAddress!, ldc: n)
+    }
+  }
+
+  /// C = op(A)·op(B) (or C += … when `accumulate`) for bfloat16 A and B, accumulating in Float:
+  /// oneDNN's bfloat16 matmul, or, where oneDNN refuses the shape, the operands widened back to
+  /// Float (exactly) and `cblas_sgemm`.
+  static func multiply(
+    _ transposeA: Bool, _ transposeB: Bool, m: Int, n: Int, k: Int, _ a: [UInt16], lda: Int, _ b: [UInt16],
+    ldb: Int, accumulate: Bool, _ c: UnsafeMutablePointer<Float>, ldc: Int
+  ) {
+    guard m > 0, n > 0 else { return }
+    if k > 0 {
+      let key = OneDNNMatmulKey(
+        m: m, n: n, k: k, lda: lda, ldb: ldb, ldc: ldc, transposeA: transposeA, transposeB: transposeB, bf16: true,
+        accumulate: accumulate)
+      let done: Void? = oneDNNMatmuls.borrow(key) { mm in
+        a.withUnsafeBufferPointer { pa in
+          b.withUnsafeBufferPointer { pb in
+            OneDNNConvolution.check(distill_matmul_run(mm.handle, pa.baseAddress, pb.baseAddress, c), "bfloat16 matrix product")
+          }
+        }
+      }
+      if done != nil { return }
+    }
+    let wideA = a.map { Float(bitPattern: UInt32($0) << 16) }
+    let wideB = b.map { Float(bitPattern: UInt32($0) << 16) }
+    sgemm(
+      transposeA, transposeB, m: m, n: n, k: k, alpha: 1, wideA, lda: lda, wideB, ldb: ldb, beta: accumulate ? 1 : 0,
+      c, ldc: ldc)
   }
 }

@@ -20,7 +20,7 @@ static const dnnl_memory_desc_t *md(const_dnnl_primitive_desc_t pd, dnnl_query_t
 }
 
 distill_conv *distill_conv_create(long n, long c, long h, long w, long o, long kh, long kw,
-                                  long stride, long pad, int has_bias, int blocked) {
+                                  long stride, long pad, int has_bias, int blocked, int bf16) {
   int result = 0;
   if (distill_dnnl_engine_ready() != 0) return NULL;
   distill_conv *conv = calloc(1, sizeof *conv);
@@ -32,7 +32,10 @@ distill_conv *distill_conv_create(long n, long c, long h, long w, long o, long k
   long ho = (h + 2 * pad - kh) / stride + 1, wo = (w + 2 * pad - kw) / stride + 1;
   dnnl_dims_t x_dims = {n, c, h, w}, w_dims = {o, c, kh, kw}, b_dims = {o}, y_dims = {n, o, ho, wo};
   dnnl_dims_t strides = {stride, stride}, padding = {pad, pad};
-  dnnl_memory_desc_t x_plain, w_plain, b_plain, y_plain, x_any, w_any, y_any;
+  // x_any, w_any, y_any: what the primitives read (bfloat16 for x, w and dy with `bf16`);
+  // x_out, w_out, y_out: what they write (always f32).
+  dnnl_memory_desc_t x_plain, w_plain, b_plain, y_plain, x_any, w_any, y_any, x_out, w_out, y_out;
+  dnnl_data_type_t low = bf16 ? dnnl_bf16 : dnnl_f32;
   dnnl_primitive_desc_t fwd_pd = NULL, bwd_d_pd = NULL, bwd_w_pd = NULL;
   dnnl_convolution_desc_t desc;
   dnnl_format_tag_t act = blocked ? dnnl_format_tag_any : dnnl_nchw;
@@ -43,13 +46,16 @@ distill_conv *distill_conv_create(long n, long c, long h, long w, long o, long k
   CHECK(dnnl_memory_desc_init_by_tag(&w_plain, 4, w_dims, dnnl_f32, dnnl_oihw), "memory descriptor");
   CHECK(dnnl_memory_desc_init_by_tag(&b_plain, 1, b_dims, dnnl_f32, dnnl_a), "memory descriptor");
   CHECK(dnnl_memory_desc_init_by_tag(&y_plain, 4, y_dims, dnnl_f32, dnnl_nchw), "memory descriptor");
-  CHECK(dnnl_memory_desc_init_by_tag(&x_any, 4, x_dims, dnnl_f32, act), "memory descriptor");
-  CHECK(dnnl_memory_desc_init_by_tag(&w_any, 4, w_dims, dnnl_f32, wt), "memory descriptor");
-  CHECK(dnnl_memory_desc_init_by_tag(&y_any, 4, y_dims, dnnl_f32, act), "memory descriptor");
+  CHECK(dnnl_memory_desc_init_by_tag(&x_any, 4, x_dims, low, act), "memory descriptor");
+  CHECK(dnnl_memory_desc_init_by_tag(&w_any, 4, w_dims, low, wt), "memory descriptor");
+  CHECK(dnnl_memory_desc_init_by_tag(&y_any, 4, y_dims, low, act), "memory descriptor");
+  CHECK(dnnl_memory_desc_init_by_tag(&x_out, 4, x_dims, dnnl_f32, act), "memory descriptor");
+  CHECK(dnnl_memory_desc_init_by_tag(&w_out, 4, w_dims, dnnl_f32, wt), "memory descriptor");
+  CHECK(dnnl_memory_desc_init_by_tag(&y_out, 4, y_dims, dnnl_f32, act), "memory descriptor");
 
   // Forward (training: the backward primitives take it as their hint).
   CHECK(dnnl_convolution_forward_desc_init(&desc, dnnl_forward_training, dnnl_convolution_direct, &x_any,
-                                           &w_any, bias, &y_any, strides, padding, padding),
+                                           &w_any, bias, &y_out, strides, padding, padding),
         "convolution forward descriptor");
   CHECK(dnnl_primitive_desc_create(&fwd_pd, &desc, NULL, distill_dnnl_engine(), NULL), "convolution forward");
   CHECK(dnnl_primitive_create(&conv->forward, fwd_pd), "convolution forward primitive");
@@ -59,7 +65,7 @@ distill_conv *distill_conv_create(long n, long c, long h, long w, long o, long k
   CHECK(operand_init(&conv->f_y, &y_plain, md(fwd_pd, dnnl_query_dst_md, 0), 0), "reorder");
 
   // Backward data.
-  CHECK(dnnl_convolution_backward_data_desc_init(&desc, dnnl_convolution_direct, &x_any, &w_any, &y_any,
+  CHECK(dnnl_convolution_backward_data_desc_init(&desc, dnnl_convolution_direct, &x_out, &w_any, &y_any,
                                                  strides, padding, padding),
         "convolution backward-data descriptor");
   CHECK(dnnl_primitive_desc_create(&bwd_d_pd, &desc, NULL, distill_dnnl_engine(), fwd_pd), "convolution backward data");
@@ -69,7 +75,7 @@ distill_conv *distill_conv_create(long n, long c, long h, long w, long o, long k
   CHECK(operand_init(&conv->d_dx, &x_plain, md(bwd_d_pd, dnnl_query_diff_src_md, 0), 0), "reorder");
 
   // Backward weights (and bias).
-  CHECK(dnnl_convolution_backward_weights_desc_init(&desc, dnnl_convolution_direct, &x_any, &w_any, bias,
+  CHECK(dnnl_convolution_backward_weights_desc_init(&desc, dnnl_convolution_direct, &x_any, &w_out, bias,
                                                     &y_any, strides, padding, padding),
         "convolution backward-weights descriptor");
   CHECK(dnnl_primitive_desc_create(&bwd_w_pd, &desc, NULL, distill_dnnl_engine(), fwd_pd), "convolution backward weights");
@@ -183,9 +189,10 @@ failed:
 struct distill_block {
   int has_bias, has_pool;
   size_t activation_bytes, workspace_bytes;
-  dnnl_primitive_t conv_fwd, pool_fwd, pool_bwd, relu_bwd, conv_bwd_data, conv_bwd_weights, y_to_out;
-  // The caller's kept buffers (handles set per call), and the ReLU output's gradient.
-  dnnl_memory_t activation, workspace, activation_grad;
+  dnnl_primitive_t conv_fwd, pool_fwd, pool_bwd, relu_bwd, conv_bwd_data, conv_bwd_weights, y_to_out, grad_to_low;
+  // The caller's kept buffers (handles set per call), the ReLU input's gradient, and (bf16)
+  // that gradient rounded to bfloat16 for the convolution's backward passes.
+  dnnl_memory_t activation, workspace, activation_grad, grad_low;
   operand f_x, f_w, f_b, f_out;  // forward; f_out: pool dst → NCHW (with a pool)
   dnnl_memory_t out_user;        // without a pool: the NCHW output the kept activation is reordered into
   operand b_dout;                // the output gradient, NCHW → pool dst (or activation) layout
@@ -195,11 +202,13 @@ struct distill_block {
 
 void distill_block_destroy(distill_block *block) {
   if (!block) return;
-  dnnl_primitive_t prims[] = {block->conv_fwd, block->pool_fwd, block->pool_bwd, block->relu_bwd,
-                              block->conv_bwd_data, block->conv_bwd_weights, block->y_to_out};
+  dnnl_primitive_t prims[] = {block->conv_fwd,      block->pool_fwd,         block->pool_bwd,
+                              block->relu_bwd,      block->conv_bwd_data,    block->conv_bwd_weights,
+                              block->y_to_out,      block->grad_to_low};
   for (size_t i = 0; i < sizeof prims / sizeof prims[0]; i++)
     if (prims[i]) dnnl_primitive_destroy(prims[i]);
-  dnnl_memory_t mems[] = {block->activation, block->workspace, block->activation_grad, block->out_user};
+  dnnl_memory_t mems[] = {block->activation, block->workspace, block->activation_grad, block->out_user,
+                          block->grad_low};
   for (size_t i = 0; i < sizeof mems / sizeof mems[0]; i++)
     if (mems[i]) dnnl_memory_destroy(mems[i]);
   operand *all[] = {&block->f_x, &block->f_w, &block->f_b, &block->f_out, &block->b_dout,
@@ -210,7 +219,7 @@ void distill_block_destroy(distill_block *block) {
 
 distill_block *distill_block_create(long n, long c, long h, long w, long o, long kh, long kw,
                                     long stride, long pad, int has_bias, long pool_k, long pool_s,
-                                    long pool_p) {
+                                    long pool_p, int bf16) {
   int result = 0;
   if (distill_dnnl_engine_ready() != 0) return NULL;
   distill_block *block = calloc(1, sizeof *block);
@@ -227,10 +236,13 @@ distill_block *distill_block_create(long n, long c, long h, long w, long o, long
               out_dims = {n, o, po, pw};
   dnnl_dims_t strides = {stride, stride}, padding = {pad, pad};
   dnnl_dims_t pool_strides = {pool_s, pool_s}, pool_kernel = {pool_k, pool_k}, pool_padding = {pool_p, pool_p};
-  dnnl_memory_desc_t x_plain, w_plain, b_plain, out_plain, x_any, w_any, y_any, out_any;
+  // x_any, w_any: what the convolutions read (bfloat16 with `bf16`); x_out, w_out: what the
+  // backward passes write (f32). The chain between them (activation, pooling) is f32.
+  dnnl_memory_desc_t x_plain, w_plain, b_plain, out_plain, x_any, w_any, y_any, out_any, x_out, w_out, grad_low_md;
+  dnnl_data_type_t low = bf16 ? dnnl_bf16 : dnnl_f32;
   const dnnl_memory_desc_t *bias = has_bias ? &b_plain : NULL;
   dnnl_primitive_desc_t conv_pd = NULL, pool_pd = NULL, pool_bwd_pd = NULL, relu_fwd_pd = NULL,
-                        relu_bwd_pd = NULL, data_pd = NULL, weights_pd = NULL, reorder_pd = NULL;
+                        relu_bwd_pd = NULL, data_pd = NULL, weights_pd = NULL, reorder_pd = NULL, low_pd = NULL;
   dnnl_primitive_attr_t attr = NULL;
   dnnl_post_ops_t post_ops = NULL;
   dnnl_convolution_desc_t conv;
@@ -241,8 +253,10 @@ distill_block *distill_block_create(long n, long c, long h, long w, long o, long
   CHECK(dnnl_memory_desc_init_by_tag(&w_plain, 4, w_dims, dnnl_f32, dnnl_oihw), "memory descriptor");
   CHECK(dnnl_memory_desc_init_by_tag(&b_plain, 1, b_dims, dnnl_f32, dnnl_a), "memory descriptor");
   CHECK(dnnl_memory_desc_init_by_tag(&out_plain, 4, out_dims, dnnl_f32, dnnl_nchw), "memory descriptor");
-  CHECK(dnnl_memory_desc_init_by_tag(&x_any, 4, x_dims, dnnl_f32, dnnl_format_tag_any), "memory descriptor");
-  CHECK(dnnl_memory_desc_init_by_tag(&w_any, 4, w_dims, dnnl_f32, dnnl_format_tag_any), "memory descriptor");
+  CHECK(dnnl_memory_desc_init_by_tag(&x_any, 4, x_dims, low, dnnl_format_tag_any), "memory descriptor");
+  CHECK(dnnl_memory_desc_init_by_tag(&w_any, 4, w_dims, low, dnnl_format_tag_any), "memory descriptor");
+  CHECK(dnnl_memory_desc_init_by_tag(&x_out, 4, x_dims, dnnl_f32, dnnl_format_tag_any), "memory descriptor");
+  CHECK(dnnl_memory_desc_init_by_tag(&w_out, 4, w_dims, dnnl_f32, dnnl_format_tag_any), "memory descriptor");
   CHECK(dnnl_memory_desc_init_by_tag(&y_any, 4, y_dims, dnnl_f32, dnnl_format_tag_any), "memory descriptor");
   CHECK(dnnl_memory_desc_init_by_tag(&out_any, 4, out_dims, dnnl_f32, dnnl_format_tag_any), "memory descriptor");
 
@@ -297,16 +311,27 @@ distill_block *distill_block_create(long n, long c, long h, long w, long o, long
   CHECK(dnnl_primitive_desc_create(&relu_bwd_pd, &relu, NULL, distill_dnnl_engine(), relu_fwd_pd), "ReLU backward");
   CHECK(dnnl_primitive_create(&block->relu_bwd, relu_bwd_pd), "ReLU backward primitive");
 
-  // The convolution's backward passes read the activation gradient in layout Y.
-  CHECK(dnnl_convolution_backward_data_desc_init(&conv, dnnl_convolution_direct, &x_any, &w_any, y_md, strides,
-                                                 padding, padding),
+  // The convolution's backward passes read the activation gradient in layout Y (rounded to
+  // bfloat16 first with `bf16`).
+  grad_low_md = *y_md;
+  grad_low_md.data_type = low;
+  if (bf16) {
+    CHECK(dnnl_memory_create(&block->grad_low, &grad_low_md, distill_dnnl_engine(), DNNL_MEMORY_ALLOCATE),
+          "memory creation");
+    CHECK(dnnl_reorder_primitive_desc_create(&low_pd, y_md, distill_dnnl_engine(), &grad_low_md,
+                                             distill_dnnl_engine(), NULL),
+          "reorder");
+    CHECK(dnnl_primitive_create(&block->grad_to_low, low_pd), "reorder primitive");
+  }
+  CHECK(dnnl_convolution_backward_data_desc_init(&conv, dnnl_convolution_direct, &x_out, &w_any, &grad_low_md,
+                                                 strides, padding, padding),
         "convolution backward-data descriptor");
   CHECK(dnnl_primitive_desc_create(&data_pd, &conv, NULL, distill_dnnl_engine(), conv_pd), "convolution backward data");
   CHECK(dnnl_primitive_create(&block->conv_bwd_data, data_pd), "convolution backward-data primitive");
   CHECK(operand_init(&block->d_w, &w_plain, md(data_pd, dnnl_query_weights_md, 0), 1), "reorder");
   CHECK(operand_init(&block->d_dx, &x_plain, md(data_pd, dnnl_query_diff_src_md, 0), 0), "reorder");
-  CHECK(dnnl_convolution_backward_weights_desc_init(&conv, dnnl_convolution_direct, &x_any, &w_any, bias, y_md,
-                                                    strides, padding, padding),
+  CHECK(dnnl_convolution_backward_weights_desc_init(&conv, dnnl_convolution_direct, &x_any, &w_out, bias,
+                                                    &grad_low_md, strides, padding, padding),
         "convolution backward-weights descriptor");
   CHECK(dnnl_primitive_desc_create(&weights_pd, &conv, NULL, distill_dnnl_engine(), conv_pd), "convolution backward weights");
   CHECK(dnnl_primitive_create(&block->conv_bwd_weights, weights_pd), "convolution backward-weights primitive");
@@ -315,7 +340,8 @@ distill_block *distill_block_create(long n, long c, long h, long w, long o, long
   if (has_bias) CHECK(operand_init(&block->g_db, &b_plain, md(weights_pd, dnnl_query_diff_weights_md, 1), 0), "reorder");
 
 failed:;
-  dnnl_primitive_desc_t pds[] = {conv_pd, pool_pd, pool_bwd_pd, relu_fwd_pd, relu_bwd_pd, data_pd, weights_pd, reorder_pd};
+  dnnl_primitive_desc_t pds[] = {conv_pd,    pool_pd,   pool_bwd_pd, relu_fwd_pd, relu_bwd_pd,
+                                 data_pd,    weights_pd, reorder_pd, low_pd};
   for (size_t i = 0; i < sizeof pds / sizeof pds[0]; i++)
     if (pds[i]) dnnl_primitive_desc_destroy(pds[i]);
   if (attr) dnnl_primitive_attr_destroy(attr);
@@ -403,6 +429,11 @@ int distill_block_backward(distill_block *block, const float *x, const float *w,
       {DNNL_ARG_DIFF_SRC, grad},
   };
   CHECK(dnnl_primitive_execute(block->relu_bwd, distill_dnnl_stream(), 3, relu_args), "ReLU backward");
+  if (block->grad_to_low) {
+    dnnl_exec_arg_t low_args[2] = {{DNNL_ARG_FROM, grad}, {DNNL_ARG_TO, block->grad_low}};
+    CHECK(dnnl_primitive_execute(block->grad_to_low, distill_dnnl_stream(), 2, low_args), "gradient rounding");
+    grad = block->grad_low;
+  }
   if (dx) {
     CHECK(operand_bind(&block->d_w, w), "binding memory");
     CHECK(operand_bind(&block->d_dx, dx), "binding memory");

@@ -107,6 +107,11 @@ public struct EpochProgress: Equatable, Sendable {
 /// `withMixedPrecision`, so the activations kept for backward are binary16; the loss is
 /// multiplied by the `LossScaler`'s scale before `backward()`, and the accumulated Float
 /// gradients are unscaled once per optimizer step, which is skipped when any holds inf/NaN.
+///
+/// bfloat16 autocast (`precision: bf16-mixed`): parameters, activations and gradients stay
+/// Float; each micro-batch's forward pass runs under `withBF16Autocast`, so its matrix products
+/// (and their gradients' products) take bfloat16 operands. No loss scale: bfloat16 keeps
+/// Float's exponent range.
 final class ModelTraining {
   let role: ModelRole
   let model: Sequential
@@ -118,6 +123,8 @@ final class ModelTraining {
   let loss: BatchLoss
   /// The dynamic loss scale, in f16-mixed only.
   let scaler: LossScaler?
+  /// Whether the forward pass runs under bfloat16 autocast (bf16-mixed).
+  let bf16: Bool
   /// Tensors trained along with the model's own (the distillation methods' modules), saved in
   /// checkpoints.
   let extraParameters: [(name: String, tensor: Tensor)]
@@ -147,8 +154,9 @@ final class ModelTraining {
     self.model = model
     self.spec = spec
     let optimizer = spec.optimizer.makeOptimizer(parameters: model.parameters + extraParameters)
+    self.bf16 = precision == .bf16Mixed
     switch precision {
-    case .f32:
+    case .f32, .bf16Mixed:
       self.optimizer = optimizer
       self.scaler = nil
     case .f16Mixed:
@@ -205,7 +213,7 @@ final class ModelTraining {
         let mixed = scaler != nil
         if mixed { input.storeAsHalf() }
         let micro = MicroBatch(input: input, labels: y, indices: indices, epoch: epoch + 1)
-        let batchLoss = withMixedPrecision(mixed) { loss(model, micro) }
+        let batchLoss = withBF16Autocast(bf16) { withMixedPrecision(mixed) { loss(model, micro) } }
         // A non-finite loss would make every weight NaN at the step. In f32 the run stops
         // before that step; in f16-mixed the loss scaler skips such steps, up to a limit.
         if !batchLoss.scalar.isFinite {

@@ -45,7 +45,8 @@ struct BenchCommand: ParsableCommand {
 
   @Option(
     help: """
-      Precisions of the training workloads, comma-separated: f32, f16-mixed (default f32). \
+      Precisions of the training workloads, comma-separated: f32, f16-mixed, bf16-mixed \
+      (default f32). \
       With both, each workload's runs alternate round by round and a ratio line follows.
       """)
   var precision: String = "f32"
@@ -92,7 +93,9 @@ struct BenchCommand: ParsableCommand {
       throw ValidationError("--buffer-pool-mb must be between 0 and 1048576, got \(bufferPoolMb)")
     }
     if let repeats, repeats < 1 { throw ValidationError("--repeats must be at least 1, got \(repeats)") }
-    guard !precisions.isEmpty else { throw ValidationError("--precision: give at least one of f32, f16-mixed") }
+    guard !precisions.isEmpty else {
+      throw ValidationError("--precision: give at least one of \(BenchPrecision.allCases.map(\.rawValue).joined(separator: ", "))")
+    }
     if let only {
       for name in only.split(separator: ",") where Workload(rawValue: String(name)) == nil {
         throw ValidationError(
@@ -186,7 +189,15 @@ struct BenchCommand: ParsableCommand {
         print(
           "  f16-mixed / f32: parameter + activation bytes ×\(format(Double(mixedBytes) / Double(f32Bytes), digits: 3))"
             + " (target ≤ 0.6); samples/s ×\(format(paired[paired.count / 2], digits: 3)) median of rounds"
-            + " (\(paired.map { format($0, digits: 2) }.joined(separator: ", "))) (target ≥ 0.9)")
+            + " (\(paired.map { format($0, digits: 2) }.joined(separator: ", "))) (target ≥ 0.95)")
+      }
+      if !json, let f32 = zip(runPrecisionsFirst, firstMeasurements).first(where: { $0.0 == .f32 })?.1,
+        let bf16 = zip(runPrecisionsFirst, firstMeasurements).first(where: { $0.0 == .bf16Mixed })?.1
+      {
+        let paired = zip(bf16.rounds, f32.rounds).map { $0 / $1 }.sorted()
+        print(
+          "  bf16-mixed / f32: samples/s ×\(format(paired[paired.count / 2], digits: 3)) median of rounds"
+            + " (min \(format(paired.first!, digits: 3)), max \(format(paired.last!, digits: 3)))")
       }
     }
     if json {

@@ -23,6 +23,8 @@ enum BenchPrecision: String, CaseIterable {
   case f32
   /// Binary16 parameters and activations, Float master weights, dynamic loss scale.
   case f16Mixed = "f16-mixed"
+  /// Float parameters and activations, products of bfloat16-rounded operands (autocast).
+  case bf16Mixed = "bf16-mixed"
 }
 
 /// The convolution implementation of a measured run (`distill bench --convolution`).
@@ -183,6 +185,7 @@ func distillationStep(
 }
 
 /// One SGD step (momentum 0.9, lr 0.01) on a model's loss, as the script's `train_step_fn`;
+/// in bf16-mixed under `withBF16Autocast` (PyTorch: autocast with bfloat16, no scaler);
 /// in f16-mixed as `distill train` runs it: binary16 parameters and input, the forward pass
 /// under `withMixedPrecision`, a Float master copy in `MixedPrecisionOptimizer`, and the loss
 /// scaled by a `LossScaler` (PyTorch: autocast + GradScaler).
@@ -192,6 +195,7 @@ final class TrainingStep {
   let scaler: LossScaler?
   let loss: (Sequential) -> Tensor
   let afterBackward: () -> Void
+  let bf16: Bool
 
   init(
     model: Sequential, input: Tensor, precision: BenchPrecision, extraParameters: [(name: String, tensor: Tensor)] = [],
@@ -201,8 +205,9 @@ final class TrainingStep {
     self.loss = loss
     self.afterBackward = afterBackward
     let sgd = SGD(parameters: model.parameters + extraParameters, learningRate: 0.01, momentum: 0.9)
+    self.bf16 = precision == .bf16Mixed
     switch precision {
-    case .f32:
+    case .f32, .bf16Mixed:
       optimizer = sgd
       scaler = nil
     case .f16Mixed:
@@ -212,7 +217,7 @@ final class TrainingStep {
     }
   }
 
-  private func forward() -> Tensor { withMixedPrecision(scaler != nil) { loss(model) } }
+  private func forward() -> Tensor { withBF16Autocast(bf16) { withMixedPrecision(scaler != nil) { loss(model) } } }
 
   func run() {
     optimizer.zeroGrad()

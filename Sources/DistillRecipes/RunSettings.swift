@@ -7,6 +7,9 @@ public enum Precision: String, CaseIterable, Codable, Sendable {
   /// Parameters and saved activations in Float16, sums in Float, Float master weights in the
   /// optimizer and a dynamic loss scale.
   case f16Mixed = "f16-mixed"
+  /// Float parameters, activations and gradients; matrix products take their operands rounded
+  /// to bfloat16 and accumulate in Float (autocast); no loss scale.
+  case bf16Mixed = "bf16-mixed"
 
   public init(from decoder: any Decoder) throws { self = try decoder.decodeChoice() }
 }

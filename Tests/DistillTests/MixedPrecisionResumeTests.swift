@@ -13,17 +13,11 @@ import NN
 /// scaler's state (`/state/loss_scale`) besides the binary16 weights.
 final class MixedPrecisionResumeTests: XCTestCase {
   private let yaml = resumeRecipeYAML + "precision: f16-mixed\n"
-  private var folders: [String] = []
+  private let folders = TemporaryFolders(prefix: "distill-mixed-resume")
 
-  override func tearDownWithError() throws {
-    for folder in folders { try? FileManager.default.removeItem(atPath: folder) }
-  }
+  override func tearDownWithError() throws { folders.removeAll() }
 
-  private func newFolder() -> String {
-    let folder = NSTemporaryDirectory() + "distill-mixed-resume-\(UUID().uuidString)"
-    folders.append(folder)
-    return folder
-  }
+  private func newFolder() -> String { folders.make() }
 
   func testStoppedMidEpochThenResumedGivesTheUninterruptedResult() throws {
     let reference = newFolder()

@@ -25,6 +25,26 @@ let resumeRecipeYAML = """
 
   """
 
+/// Temporary run folders of one test case, removed together (call `removeAll()` in tearDown).
+final class TemporaryFolders {
+  private(set) var paths: [String] = []
+  private let prefix: String
+
+  init(prefix: String) { self.prefix = prefix }
+
+  /// A new folder path under the temporary directory (not created).
+  func make() -> String {
+    let path = NSTemporaryDirectory() + "\(prefix)-\(UUID().uuidString)"
+    paths.append(path)
+    return path
+  }
+
+  func removeAll() {
+    for path in paths { try? FileManager.default.removeItem(atPath: path) }
+    paths = []
+  }
+}
+
 /// A fresh run of `yaml` into `folder` (the recipe file is `folder/../recipe.yaml`'s name only).
 func makeTrainer(_ yaml: String = resumeRecipeYAML, folder: String) throws -> Trainer {
   let recipe = try Recipe.parse(yaml: yaml, file: "recipes/resume.yaml")

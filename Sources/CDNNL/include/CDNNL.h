@@ -1,5 +1,6 @@
 // The engine's face on oneDNN (Debian's libdnnl-dev, 2.x C API): 2-D convolutions in f32 on
-// plain NCHW buffers, and convolution + ReLU + max-pooling chains. Each shape gets one object
+// plain NCHW buffers, convolution + ReLU + max-pooling chains, and matrix products (f32, or
+// bfloat16 operands with f32 accumulation). Each shape gets one object
 // (`distill_conv`, `distill_block`) holding its forward and backward primitives, the layouts
 // oneDNN chose for them, and the reorders between those layouts and NCHW. Every function returns 0 on success and otherwise a oneDNN status
 // (dnnl_status_t, > 0), with a message in `distill_dnnl_last_error()` of the calling thread.
@@ -18,9 +19,11 @@ typedef struct distill_conv distill_conv;
 /// (none when `has_bias` is 0), y [n, o, ho, wo], symmetric zero padding `pad`, stride `stride`.
 /// `blocked` = 1 lets oneDNN pick its own (blocked) layouts, with reorders from and to the
 /// caller's NCHW buffers inside each call; 0 runs the primitives on NCHW directly.
+/// `bf16` = 1 rounds what the convolutions read (x, w, and dy in backward) to bfloat16 on the
+/// way in; they accumulate in f32 and every buffer the caller sees stays f32.
 /// Returns NULL on failure.
 distill_conv *distill_conv_create(long n, long c, long h, long w, long o, long kh, long kw,
-                                  long stride, long pad, int has_bias, int blocked);
+                                  long stride, long pad, int has_bias, int blocked, int bf16);
 void distill_conv_destroy(distill_conv *conv);
 
 /// y = conv(x, w) + b; b must be NULL exactly when the convolution has no bias.
@@ -36,10 +39,11 @@ typedef struct distill_block distill_block;
 /// intermediate (the convolution's output) stays in oneDNN's blocked layout: the caller's
 /// buffers are NCHW input x, OIHW weights, NCHW output (pooled, or the ReLU's output without a
 /// pool). Shapes as `distill_conv_create`; the pool has kernel `pool_k`, stride `pool_s`,
-/// padding `pool_p` (`pool_k` = 0: no pool). Returns NULL when oneDNN cannot run the chain.
+/// padding `pool_p` (`pool_k` = 0: no pool); `bf16` as for `distill_conv_create` (the chain
+/// between the convolution and the output stays f32). Returns NULL when oneDNN cannot run it.
 distill_block *distill_block_create(long n, long c, long h, long w, long o, long kh, long kw,
                                     long stride, long pad, int has_bias, long pool_k, long pool_s,
-                                    long pool_p);
+                                    long pool_p, int bf16);
 void distill_block_destroy(distill_block *block);
 
 /// Bytes of the two buffers the caller keeps from a forward pass for its backward pass: the
@@ -54,6 +58,18 @@ int distill_block_forward(distill_block *block, const float *x, const float *w, 
 /// (dw NULL: neither wanted; otherwise db NULL exactly without a bias). Overwrites what it writes.
 int distill_block_backward(distill_block *block, const float *x, const float *w, const void *activation,
                            const void *workspace, const float *dout, float *dx, float *dw, float *db);
+
+typedef struct distill_matmul distill_matmul;
+
+/// C = op(A)·op(B) (or C += op(A)·op(B) when `accumulate`), row-major buffers as cblas_sgemm
+/// takes them: op(A) [m, k] from A with leading dimension lda (transposed when `trans_a`),
+/// op(B) [k, n] likewise, C [m, n] f32 with leading dimension ldc. A and B are f32, or with
+/// `bf16` bfloat16 bit patterns (uint16); products accumulate in f32 either way.
+/// Returns NULL when oneDNN cannot run the product.
+distill_matmul *distill_matmul_create(long m, long n, long k, int trans_a, int trans_b, long lda, long ldb,
+                                      long ldc, int bf16, int accumulate);
+void distill_matmul_destroy(distill_matmul *mm);
+int distill_matmul_run(distill_matmul *mm, const void *a, const void *b, float *c);
 
 /// The message of the last failure on this thread ("" if none).
 const char *distill_dnnl_last_error(void);

@@ -23,6 +23,18 @@ const char *distill_half_conversion_path(void);
 /// CPU (or build) lacks the path or the name is unknown, leaving the path as it was.
 int distill_half_use_conversion_path(const char *name);
 
+/// Rounds `count` Floats to bfloat16 bit patterns (the upper 16 bits of a Float): to nearest,
+/// ties to even; subnormal inputs and results become signed zero and NaN a quiet NaN, as
+/// AVX512-BF16's VCVTNEPS2BF16 does (the path used where the CPU has it).
+void distill_float_to_bfloat16(const float *src, uint16_t *dst, size_t count);
+
+/// Names the bfloat16 rounding path chosen on this CPU: "avx512bf16" or "portable".
+const char *distill_bfloat16_conversion_path(void);
+
+/// Makes the rounding use the path named "avx512bf16" or "portable", or "auto" for the CPU's
+/// best. Returns 1 when set, 0 when this CPU lacks the path or the name is unknown.
+int distill_bfloat16_use_conversion_path(const char *name);
+
 /// Keeps freed large blocks in the heap instead of returning them to the kernel (glibc's
 /// M_MMAP_THRESHOLD at its 32 MiB maximum, M_TRIM_THRESHOLD off). Returns 1 when applied.
 int distill_keep_freed_blocks_in_heap(void);
