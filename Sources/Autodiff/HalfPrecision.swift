@@ -99,3 +99,21 @@ private struct UncheckedSendable<Value>: @unchecked Sendable {
   let value: Value
   init(_ value: Value) { self.value = value }
 }
+
+/// Float → bfloat16 rounding over whole buffers by the C kernels (AVX512-BF16's VCVTNEPS2BF16,
+/// or a portable loop giving the same bits): to nearest, ties to even; subnormal inputs and
+/// results become signed zero, NaN a quiet NaN. Used by bfloat16 autocast (`BF16Autocast`).
+public enum BFloat16 {
+  /// The rounding path this CPU uses: `"avx512bf16"` or `"portable"`.
+  public static var path: String { String(cString: distill_bfloat16_conversion_path()) }
+
+  /// Makes the rounding use `path` (`"avx512bf16"`, `"portable"`, or `"auto"`); false, changing
+  /// nothing, when this CPU lacks it. For tests; not thread-safe against running conversions.
+  @discardableResult
+  public static func usePath(_ path: String) -> Bool { distill_bfloat16_use_conversion_path(path) == 1 }
+
+  /// Floats rounded to bfloat16, as bit patterns (a Float's upper 16 bits).
+  public static func bits(from values: [Float]) -> [UInt16] {
+    values.withUnsafeBufferPointer { BFloat16Matrix.bits($0) }
+  }
+}
