@@ -212,14 +212,15 @@ extension Tensor {
   /// NCHW. Backward keeps the ReLU's output in that layout and the pool's workspace (argmax).
   ///
   /// Returns nil, to run the three ops one by one, when the chain cannot run here: the
-  /// convolution backend is im2col, f16 mixed precision is on (its ops store binary16), or
-  /// oneDNN refuses the shapes. Under bfloat16 autocast the convolutions read bfloat16. The results equal the three ops' within rounding (≤ 1e-5
+  /// convolution backend is im2col, or oneDNN refuses the shapes. Under bfloat16 autocast the
+  /// convolutions read bfloat16; under f16 mixed precision the result is stored as binary16
+  /// and so is the kept ReLU output, as the three ops would keep theirs. The results equal the three ops' within rounding (≤ 1e-5
   /// relative, tested).
   public func convolutionBlock(
     weight: Tensor, bias: Tensor?, stride: Int = 1, padding: Int = 0,
     pool: (kernelSize: Int, stride: Int, padding: Int)?
   ) -> Tensor? {
-    guard Convolution.backend == .onednn && !MixedPrecision.isEnabled, rank == 4, weight.rank == 4,
+    guard Convolution.backend == .onednn, rank == 4, weight.rank == 4,
       weight.shape[1] == shape[1], stride >= 1, padding >= 0,
       shape[2] + 2 * padding >= weight.shape[2], shape[3] + 2 * padding >= weight.shape[3]
     else { return nil }
@@ -271,8 +272,16 @@ extension Tensor {
     }
     guard let out = computed else { return nil }
     let inputs = bias.map { [self, weight, $0] } ?? [self, weight]
-    let savedBytes = (kept.first.count + kept.second.count) * MemoryLayout<Float>.stride
-    return out.recording(inputs, savedBytes: savedBytes) { g in
+    // Under f16 mixed precision the kept activation (only its sign matters to the ReLU's
+    // gradient) is rounded to binary16 like the activations other ops keep.
+    if MixedPrecision.isEnabled && GradMode.isEnabled && inputs.contains(where: { $0.requiresGrad }) {
+      kept.firstAsHalf = HalfPrecision.halfBits(from: kept.first)
+      TensorBufferPool.give(kept.first)
+      kept.first = []
+    }
+    let savedBytes =
+      (kept.first.count + kept.second.count) * MemoryLayout<Float>.stride + (kept.firstAsHalf?.count ?? 0) * 2
+    return out.recording(inputs, half: .always, savedBytes: savedBytes) { g in
       var dx: Tensor?
       var dw: Tensor?
       var db: Tensor?
@@ -281,10 +290,11 @@ extension Tensor {
         var gradWeight = wantsWeights ? TensorBufferPool.array(count: weight.count) { _ in } : []
         var gradBias = [Float](repeating: 0, count: wantsWeights && bias != nil ? outChannels : 0)
         var gradInput = self.requiresGrad ? TensorBufferPool.array(count: self.count) { _ in } : []
+        let activation = kept.firstAsHalf.map { HalfPrecision.floats(fromHalfBits: $0) } ?? kept.first
         g.storage.withUnsafeBufferPointer { dout in
           self.storage.withUnsafeBufferPointer { x in
             weight.storage.withUnsafeBufferPointer { w in
-              kept.first.withUnsafeBufferPointer { a in
+              activation.withUnsafeBufferPointer { a in
                 kept.second.withUnsafeBufferPointer { ws in
                   gradInput.withUnsafeMutableBufferPointer { dxp in
                     gradWeight.withUnsafeMutableBufferPointer { dwp in
@@ -319,6 +329,8 @@ final class KeptBuffers {
   // Two properties rather than an array, so both can be written at once.
   var first: [Float] = []
   var second: [Float] = []
+  /// `first` rounded to binary16, kept instead of it under f16 mixed precision.
+  var firstAsHalf: [UInt16]?
   deinit {
     TensorBufferPool.give(first)
     TensorBufferPool.give(second)

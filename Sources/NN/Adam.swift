@@ -36,11 +36,13 @@ public final class Adam: Optimizer {
     self.weightDecay = weightDecay
   }
 
-  public func step() {
+  public func step() { step(multiplyingGradientsBy: 1) }
+
+  public func step(multiplyingGradientsBy factor: Float) {
     for (name, p) in parameters where p.grad != nil {
       adamUpdate(
         name: name, parameter: p, state: &state, learningRate: learningRate, beta1: beta1,
-        beta2: beta2, epsilon: epsilon, l2WeightDecay: weightDecay)
+        beta2: beta2, epsilon: epsilon, l2WeightDecay: weightDecay, gradientFactor: factor)
     }
   }
 }
@@ -49,7 +51,7 @@ public final class Adam: Optimizer {
 /// Shared by `Adam` (L2 decay in the gradient) and `AdamW` (decay applied before; 0 here).
 func adamUpdate(
   name: String, parameter p: Tensor, state: inout [String: [Float]], learningRate: Double,
-  beta1: Double, beta2: Double, epsilon: Double, l2WeightDecay: Double
+  beta1: Double, beta2: Double, epsilon: Double, l2WeightDecay: Double, gradientFactor: Float = 1
 ) {
   guard let grad = p.grad else { return }
   precondition(grad.shape == p.shape, "gradient of \(name) has shape \(grad.shape), not \(p.shape)")
@@ -73,7 +75,7 @@ func adamUpdate(
       v.withUnsafeMutableBufferPointer { v in
         p.storage.withUnsafeMutableBufferPointer { x in
           for i in 0..<x.count {
-            var d = g[i]
+            var d = g[i] * gradientFactor  // exact when the factor is 1
             if wd != 0 { d += wd * x[i] }
             m[i] += w1 * (d - m[i])  // torch's lerp(m, g, 1 − β₁) for a weight below ½
             v[i] = b2 * v[i] + w2 * d * d

@@ -27,7 +27,9 @@ public final class AdamW: Optimizer {
     self.weightDecay = weightDecay
   }
 
-  public func step() {
+  public func step() { step(multiplyingGradientsBy: 1) }
+
+  public func step(multiplyingGradientsBy factor: Float) {
     let shrink = Float(1 - learningRate * weightDecay)
     for (name, p) in parameters where p.grad != nil {
       if weightDecay != 0 {
@@ -37,7 +39,7 @@ public final class AdamW: Optimizer {
       }
       adamUpdate(
         name: name, parameter: p, state: &state, learningRate: learningRate, beta1: beta1,
-        beta2: beta2, epsilon: epsilon, l2WeightDecay: 0)
+        beta2: beta2, epsilon: epsilon, l2WeightDecay: 0, gradientFactor: factor)
     }
   }
 }

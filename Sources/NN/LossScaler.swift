@@ -89,6 +89,24 @@ public final class LossScaler {
     return largestExponent == 0x7F80_0000
   }
 
+  /// Whether any gradient of `parameters` holds inf or NaN (read only, split like the unscaling).
+  static func holdsNonFinite(_ parameters: [(name: String, tensor: Tensor)]) -> Bool {
+    var largestExponent: UInt32 = 0
+    for (_, p) in parameters {
+      guard let grad = p.grad else { continue }
+      grad.storage.withUnsafeBufferPointer { all in
+        let pieces = LargestExponents()
+        ParallelLoop.run(all.count) { start, length in
+          var exponent: UInt32 = 0
+          for i in start..<start + length { exponent = max(exponent, all[i].bitPattern & 0x7F80_0000) }
+          pieces.record(exponent)
+        }
+        largestExponent = max(largestExponent, pieces.value)
+      }
+    }
+    return largestExponent == 0x7F80_0000
+  }
+
   /// Updates S after a step: backs off and counts a skip when `foundNonFinite`, else counts a
   /// finite step and grows S after `growthInterval` of them (`scaler.update()`).
   public func update(foundNonFinite: Bool) {
@@ -106,13 +124,15 @@ public final class LossScaler {
     }
   }
 
-  /// Unscales the gradients of `optimizer`'s parameters, takes its step unless one holds inf or
-  /// NaN, and updates S (`scaler.step(optimizer); scaler.update()`). Returns whether the
-  /// optimizer stepped.
+  /// Takes `optimizer`'s step with its gradients multiplied by 1/S, unless one holds inf or NaN,
+  /// and updates S (`scaler.step(optimizer); scaler.update()`). Returns whether the optimizer
+  /// stepped. The gradients themselves are left as they are (scaled).
   @discardableResult
   public func step(_ optimizer: any Optimizer) -> Bool {
-    let foundNonFinite = unscaleGradients(of: optimizer.parameters)
-    if !foundNonFinite { optimizer.step() }
+    // One read of the gradients for inf/NaN; the unscaling is folded into the optimizer's
+    // update loop (the same products as `unscaleGradients` then `step()`: the same weights).
+    let foundNonFinite = Self.holdsNonFinite(optimizer.parameters)
+    if !foundNonFinite { optimizer.step(multiplyingGradientsBy: Float(1 / Double(state.scale))) }
     update(foundNonFinite: foundNonFinite)
     return !foundNonFinite
   }

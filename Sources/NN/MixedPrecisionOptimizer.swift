@@ -54,11 +54,13 @@ public final class MixedPrecisionOptimizer: Optimizer {
 
   /// Moves each master into its parameter (no copy), lets `base` step in Float, and moves the
   /// masters back out, leaving each parameter with its rounded binary16 copy.
-  public func step() {
+  public func step() { step(multiplyingGradientsBy: 1) }
+
+  public func step(multiplyingGradientsBy factor: Float) {
     for (name, p) in parameters where p.grad != nil {
       if let master = masters.removeValue(forKey: name) { p.storage = master }
     }
-    base.step()
+    base.step(multiplyingGradientsBy: factor)
     for (name, p) in parameters where !p.isHalf {
       masters[name] = p.storage
       p.storeAsHalf()

@@ -16,9 +16,26 @@ public protocol Optimizer: AnyObject {
   var state: [String: [Float]] { get set }
   /// Applies one update to every parameter that has a gradient.
   func step()
+  /// One step as if every gradient had been multiplied by `factor` first (a loss scaler's
+  /// 1/S), without writing the gradients: SGD, Adam and AdamW fold the factor into their
+  /// update loop (the same Float products as multiplying first, so the same weights); the
+  /// default multiplies the gradients in place, then calls `step()`.
+  func step(multiplyingGradientsBy factor: Float)
 }
 
 extension Optimizer {
+  public func step(multiplyingGradientsBy factor: Float) {
+    if factor != 1 {
+      for (_, p) in parameters {
+        guard let grad = p.grad else { continue }
+        grad.storage.withUnsafeMutableBufferPointer { g in
+          for i in 0..<g.count { g[i] *= factor }
+        }
+      }
+    }
+    step()
+  }
+
   /// Forgets every parameter's gradient (`optimizer.zero_grad(set_to_none=True)`).
   public func zeroGrad() {
     for (_, tensor) in parameters { tensor.zeroGrad() }

@@ -37,7 +37,9 @@ public final class SGD: Optimizer {
     self.weightDecay = weightDecay
   }
 
-  public func step() {
+  public func step() { step(multiplyingGradientsBy: 1) }
+
+  public func step(multiplyingGradientsBy factor: Float) {
     let lr = Float(learningRate)
     let mu = Float(momentum)
     let keep = Float(1 - dampening)
@@ -54,17 +56,18 @@ public final class SGD: Optimizer {
           p.storage.withUnsafeMutableBufferPointer { x in
             // One loop per combination of the loop-invariant options, each free of branches,
             // so the compiler vectorises it (the options are constants inside `update`).
+            let f = factor
             switch (wd != 0, mu != 0, isFirst, nesterov) {
-            case (false, false, _, _): update(x, g, b, lr, wd, mu, keep, decay: false, momentum: false)
-            case (true, false, _, _): update(x, g, b, lr, wd, mu, keep, decay: true, momentum: false)
-            case (false, true, true, false): update(x, g, b, lr, wd, mu, keep, decay: false, first: true)
-            case (false, true, true, true): update(x, g, b, lr, wd, mu, keep, decay: false, first: true, nesterov: true)
-            case (false, true, false, false): update(x, g, b, lr, wd, mu, keep, decay: false)
-            case (false, true, false, true): update(x, g, b, lr, wd, mu, keep, decay: false, nesterov: true)
-            case (true, true, true, false): update(x, g, b, lr, wd, mu, keep, decay: true, first: true)
-            case (true, true, true, true): update(x, g, b, lr, wd, mu, keep, decay: true, first: true, nesterov: true)
-            case (true, true, false, false): update(x, g, b, lr, wd, mu, keep, decay: true)
-            case (true, true, false, true): update(x, g, b, lr, wd, mu, keep, decay: true, nesterov: true)
+            case (false, false, _, _): update(x, g, f, b, lr, wd, mu, keep, decay: false, momentum: false)
+            case (true, false, _, _): update(x, g, f, b, lr, wd, mu, keep, decay: true, momentum: false)
+            case (false, true, true, false): update(x, g, f, b, lr, wd, mu, keep, decay: false, first: true)
+            case (false, true, true, true): update(x, g, f, b, lr, wd, mu, keep, decay: false, first: true, nesterov: true)
+            case (false, true, false, false): update(x, g, f, b, lr, wd, mu, keep, decay: false)
+            case (false, true, false, true): update(x, g, f, b, lr, wd, mu, keep, decay: false, nesterov: true)
+            case (true, true, true, false): update(x, g, f, b, lr, wd, mu, keep, decay: true, first: true)
+            case (true, true, true, true): update(x, g, f, b, lr, wd, mu, keep, decay: true, first: true, nesterov: true)
+            case (true, true, false, false): update(x, g, f, b, lr, wd, mu, keep, decay: true)
+            case (true, true, false, true): update(x, g, f, b, lr, wd, mu, keep, decay: true, nesterov: true)
             }
           }
         }
@@ -79,12 +82,12 @@ public final class SGD: Optimizer {
 /// options are constants at each call site, so each specialisation is one straight loop.
 @inline(__always)
 private func update(
-  _ x: UnsafeMutableBufferPointer<Float>, _ g: UnsafeBufferPointer<Float>,
+  _ x: UnsafeMutableBufferPointer<Float>, _ g: UnsafeBufferPointer<Float>, _ factor: Float,
   _ b: UnsafeMutableBufferPointer<Float>, _ lr: Float, _ wd: Float, _ mu: Float, _ keep: Float,
   decay: Bool, momentum: Bool = true, first: Bool = false, nesterov: Bool = false
 ) {
   for i in 0..<x.count {
-    var d = g[i]
+    var d = g[i] * factor  // exact when factor is 1
     if decay { d += wd * x[i] }
     if momentum {
       let v = first ? d : mu * b[i] + keep * d

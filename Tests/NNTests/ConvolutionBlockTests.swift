@@ -82,11 +82,39 @@ final class ConvolutionBlockTests: XCTestCase {
     assertClose(fusedReLU.storage, plainReLU.storage, absoluteTolerance: 1e-5, relativeTolerance: 1e-5)
   }
 
-  func testMixedPrecisionAndIm2colRunTheLayersOneByOne() {
+  func testUnderF16MixedPrecisionTheChainKeepsBinary16AndMatchesItsLayers() {
+    let x0 = randomTensor([4, 3, 10, 10], seed: 11)
+    let w0 = randomTensor([8, 3, 3, 3], seed: 12, std: 0.3)
+    func run(fused: Bool) -> (y: Tensor, grads: [[Float]], saved: Int) {
+      let (x, w) = (Tensor(shape: x0.shape, storage: x0.storage), Tensor(shape: w0.shape, storage: w0.storage, requiresGrad: true))
+      x.storeAsHalf()
+      w.storeAsHalf()
+      let y = withMixedPrecision { () -> Tensor in
+        if fused, let y = x.convolutionBlock(weight: w, bias: nil, padding: 1, pool: (2, 2, 0)) { return y }
+        return x.conv2d(weight: w, bias: nil, padding: 1).relu().maxPool2d(kernelSize: 2)
+      }
+      let saved = y.graphMemory().activationBytes
+      y.backward(seed: randomTensor(y.shape, seed: 13))
+      return (y, [y.storage, w.grad!.storage], saved)
+    }
+    let (fused, layers) = (run(fused: true), run(fused: false))
+    XCTAssertTrue(fused.y.isHalf)
+    // Both round the same Float results to binary16 at the end; the gradients go through a
+    // binary16 ReLU output in both.
+    for (part, (a, b)) in zip(fused.grads, layers.grads).enumerated() {
+      let scale = b.map { abs($0) }.max() ?? 1
+      assertClose(a, b, absoluteTolerance: 1e-3 * scale, relativeTolerance: 1e-3, "part \(part)")
+    }
+    // The chain keeps its input, the binary16 output, the binary16 ReLU output (a little
+    // larger: oneDNN pads 8 channels to 16) and the pool's workspace; the layers keep
+    // more (the convolution's output, the ReLU's output, the argmax).
+    XCTAssertLessThan(fused.saved, layers.saved)
+  }
+
+  func testIm2colRunsTheLayersOneByOne() {
     let x = randomTensor([2, 3, 6, 6], seed: 7)
     let w = randomTensor([4, 3, 3, 3], seed: 8)
     XCTAssertNotNil(x.convolutionBlock(weight: w, bias: nil, padding: 1, pool: nil))
-    XCTAssertNil(withMixedPrecision { x.convolutionBlock(weight: w, bias: nil, padding: 1, pool: nil) })
     Convolution.backend = .im2col
     XCTAssertNil(x.convolutionBlock(weight: w, bias: nil, padding: 1, pool: nil))
     Convolution.backend = .onednn

@@ -148,4 +148,55 @@ final class LossScalerTests: XCTestCase {
     XCTAssertTrue(layer.bias!.isHalf)
     XCTAssertEqual(layer.bias!.storage, [1, -2], "1.0001 rounds to 1 in binary16")
   }
+
+  /// The scaler folds 1/S into the optimizer's update: the weights equal those of unscaling the
+  /// gradients first and stepping, bit for bit, for every optimizer and option (and for an
+  /// optimizer of the caller's own, through the protocol's default).
+  func testFoldedUnscalingGivesTheWeightsOfUnscalingFirst() {
+    final class PlainDescent: Optimizer {
+      var learningRate = 0.1
+      let parameters: [(name: String, tensor: Tensor)]
+      var state: [String: [Float]] = [:]
+      init(_ parameters: [(name: String, tensor: Tensor)]) { self.parameters = parameters }
+      func step() {
+        for (_, p) in parameters {
+          let g = p.grad!.storage
+          p.storage.withUnsafeMutableBufferPointer { x in for i in 0..<x.count { x[i] -= 0.1 * g[i] } }
+        }
+      }
+    }
+    let makers: [(String, ([(name: String, tensor: Tensor)]) -> any Optimizer)] = [
+      ("sgd", { SGD(parameters: $0, learningRate: 0.1) }),
+      ("sgd momentum decay", { SGD(parameters: $0, learningRate: 0.1, momentum: 0.9, weightDecay: 0.01) }),
+      ("sgd nesterov", { SGD(parameters: $0, learningRate: 0.1, momentum: 0.9, nesterov: true) }),
+      ("adam", { Adam(parameters: $0, learningRate: 0.01, weightDecay: 0.01) }),
+      ("adamw", { AdamW(parameters: $0, learningRate: 0.01, weightDecay: 0.01) }),
+      ("mixed sgd", { MixedPrecisionOptimizer(wrapping: SGD(parameters: $0, learningRate: 0.1, momentum: 0.9)) }),
+      ("own", { PlainDescent($0) }),
+    ]
+    for (name, make) in makers {
+      var weights: [[[Float]]] = []
+      for folded in [false, true] {
+        var generator = SeededGenerator(seed: 7)
+        let layer = Linear(inputFeatures: 5, outputFeatures: 3, generator: &generator)
+        let optimizer = make(layer.parameters)
+        let scaler = LossScaler(initialScale: 1024)
+        for step in 0..<3 {
+          optimizer.zeroGrad()
+          let x = randomTensor([4, 5], seed: UInt64(step))
+          scaler.scaled((layer(x) * layer(x)).sum()).backward()
+          if folded {
+            XCTAssertTrue(scaler.step(optimizer))
+          } else {
+            XCTAssertFalse(scaler.unscaleGradients(of: optimizer.parameters))
+            optimizer.step()
+            scaler.update(foundNonFinite: false)
+          }
+        }
+        weights.append(layer.parameters.map { $0.tensor.storage })
+      }
+      XCTAssertEqual(
+        weights[0].map { $0.map(\.bitPattern) }, weights[1].map { $0.map(\.bitPattern) }, "\(name)")
+    }
+  }
 }
