@@ -1,6 +1,7 @@
 import CBLAS
 import CDNNL
 import CKernels
+import Synchronization
 
 // Matrix products through OpenBLAS `cblas_sgemm`. Transposition is a flag to sgemm, never a
 // copy, both in the forward product and in the two products of its gradient.
@@ -95,6 +96,7 @@ public func sgemm(
       transposeA, transposeB, m: m, n: n, k: k, a16, lda: lda, b16, ldb: ldb, accumulate: beta == 1, c, ldc: ldc)
     return
   }
+  MatrixProductLog.record(transposeA, transposeB, m: m, n: n, k: k, lda: lda, ldb: ldb, ldc: ldc, beta: beta, bf16: false)
   if k == 0 {  // an empty sum: C = β·C (sgemm would read nothing but must still scale)
     for i in 0..<m { for j in 0..<n { c[i * ldc + j] = beta == 0 ? 0 : beta * c[i * ldc + j] } }
     return
@@ -180,6 +182,8 @@ struct BFloat16Matrix {
     ldb: Int, accumulate: Bool, _ c: UnsafeMutablePointer<Float>, ldc: Int
   ) {
     guard m > 0, n > 0 else { return }
+    MatrixProductLog.record(
+      transposeA, transposeB, m: m, n: n, k: k, lda: lda, ldb: ldb, ldc: ldc, beta: accumulate ? 1 : 0, bf16: true)
     if k > 0 {
       let key = OneDNNMatmulKey(
         m: m, n: n, k: k, lda: lda, ldb: ldb, ldc: ldc, transposeA: transposeA, transposeB: transposeB, bf16: true,
@@ -198,5 +202,81 @@ struct BFloat16Matrix {
     sgemm(
       transposeA, transposeB, m: m, n: n, k: k, alpha: 1, wideA, lda: lda, wideB, ldb: ldb, beta: accumulate ? 1 : 0,
       c, ldc: ldc)
+  }
+}
+
+/// The matrix products a piece of code runs, for benchmarks that time a step's products alone
+/// (`distill bench`'s fraction of the matrix-product ceiling). Off unless `recording` runs;
+/// costs one relaxed atomic load per product when off.
+public enum MatrixProductLog {
+  /// One product as `sgemm` (or the bfloat16 path) was called.
+  public struct Product: Hashable, Sendable {
+    public let transposeA, transposeB: Bool
+    public let m, n, k, lda, ldb, ldc: Int
+    public let beta: Float
+    public let bf16: Bool
+    /// 2·m·n·k.
+    public var flops: Double { 2 * Double(m) * Double(n) * Double(k) }
+  }
+
+  private static let isOn = Atomic<Bool>(false)
+  private static let products = Mutex<[Product]>([])
+
+  /// Runs `body` and returns the products it ran, in order.
+  public static func recording(_ body: () -> Void) -> [Product] {
+    products.withLock { $0 = [] }
+    isOn.store(true, ordering: .sequentiallyConsistent)
+    body()
+    isOn.store(false, ordering: .sequentiallyConsistent)
+    return products.withLock { list in
+      defer { list = [] }
+      return list
+    }
+  }
+
+  @inline(__always)
+  static func record(
+    _ transposeA: Bool, _ transposeB: Bool, m: Int, n: Int, k: Int, lda: Int, ldb: Int, ldc: Int, beta: Float,
+    bf16: Bool
+  ) {
+    guard isOn.load(ordering: .relaxed) else { return }
+    let product = Product(
+      transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, lda: lda, ldb: ldb, ldc: ldc, beta: beta,
+      bf16: bf16)
+    products.withLock { $0.append(product) }
+  }
+
+  /// Seconds `product` takes alone, the median of `repeats` timings after one warm-up, on
+  /// buffers of its shapes filled with small values (the same engine path as in the step:
+  /// `cblas_sgemm`, or oneDNN's bfloat16 matmul).
+  public static func seconds(of product: Product, repeats: Int = 5) -> Double {
+    let aCount = (product.transposeA ? product.k : product.m) * product.lda
+    let bCount = (product.transposeB ? product.n : product.k) * product.ldb
+    let a = [Float](repeating: 0.5, count: aCount)
+    let b = [Float](repeating: 0.25, count: bCount)
+    var c = [Float](repeating: 0, count: product.m * product.ldc)
+    let a16 = product.bf16 ? a.withUnsafeBufferPointer { BFloat16Matrix.bits($0) } : []
+    let b16 = product.bf16 ? b.withUnsafeBufferPointer { BFloat16Matrix.bits($0) } : []
+    let clock = ContinuousClock()
+    var times: [Double] = []
+    for round in 0...repeats {
+      let elapsed = clock.measure {
+        c.withUnsafeMutableBufferPointer { pc in
+          if product.bf16 {
+            BFloat16Matrix.multiply(
+              product.transposeA, product.transposeB, m: product.m, n: product.n, k: product.k, a16, lda: product.lda,
+              b16, ldb: product.ldb, accumulate: product.beta == 1, pc.baseAddress!, ldc: product.ldc)
+          } else {
+            sgemm(
+              product.transposeA, product.transposeB, m: product.m, n: product.n, k: product.k, alpha: 1, a,
+              lda: product.lda, b, ldb: product.ldb, beta: product.beta, pc.baseAddress!, ldc: product.ldc)
+          }
+        }
+      }
+      if round > 0 {
+        times.append(Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18)
+      }
+    }
+    return times.sorted()[times.count / 2]
   }
 }

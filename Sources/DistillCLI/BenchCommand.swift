@@ -23,6 +23,8 @@ struct BenchCommand: ParsableCommand {
         .build/release/distill bench --only mlp_1200,cnn --precision f32,f16-mixed
       oneDNN's convolutions against the im2col reference, side by side:
         .build/release/distill bench --only cnn --convolution onednn,im2col
+      Workloads without convolutions also print the fraction of the matrix-product ceiling
+      they reach: the step's own products, each timed alone, set the ceiling.
       """)
 
   @Option(help: "OpenBLAS threads (PyTorch's script defaults to 2).")
@@ -156,12 +158,22 @@ struct BenchCommand: ParsableCommand {
       let runConvolutions = workload.convolves ? convolutions : [.onednn]
       let settings = runPrecisions.flatMap { p in runConvolutions.map { (precision: p, convolution: $0) } }
       let runs = settings.map { workload.prepare(steps: steps, precision: $0.precision, convolution: $0.convolution) }
-      let measurements = timedSideBySide(runs, repeats: repeats)
+      var measurements = timedSideBySide(runs, repeats: repeats)
+      if !workload.convolves {
+        for i in runs.indices { measurements[i].ceiling = matrixProductCeiling(runs[i]) }
+      }
       for (setting, measurement) in zip(settings, measurements) {
         let key = (setting.precision == .f32 ? workload.rawValue : "\(workload.rawValue)/\(setting.precision.rawValue)")
           + setting.convolution.suffix
         results.append((key, measurement))
-        if !json { print(tableLine(key, measurement, peer: peerResults?[key])) }
+        if !json {
+          print(tableLine(key, measurement, peer: peerResults?[key]))
+          if let ceiling = measurement.ceiling {
+            print(
+              "  \(key): \(format(100 * measurement.median / ceiling))% of the matrix-product ceiling"
+                + " (the step's products timed alone allow \(format(ceiling)) samples/s)")
+          }
+        }
       }
       if !json && runConvolutions.count > 1 {
         // Each implementation against the first, per precision, round by round.
@@ -207,6 +219,7 @@ struct BenchCommand: ParsableCommand {
         if let memory = m.memory {
           fields += ", \"parameter_bytes\": \(memory.parameterBytes), \"activation_bytes\": \(memory.activationBytes)"
         }
+        if let ceiling = m.ceiling { fields += ", \"matrix_product_ceiling\": \(format(ceiling))" }
         return "\"\(key)\": {\(fields)\(variantsJSON(m.variants))}"
       }
       print("{\"meta\": {\"swift_distill\": true, \"threads\": \(threads), \"steps\": \(steps), \"repeats\": \(repeats)},")

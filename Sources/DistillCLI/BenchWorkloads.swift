@@ -13,6 +13,9 @@ struct Measurement {
   var memory: GraphMemory? = nil
   /// samples/s of each timed round, in order (rounds of runs timed side by side pair up).
   var rounds: [Double] = []
+  /// The samples/s the step's matrix products alone allow (each timed by itself), for the
+  /// workloads without convolutions; nil for the others.
+  var ceiling: Double? = nil
   /// Further figures per setting of a workload that compares settings (`deep_mlp_recompute`):
   /// the setting's name and its named values, in order.
   var variants: [(name: String, fields: [(String, Double)])] = []
@@ -47,6 +50,14 @@ enum BenchConvolution: String, CaseIterable {
     Convolution.blockedLayouts = self != .onednnNCHW
     Convolution.fusesBlocks = self == .onednn
   }
+}
+
+/// The samples/s a step's matrix products allow when each runs alone on buffers of its shapes
+/// (the same engine path as in the step): batch / Σ seconds.
+func matrixProductCeiling(_ run: PreparedRun) -> Double {
+  let products = MatrixProductLog.recording { run.step() }
+  let seconds = products.reduce(0) { $0 + MatrixProductLog.seconds(of: $1) }
+  return seconds > 0 ? Double(run.batch) / seconds : .infinity
 }
 
 /// One workload prepared in one precision: `step` runs one training (or inference) step;
