@@ -140,7 +140,7 @@ extension Tensor {
     // run in bfloat16 runs in Float.
     var key = OneDNNConvolutionKey(
       geometry, outChannels: outChannels, hasBias: bias != nil, blocked: Convolution.blockedLayouts,
-      bf16: BF16Autocast.isEnabled)
+      bf16: BF16Autocast.isEnabled && Convolution.runsInBFloat16(inChannels: geometry.channels))
     if key.bf16 && !oneDNNConvolutions.accepts(key) {
       key = OneDNNConvolutionKey(
         geometry, outChannels: outChannels, hasBias: bias != nil, blocked: Convolution.blockedLayouts, bf16: false)
@@ -247,7 +247,7 @@ extension Tensor {
     }
     // Under bfloat16 autocast, decided here for the backward pass too; in Float where oneDNN
     // cannot run the chain in bfloat16.
-    var key = blockKey(bf16: BF16Autocast.isEnabled)
+    var key = blockKey(bf16: BF16Autocast.isEnabled && Convolution.runsInBFloat16(inChannels: geometry.channels))
     if key.convolution.bf16 && !oneDNNBlocks.accepts(key) { key = blockKey(bf16: false) }
     let kept = KeptBuffers()
     let computed: Tensor? = oneDNNBlocks.borrow(key) { block in

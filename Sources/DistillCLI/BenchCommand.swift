@@ -27,7 +27,7 @@ struct BenchCommand: ParsableCommand {
       they reach: the step's own products, each timed alone, set the ceiling.
       """)
 
-  @Option(help: "OpenBLAS threads (PyTorch's script defaults to 2).")
+  @Option(help: "Threads of OpenBLAS and oneDNN (PyTorch's script defaults to 2).")
   var threads: Int = 2
 
   @Flag(help: "Fewer steps and repeats (20 × 3 instead of 50 × 5), as the PyTorch script's --quick.")
@@ -116,9 +116,11 @@ struct BenchCommand: ParsableCommand {
     let repeats = self.repeats ?? defaultRepeats
     var results: [(key: String, measurement: Measurement)] = []
     if !json {
-      print("swift-distill bench: \(threads) OpenBLAS thread(s), \(steps) steps × \(repeats) repeats, release build")
+      print("swift-distill bench: \(threads) thread(s) (OpenBLAS and oneDNN), \(steps) steps × \(repeats) repeats, release build")
     }
     for workload in selected {
+      // Each workload starts as a fresh process would: no tensor buffers kept from the last.
+      TensorBufferPool.drain()
       if workload.measuresItself {
         let measurement = DeepMLPRecompute.measure(steps: max(3, steps / 10), repeats: repeats)
         results.append((workload.rawValue, measurement))

@@ -35,7 +35,7 @@ struct EvalCommand: ParsableCommand {
   @Option(help: "Seed of the held-out split (default: the seed stored with the weights).")
   var seed: UInt64?
 
-  @Option(help: "OpenBLAS threads (default: OpenBLAS's own choice).")
+  @Option(help: "Threads of OpenBLAS and oneDNN (default: their own choice, one per core).")
   var threads: Int?
 
   func run() throws {

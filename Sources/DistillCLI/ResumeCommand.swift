@@ -28,7 +28,7 @@ struct ResumeCommand: ParsableCommand {
   @Option(help: "Data location (overrides the one the run used).")
   var data: String?
 
-  @Option(help: "OpenBLAS threads (default: the count the run used, for bitwise-identical results).")
+  @Option(help: "Threads of OpenBLAS and oneDNN (default: the count the run used, for bitwise-identical results).")
   var threads: Int?
 
   @Flag(help: "Print only the final result.")

@@ -35,7 +35,7 @@ struct TrainCommand: ParsableCommand {
   @Option(help: "Replace the teacher's and student's epochs.")
   var epochs: Int?
 
-  @Option(help: "OpenBLAS threads (default: OpenBLAS's own choice).")
+  @Option(help: "Threads of OpenBLAS and oneDNN (default: their own choice, one per core).")
   var threads: Int?
 
   @Flag(help: "Print only the final result.")

@@ -92,7 +92,7 @@ final class BF16AutocastTests: XCTestCase {
   /// seeded with the rounded gradient, is the reference for the value and both gradients.
   func testConvolutionsReadBFloat16AndAccumulateInFloat() {
     defer { Convolution.backend = .onednn }
-    for (k, c) in [([4, 3, 9, 9], [8, 3, 3, 3], 1, 1), ([3, 16, 8, 8], [32, 16, 3, 3], 2, 1)].enumerated() {
+    for (k, c) in [([4, 8, 9, 9], [8, 8, 3, 3], 1, 1), ([3, 16, 8, 8], [32, 16, 3, 3], 2, 1)].enumerated() {
       let x = randomTensor(c.0, seed: UInt64(50 + k))
       let w = randomTensor(c.1, seed: UInt64(60 + k), std: 0.3)
       let b = randomTensor([c.1[0]], seed: UInt64(70 + k))
@@ -121,8 +121,8 @@ final class BF16AutocastTests: XCTestCase {
   /// The fused chain under autocast equals the layers one by one under autocast (the same
   /// roundings: x and w in forward, the convolution's output gradient in backward).
   func testTheConvolutionChainMatchesItsLayersUnderAutocast() {
-    let x0 = randomTensor([5, 3, 10, 10], seed: 91)
-    let w0 = randomTensor([16, 3, 3, 3], seed: 92, std: 0.3)
+    let x0 = randomTensor([5, 8, 10, 10], seed: 91)
+    let w0 = randomTensor([16, 8, 3, 3], seed: 92, std: 0.3)
     let b0 = randomTensor([16], seed: 93)
     func run(fused: Bool) -> [[Float]] {
       let (x, w, b) = (Tensor(shape: x0.shape, storage: x0.storage, requiresGrad: true),
@@ -143,5 +143,19 @@ final class BF16AutocastTests: XCTestCase {
     // And it is not the Float chain.
     let float = x0.convolutionBlock(weight: w0, bias: b0, padding: 1, pool: (2, 2, 0))!.storage
     XCTAssertNotEqual(float, fused[0])
+  }
+
+  /// A convolution with fewer than 8 input channels (a first layer on images) stays Float
+  /// under autocast: oneDNN's bfloat16 kernels are slower there.
+  func testAFirstLayerConvolutionStaysFloat() {
+    let x = randomTensor([4, 3, 9, 9], seed: 101)
+    let w = randomTensor([8, 3, 3, 3], seed: 102)
+    let float = x.conv2d(weight: w, bias: nil, padding: 1).storage
+    XCTAssertEqual(withBF16Autocast { x.conv2d(weight: w, bias: nil, padding: 1) }.storage, float)
+    let wide = randomTensor([4, 8, 9, 9], seed: 103)
+    let w8 = randomTensor([8, 8, 3, 3], seed: 104)
+    XCTAssertNotEqual(
+      withBF16Autocast { wide.conv2d(weight: w8, bias: nil, padding: 1) }.storage,
+      wide.conv2d(weight: w8, bias: nil, padding: 1).storage)
   }
 }
