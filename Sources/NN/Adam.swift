@@ -74,13 +74,16 @@ func adamUpdate(
     m.withUnsafeMutableBufferPointer { m in
       v.withUnsafeMutableBufferPointer { v in
         p.storage.withUnsafeMutableBufferPointer { x in
-          for i in 0..<x.count {
-            var d = g[i] * gradientFactor  // exact when the factor is 1
-            if wd != 0 { d += wd * x[i] }
-            m[i] += w1 * (d - m[i])  // torch's lerp(m, g, 1 − β₁) for a weight below ½
-            v[i] = b2 * v[i] + w2 * d * d
-            let denominator = v[i].squareRoot() / correction2Root + eps
-            x[i] -= stepSize * (m[i] / denominator)
+          // Elementwise: split across the BLAS threads for large parameters, same bits.
+          ParallelLoop.run(x.count) { start, length in
+            for i in start..<start + length {
+              var d = g[i] * gradientFactor  // exact when the factor is 1
+              if wd != 0 { d += wd * x[i] }
+              m[i] += w1 * (d - m[i])  // torch's lerp(m, g, 1 − β₁) for a weight below ½
+              v[i] = b2 * v[i] + w2 * d * d
+              let denominator = v[i].squareRoot() / correction2Root + eps
+              x[i] -= stepSize * (m[i] / denominator)
+            }
           }
         }
       }

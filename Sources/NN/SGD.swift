@@ -55,19 +55,26 @@ public final class SGD: Optimizer {
         buffer.withUnsafeMutableBufferPointer { b in
           p.storage.withUnsafeMutableBufferPointer { x in
             // One loop per combination of the loop-invariant options, each free of branches,
-            // so the compiler vectorises it (the options are constants inside `update`).
+            // so the compiler vectorises it (the options are constants inside `update`); the
+            // update is elementwise, so it is split across the BLAS threads for large
+            // parameters (the same operations on every element: the same bits at any count).
             let f = factor
-            switch (wd != 0, mu != 0, isFirst, nesterov) {
-            case (false, false, _, _): update(x, g, f, b, lr, wd, mu, keep, decay: false, momentum: false)
-            case (true, false, _, _): update(x, g, f, b, lr, wd, mu, keep, decay: true, momentum: false)
-            case (false, true, true, false): update(x, g, f, b, lr, wd, mu, keep, decay: false, first: true)
-            case (false, true, true, true): update(x, g, f, b, lr, wd, mu, keep, decay: false, first: true, nesterov: true)
-            case (false, true, false, false): update(x, g, f, b, lr, wd, mu, keep, decay: false)
-            case (false, true, false, true): update(x, g, f, b, lr, wd, mu, keep, decay: false, nesterov: true)
-            case (true, true, true, false): update(x, g, f, b, lr, wd, mu, keep, decay: true, first: true)
-            case (true, true, true, true): update(x, g, f, b, lr, wd, mu, keep, decay: true, first: true, nesterov: true)
-            case (true, true, false, false): update(x, g, f, b, lr, wd, mu, keep, decay: true)
-            case (true, true, false, true): update(x, g, f, b, lr, wd, mu, keep, decay: true, nesterov: true)
+            ParallelLoop.run(x.count) { start, length in
+              let xs = UnsafeMutableBufferPointer(rebasing: x[start..<start + length])
+              let gs = UnsafeBufferPointer(rebasing: g[start..<start + length])
+              let bs = b.isEmpty ? b : UnsafeMutableBufferPointer(rebasing: b[start..<start + length])
+              switch (wd != 0, mu != 0, isFirst, nesterov) {
+              case (false, false, _, _): update(xs, gs, f, bs, lr, wd, mu, keep, decay: false, momentum: false)
+              case (true, false, _, _): update(xs, gs, f, bs, lr, wd, mu, keep, decay: true, momentum: false)
+              case (false, true, true, false): update(xs, gs, f, bs, lr, wd, mu, keep, decay: false, first: true)
+              case (false, true, true, true): update(xs, gs, f, bs, lr, wd, mu, keep, decay: false, first: true, nesterov: true)
+              case (false, true, false, false): update(xs, gs, f, bs, lr, wd, mu, keep, decay: false)
+              case (false, true, false, true): update(xs, gs, f, bs, lr, wd, mu, keep, decay: false, nesterov: true)
+              case (true, true, true, false): update(xs, gs, f, bs, lr, wd, mu, keep, decay: true, first: true)
+              case (true, true, true, true): update(xs, gs, f, bs, lr, wd, mu, keep, decay: true, first: true, nesterov: true)
+              case (true, true, false, false): update(xs, gs, f, bs, lr, wd, mu, keep, decay: true)
+              case (true, true, false, true): update(xs, gs, f, bs, lr, wd, mu, keep, decay: true, nesterov: true)
+              }
             }
           }
         }

@@ -144,4 +144,31 @@ final class OptimizerTests: XCTestCase {
     XCTAssertLessThan(losses.last!, 0.05)
     XCTAssertLessThan(losses.last!, losses.first! / 10)
   }
+
+  /// The updates of large parameters are split across the BLAS threads; being elementwise, they
+  /// give the same bits at any thread count.
+  func testLargeParametersUpdateToTheSameBitsAtAnyThreadCount() {
+    let threads = BLAS.threadCount
+    defer { BLAS.threadCount = threads }
+    let count = 300_000  // above ParallelLoop's 256 Ki threshold
+    let makers: [(String, ([(name: String, tensor: Tensor)]) -> any Optimizer)] = [
+      ("sgd", { SGD(parameters: $0, learningRate: 0.1, momentum: 0.9, weightDecay: 0.01) }),
+      ("adam", { Adam(parameters: $0, learningRate: 0.01) }),
+      ("adamw", { AdamW(parameters: $0, learningRate: 0.01, weightDecay: 0.1) }),
+    ]
+    for (name, make) in makers {
+      var results: [[UInt32]] = []
+      for threadCount in [1, 2] {
+        BLAS.threadCount = threadCount
+        let p = Tensor(shape: [count], storage: randomTensor([count], seed: 1).storage, requiresGrad: true)
+        let optimizer = make([("p", p)])
+        for step in 0..<2 {
+          p.grad = randomTensor([count], seed: UInt64(2 + step))
+          optimizer.step()
+        }
+        results.append(p.storage.map(\.bitPattern))
+      }
+      XCTAssertEqual(results[0], results[1], name)
+    }
+  }
 }
