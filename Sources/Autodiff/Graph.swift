@@ -116,7 +116,9 @@ extension Tensor {
     var adopted: Set<ObjectIdentifier> = [ObjectIdentifier(seed)]
     func accumulate(_ g: Tensor, into leaf: Tensor) {
       if let grad = leaf.grad {
-        leaf.grad = grad.adding(g)
+        // In place, as PyTorch accumulates `.grad` (gradient accumulation over micro-batches,
+        // a weight used twice): no new buffer, the same sums as `adding`.
+        grad.addInPlace(g)
       } else if adopted.insert(ObjectIdentifier(g)).inserted && !g.requiresGrad && g.node == nil {
         leaf.grad = g
       } else {
@@ -150,6 +152,17 @@ extension Tensor {
             pending[ObjectIdentifier(input)] = g
           }
         }
+      }
+    }
+  }
+
+  /// self += other elementwise (one shape), recording nothing (for gradient bookkeeping). A
+  /// half-stored tensor becomes Float.
+  func addInPlace(_ other: Tensor) {
+    precondition(shape == other.shape)
+    other.storage.withUnsafeBufferPointer { b in
+      storage.withUnsafeMutableBufferPointer { a in
+        for i in 0..<a.count { a[i] += b[i] }
       }
     }
   }

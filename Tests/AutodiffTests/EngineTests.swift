@@ -139,4 +139,17 @@ final class GradientOwnershipTests: XCTestCase {
     (s * s).sum().backward()  // d/dx Σ (2x)² = 8x
     XCTAssertEqual(x.grad?.storage, [8, 16, 24])
   }
+
+  /// A leaf's gradient accumulates in place across backward passes (gradient accumulation) and
+  /// within one (a weight used twice): the same tensor, holding the sum.
+  func testLeafGradientsAccumulateInPlace() {
+    let w = Tensor(shape: [2, 2], storage: [1, 2, 3, 4], requiresGrad: true)
+    let x = Tensor(shape: [2, 2], storage: [1, 0, 0, 1])
+    (Tensor.matmul(x, w) + Tensor.matmul(w, x)).sum().backward()
+    let first = w.grad!
+    XCTAssertEqual(first.storage, [2, 2, 2, 2])
+    Tensor.matmul(x, w).sum().backward()
+    XCTAssertTrue(w.grad === first, "accumulated into the same tensor")
+    XCTAssertEqual(w.grad!.storage, [3, 3, 3, 3])
+  }
 }
