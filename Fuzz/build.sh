@@ -2,7 +2,7 @@
 # Builds the libFuzzer harnesses into Fuzz/.build/debug/ (FuzzRecipe, FuzzIDX, FuzzCSV,
 # FuzzModelFile, FuzzArchitecture): debug configuration (assertions, preconditions and overflow
 # checks on), every Swift module with AddressSanitizer and libFuzzer's coverage instrumentation, every C target
-# (Yams' libyaml copy, CKernels) with the same through -Xcc. libopenblas, libhdf5 and zlib are
+# (Yams' libyaml copy, CKernels, CDNNL) with the same through -Xcc. libopenblas, libdnnl, libhdf5 and zlib are
 # the system's, uninstrumented. Exits non-zero when any harness fails to build.
 #
 # Usage: Fuzz/build.sh [extra swift build arguments, e.g. -j 1]
