@@ -3,6 +3,10 @@ import CDNNL
 import CKernels
 import Synchronization
 
+#if canImport(Glibc)
+  import Glibc
+#endif
+
 // Matrix products through OpenBLAS `cblas_sgemm`. Transposition is a flag to sgemm, never a
 // copy, both in the forward product and in the two products of its gradient.
 
@@ -97,6 +101,17 @@ public func sgemm(
     return
   }
   MatrixProductLog.record(transposeA, transposeB, m: m, n: n, k: k, lda: lda, ldb: ldb, ldc: ldc, beta: beta, bf16: false)
+  if k > 0 && alpha == 1 && (beta == 0 || beta == 1)
+    && MatrixProducts.runsOnOneDNN(transposeA: transposeA, m: m, n: n, k: k)
+  {
+    let key = OneDNNMatmulKey(
+      m: m, n: n, k: k, lda: lda, ldb: ldb, ldc: ldc, transposeA: transposeA, transposeB: transposeB, bf16: false,
+      accumulate: beta == 1)
+    let done: Void? = oneDNNMatmuls.borrow(key) { mm in
+      OneDNNConvolution.check(distill_matmul_run(mm.handle, a, b, c), "matrix product")
+    }
+    if done != nil { return }
+  }
   if k == 0 {  // an empty sum: C = β·C (sgemm would read nothing but must still scale)
     for i in 0..<m { for j in 0..<n { c[i * ldc + j] = beta == 0 ? 0 : beta * c[i * ldc + j] } }
     return
@@ -278,5 +293,40 @@ public enum MatrixProductLog {
       }
     }
     return times.sorted()[times.count / 2]
+  }
+}
+
+/// Which library runs a Float matrix product. `.auto` (the default) follows a fixed rule
+/// measured on shapes of the shipped networks (1 thread, batch 128, oneDNN 2.6 against
+/// OpenBLAS 0.3.21): oneDNN's matmul when A is not transposed (the forward products and ∂x:
+/// 1.0–1.2× faster at 1200-wide layers, 1.3–1.7× at the 10-wide output layer), OpenBLAS
+/// `sgemm` when it is (the weight gradients Gᵀ·X, where OpenBLAS was 1.0–2× faster). A fixed
+/// rule, not a timing at run time, so a recipe gives the same bits every run at one thread
+/// count. `DISTILL_F32_MATMUL=openblas|onednn|auto` in the environment sets it for a process
+/// (read once, for benchmarks).
+public enum MatrixProducts {
+  public enum Engine: String, Sendable { case auto, openblas, onednn }
+
+  private static let current = Atomic<Int>({
+    switch getenv("DISTILL_F32_MATMUL").map({ String(cString: $0) }) {
+    case "openblas": return 1
+    case "onednn": return 2
+    default: return 0
+    }
+  }())
+
+  /// The engine of Float products from now on (process-wide).
+  public static var engine: Engine {
+    get { [Engine.auto, .openblas, .onednn][current.load(ordering: .relaxed)] }
+    set { current.store(newValue == .auto ? 0 : newValue == .openblas ? 1 : 2, ordering: .relaxed) }
+  }
+
+  @inline(__always)
+  static func runsOnOneDNN(transposeA: Bool, m: Int, n: Int, k: Int) -> Bool {
+    switch current.load(ordering: .relaxed) {
+    case 1: return false
+    case 2: return true
+    default: return !transposeA
+    }
   }
 }
