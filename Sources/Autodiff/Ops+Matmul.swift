@@ -297,12 +297,16 @@ public enum MatrixProductLog {
 }
 
 /// Which library runs a Float matrix product. `.auto` (the default) follows a fixed rule
-/// measured on shapes of the shipped networks (1 thread, batch 128, oneDNN 2.6 against
-/// OpenBLAS 0.3.21): oneDNN's matmul when A is not transposed (the forward products and ∂x:
-/// 1.0–1.2× faster at 1200-wide layers, 1.3–1.7× at the 10-wide output layer), OpenBLAS
-/// `sgemm` when it is (the weight gradients Gᵀ·X, where OpenBLAS was 1.0–2× faster). A fixed
-/// rule, not a timing at run time, so a recipe gives the same bits every run at one thread
-/// count. `DISTILL_F32_MATMUL=openblas|onednn|auto` in the environment sets it for a process
+/// measured on the shipped networks (batch 128, oneDNN 2.6 against OpenBLAS 0.3.21):
+/// - at 1 thread, oneDNN's matmul when A is not transposed (the forward products and ∂x: 1.0–1.2×
+///   faster at 1200-wide layers, 1.3–1.7× at the 10-wide output layer) and OpenBLAS `sgemm`
+///   when it is (the weight gradients Gᵀ·X, where OpenBLAS was 1.0–2× faster);
+/// - at more threads, oneDNN for every product, so a step has one worker pool (oneDNN's
+///   OpenMP threads) instead of two that spin while the other works: mixing the two at 2
+///   threads made mlp_1200 1.9× slower than OpenBLAS alone, and oneDNN alone is 1.35× faster
+///   than OpenBLAS alone (cnn 1.18×, where the convolutions are oneDNN's anyway).
+/// A fixed rule, not a timing at run time, so a recipe gives the same bits every run at one
+/// thread count. `DISTILL_F32_MATMUL=openblas|onednn|auto` in the environment sets it for a process
 /// (read once, for benchmarks).
 public enum MatrixProducts {
   public enum Engine: String, Sendable { case auto, openblas, onednn }
@@ -326,7 +330,7 @@ public enum MatrixProducts {
     switch current.load(ordering: .relaxed) {
     case 1: return false
     case 2: return true
-    default: return !transposeA
+    default: return !transposeA || BLAS.threadCount > 1
     }
   }
 }
