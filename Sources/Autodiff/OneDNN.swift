@@ -84,13 +84,13 @@ final class OneDNNConvolution: OneDNNPrimitives, @unchecked Sendable {
   }
 
   deinit { distill_conv_destroy(handle) }
+}
 
-  /// Stops with oneDNN's message if a call on primitives that were created fine fails (which
-  /// means the machine ran out of memory for oneDNN's scratch buffers).
-  static func check(_ status: Int32, _ what: String) {
-    if status != 0 {
-      fatalError("oneDNN \(what) failed: \(String(cString: distill_dnnl_last_error()))")
-    }
+/// Stops with oneDNN's message if a call on primitives that were created fine fails (which
+/// means the machine ran out of memory for oneDNN's scratch buffers).
+func checkOneDNN(_ status: Int32, _ what: String) {
+  if status != 0 {
+    fatalError("oneDNN \(what) failed: \(String(cString: distill_dnnl_last_error()))")
   }
 }
 
@@ -112,9 +112,14 @@ final class OneDNNCache<Primitives: OneDNNPrimitives>: Sendable {
   /// Shapes oneDNN refused, already reported on stderr, that fall back to the engine's own ops.
   private let refused = Mutex<Set<Primitives.Key>>([])
 
-  /// Whether oneDNN runs `key` (creating and keeping its primitives to find out); a refusal is
-  /// remembered, and reported on stderr once, as by `borrow`.
-  func accepts(_ key: Primitives.Key) -> Bool { borrow(key) { _ in true } ?? false }
+  /// `borrow` with the first of `keys` oneDNN accepts (a preferred form, then fallbacks, such
+  /// as bfloat16 then Float); returns that key with `body`'s result, or nil when it refuses all.
+  func borrowFirst<R>(_ keys: [Primitives.Key], _ body: (Primitives) -> R) -> (key: Primitives.Key, result: R)? {
+    for key in keys {
+      if let result = borrow(key, body) { return (key, result) }
+    }
+    return nil
+  }
 
   /// Runs `body` with the primitives of `key` (reused or created), or returns nil when oneDNN
   /// cannot create them: the caller then uses the engine's own ops, and the first refusal of

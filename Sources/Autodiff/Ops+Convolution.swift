@@ -138,34 +138,25 @@ extension Tensor {
   fileprivate func oneDNNConv2d(weight: Tensor, bias: Tensor?, geometry: WindowGeometry, outChannels: Int) -> Tensor? {
     // Under bfloat16 autocast, decided here for the backward pass too; a shape oneDNN cannot
     // run in bfloat16 runs in Float.
-    var key = OneDNNConvolutionKey(
-      geometry, outChannels: outChannels, hasBias: bias != nil, blocked: Convolution.blockedLayouts,
-      bf16: BF16Autocast.isEnabled && Convolution.runsInBFloat16(inChannels: geometry.channels))
-    if key.bf16 && !oneDNNConvolutions.accepts(key) {
-      key = OneDNNConvolutionKey(
-        geometry, outChannels: outChannels, hasBias: bias != nil, blocked: Convolution.blockedLayouts, bf16: false)
-    }
+    let keys = (BF16Autocast.isEnabled && Convolution.runsInBFloat16(inChannels: geometry.channels) ? [true, false] : [false])
+      .map {
+        OneDNNConvolutionKey(
+          geometry, outChannels: outChannels, hasBias: bias != nil, blocked: Convolution.blockedLayouts, bf16: $0)
+      }
     let outShape = [geometry.batch, outChannels, geometry.outputHeight, geometry.outputWidth]
-    let computed: Tensor? = oneDNNConvolutions.borrow(key) { conv in
+    let computed = oneDNNConvolutions.borrowFirst(keys) { conv in
       Tensor(shape: outShape) { y in
         storage.withUnsafeBufferPointer { x in
           weight.storage.withUnsafeBufferPointer { w in
-            if let bias {
-              bias.storage.withUnsafeBufferPointer { b in
-                OneDNNConvolution.check(
-                  distill_conv_forward(conv.handle, x.baseAddress, w.baseAddress, b.baseAddress, y.baseAddress),
-                  "convolution forward")
-              }
-            } else {
-              OneDNNConvolution.check(
-                distill_conv_forward(conv.handle, x.baseAddress, w.baseAddress, nil, y.baseAddress),
-                "convolution forward")
+            (bias?.storage).withUnsafeOptionalBuffer { b in
+              checkOneDNN(
+                distill_conv_forward(conv.handle, x.baseAddress, w.baseAddress, b, y.baseAddress), "convolution forward")
             }
           }
         }
       }
     }
-    guard let out = computed else { return nil }
+    guard let (key, out) = computed else { return nil }
     let inputs = bias.map { [self, weight, $0] } ?? [self, weight]
     return out.recording(inputs, half: .always) { g in
       var dx: Tensor?
@@ -176,7 +167,7 @@ extension Tensor {
           if self.requiresGrad {
             dx = Tensor(shape: self.shape) { dx in
               weight.storage.withUnsafeBufferPointer { w in
-                OneDNNConvolution.check(
+                checkOneDNN(
                   distill_conv_backward_data(conv.handle, w.baseAddress, dy.baseAddress, dx.baseAddress),
                   "convolution backward data")
               }
@@ -187,7 +178,7 @@ extension Tensor {
             let gradWeight = Tensor(shape: weight.shape) { dw in
               self.storage.withUnsafeBufferPointer { x in
                 biasGradient.withUnsafeMutableBufferPointer { b in
-                  OneDNNConvolution.check(
+                  checkOneDNN(
                     distill_conv_backward_weights(
                       conv.handle, x.baseAddress, dy.baseAddress, dw.baseAddress, bias == nil ? nil : b.baseAddress),
                     "convolution backward weights")
@@ -239,18 +230,17 @@ extension Tensor {
       outShape[2] = (geometry.outputHeight + 2 * pool.padding - pool.kernelSize) / pool.stride + 1
       outShape[3] = (geometry.outputWidth + 2 * pool.padding - pool.kernelSize) / pool.stride + 1
     }
-    func blockKey(bf16: Bool) -> OneDNNBlockKey {
-      OneDNNBlockKey(
-        convolution: OneDNNConvolutionKey(
-          geometry, outChannels: outChannels, hasBias: bias != nil, blocked: true, bf16: bf16),
-        poolKernel: pool?.kernelSize ?? 0, poolStride: pool?.stride ?? 0, poolPadding: pool?.padding ?? 0)
-    }
     // Under bfloat16 autocast, decided here for the backward pass too; in Float where oneDNN
     // cannot run the chain in bfloat16.
-    var key = blockKey(bf16: BF16Autocast.isEnabled && Convolution.runsInBFloat16(inChannels: geometry.channels))
-    if key.convolution.bf16 && !oneDNNBlocks.accepts(key) { key = blockKey(bf16: false) }
+    let keys = (BF16Autocast.isEnabled && Convolution.runsInBFloat16(inChannels: geometry.channels) ? [true, false] : [false])
+      .map {
+        OneDNNBlockKey(
+          convolution: OneDNNConvolutionKey(
+            geometry, outChannels: outChannels, hasBias: bias != nil, blocked: true, bf16: $0),
+          poolKernel: pool?.kernelSize ?? 0, poolStride: pool?.stride ?? 0, poolPadding: pool?.padding ?? 0)
+      }
     let kept = KeptBuffers()
-    let computed: Tensor? = oneDNNBlocks.borrow(key) { block in
+    let computed = oneDNNBlocks.borrowFirst(keys) { block -> Tensor in
       kept.first = TensorBufferPool.array(count: block.activationCount) { _ in }
       kept.second = TensorBufferPool.array(count: block.workspaceCount) { _ in }
       return Tensor(shape: outShape) { out in
@@ -263,14 +253,14 @@ extension Tensor {
                   distill_block_forward(
                     block.handle, x.baseAddress, w.baseAddress, bp, a.baseAddress, ws.baseAddress, out.baseAddress)
                 }
-                OneDNNConvolution.check(status, "convolution block forward")
+                checkOneDNN(status, "convolution block forward")
               }
             }
           }
         }
       }
     }
-    guard let out = computed else { return nil }
+    guard let (key, out) = computed else { return nil }
     let inputs = bias.map { [self, weight, $0] } ?? [self, weight]
     // Under f16 mixed precision the kept activation (only its sign matters to the ReLU's
     // gradient) is rounded to binary16 like the activations other ops keep.
@@ -299,7 +289,7 @@ extension Tensor {
                   gradInput.withUnsafeMutableBufferPointer { dxp in
                     gradWeight.withUnsafeMutableBufferPointer { dwp in
                       gradBias.withUnsafeMutableBufferPointer { dbp in
-                        OneDNNConvolution.check(
+                        checkOneDNN(
                           distill_block_backward(
                             block.handle, x.baseAddress, w.baseAddress, a.baseAddress, ws.baseAddress, dout.baseAddress,
                             self.requiresGrad ? dxp.baseAddress : nil, wantsWeights ? dwp.baseAddress : nil,

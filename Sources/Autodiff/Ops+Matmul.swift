@@ -82,24 +82,13 @@ func gemm(_ a: Tensor, _ transposeA: Bool, _ b: Tensor, _ transposeB: Bool) -> T
 }
 
 /// C = α·op(A)·op(B) + β·C over row-major buffers: a thin, typed front to `cblas_sgemm`.
-/// With β = 0, C need not be initialised. With `bf16` (α = 1, β = 0 or 1), the operands are
-/// rounded to bfloat16 and multiplied accumulating in Float (`BFloat16Matrix.multiply`).
+/// With β = 0, C need not be initialised. (bfloat16 products: `BFloat16Matrix.multiply`.)
 public func sgemm(
   _ transposeA: Bool, _ transposeB: Bool, m: Int, n: Int, k: Int, alpha: Float,
   _ a: UnsafePointer<Float>, lda: Int, _ b: UnsafePointer<Float>, ldb: Int, beta: Float,
-  _ c: UnsafeMutablePointer<Float>, ldc: Int, bf16: Bool = false
+  _ c: UnsafeMutablePointer<Float>, ldc: Int
 ) {
   guard m > 0, n > 0 else { return }
-  if bf16 && k > 0 && alpha == 1 && (beta == 0 || beta == 1) {
-    // The operands' extents as stored: op(A) [m, k] is A [k, m] when transposed.
-    let aCount = (transposeA ? k - 1 : m - 1) * lda + (transposeA ? m : k)
-    let bCount = (transposeB ? n - 1 : k - 1) * ldb + (transposeB ? k : n)
-    let a16 = BFloat16Matrix.bits(UnsafeBufferPointer(start: a, count: aCount))
-    let b16 = BFloat16Matrix.bits(UnsafeBufferPointer(start: b, count: bCount))
-    BFloat16Matrix.multiply(
-      transposeA, transposeB, m: m, n: n, k: k, a16, lda: lda, b16, ldb: ldb, accumulate: beta == 1, c, ldc: ldc)
-    return
-  }
   MatrixProductLog.record(transposeA, transposeB, m: m, n: n, k: k, lda: lda, ldb: ldb, ldc: ldc, beta: beta, bf16: false)
   if k > 0 && alpha == 1 && (beta == 0 || beta == 1)
     && MatrixProducts.runsOnOneDNN(transposeA: transposeA, m: m, n: n, k: k)
@@ -108,7 +97,7 @@ public func sgemm(
       m: m, n: n, k: k, lda: lda, ldb: ldb, ldc: ldc, transposeA: transposeA, transposeB: transposeB, bf16: false,
       accumulate: beta == 1)
     let done: Void? = oneDNNMatmuls.borrow(key) { mm in
-      OneDNNConvolution.check(distill_matmul_run(mm.handle, a, b, c), "matrix product")
+      checkOneDNN(distill_matmul_run(mm.handle, a, b, c), "matrix product")
     }
     if done != nil { return }
   }
@@ -197,8 +186,6 @@ struct BFloat16Matrix {
     ldb: Int, accumulate: Bool, _ c: UnsafeMutablePointer<Float>, ldc: Int
   ) {
     guard m > 0, n > 0 else { return }
-    MatrixProductLog.record(
-      transposeA, transposeB, m: m, n: n, k: k, lda: lda, ldb: ldb, ldc: ldc, beta: accumulate ? 1 : 0, bf16: true)
     if k > 0 {
       let key = OneDNNMatmulKey(
         m: m, n: n, k: k, lda: lda, ldb: ldb, ldc: ldc, transposeA: transposeA, transposeB: transposeB, bf16: true,
@@ -206,12 +193,18 @@ struct BFloat16Matrix {
       let done: Void? = oneDNNMatmuls.borrow(key) { mm in
         a.withUnsafeBufferPointer { pa in
           b.withUnsafeBufferPointer { pb in
-            OneDNNConvolution.check(distill_matmul_run(mm.handle, pa.baseAddress, pb.baseAddress, c), "bfloat16 matrix product")
+            checkOneDNN(distill_matmul_run(mm.handle, pa.baseAddress, pb.baseAddress, c), "bfloat16 matrix product")
           }
         }
       }
-      if done != nil { return }
+      if done != nil {
+        MatrixProductLog.record(
+          transposeA, transposeB, m: m, n: n, k: k, lda: lda, ldb: ldb, ldc: ldc, beta: accumulate ? 1 : 0,
+          bf16: true)
+        return
+      }
     }
+    // (`sgemm` logs the product it runs.)
     let wideA = a.map { Float(bitPattern: UInt32($0) << 16) }
     let wideB = b.map { Float(bitPattern: UInt32($0) << 16) }
     sgemm(

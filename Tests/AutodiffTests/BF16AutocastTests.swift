@@ -1,6 +1,7 @@
-import Autodiff
 import XCTest
 import _TestSupport
+
+@testable import Autodiff
 
 /// bfloat16 autocast: products of operands rounded to bfloat16 (8 significant bits), summed in
 /// Float. Compared with the same product of the rounded operands in Double (which must agree to
@@ -63,14 +64,9 @@ final class BF16AutocastTests: XCTestCase {
     let a = randomTensor([6, 9], seed: 31)
     let b = randomTensor([9, 4], seed: 32)
     var c = [Float](repeating: 1.5, count: 24)
-    a.storage.withUnsafeBufferPointer { pa in
-      b.storage.withUnsafeBufferPointer { pb in
-        c.withUnsafeMutableBufferPointer { pc in
-          sgemm(
-            false, false, m: 6, n: 4, k: 9, alpha: 1, pa.baseAddress!, lda: 9, pb.baseAddress!, ldb: 4, beta: 1,
-            pc.baseAddress!, ldc: 4, bf16: true)
-        }
-      }
+    let (a16, b16) = (BFloat16.bits(from: a.storage), BFloat16.bits(from: b.storage))
+    c.withUnsafeMutableBufferPointer { pc in
+      BFloat16Matrix.multiply(false, false, m: 6, n: 4, k: 9, a16, lda: 9, b16, ldb: 4, accumulate: true, pc.baseAddress!, ldc: 4)
     }
     assertClose(c, reference(a, false, b, false).map { $0 + 1.5 }, absoluteTolerance: 1e-5, relativeTolerance: 1e-5)
   }
