@@ -65,31 +65,17 @@ public final class LossScaler {
   /// unscaling, was inf or NaN (`scaler.unscale_(optimizer)`). Parameters without a gradient
   /// are skipped.
   public func unscaleGradients(of parameters: [(name: String, tensor: Tensor)]) -> Bool {
-    let inverse = Float(1 / Double(state.scale))
-    var largestExponent: UInt32 = 0
-    for (_, p) in parameters {
-      guard let grad = p.grad else { continue }
-      grad.storage.withUnsafeMutableBufferPointer { all in
-        let pieces = LargestExponents()
-        ParallelLoop.run(all.count) { start, length in
-          let g = UnsafeMutableBufferPointer(rebasing: all[start..<start + length])
-          // The exponent field is all ones exactly for ±inf and NaN; an integer maximum over
-          // it vectorises, where a Float test per element would not.
-          var exponent: UInt32 = 0
-          for i in 0..<g.count {
-            let x = g[i]
-            exponent = max(exponent, x.bitPattern & 0x7F80_0000)
-            g[i] = x * inverse
-          }
-          pieces.record(exponent)
-        }
-        largestExponent = max(largestExponent, pieces.value)
-      }
-    }
-    return largestExponent == 0x7F80_0000
+    let foundNonFinite = Self.holdsNonFinite(parameters)
+    multiplyGradients(of: parameters, by: inverseScale)
+    return foundNonFinite
   }
 
-  /// Whether any gradient of `parameters` holds inf or NaN (read only, split like the unscaling).
+  /// 1/S, the reciprocal taken in Double and rounded to Float, as PyTorch does.
+  private var inverseScale: Float { Float(1 / Double(state.scale)) }
+
+  /// Whether any gradient of `parameters` holds inf or NaN, read only, split across the BLAS
+  /// threads for large gradients. The exponent field is all ones exactly for ±inf and NaN; an
+  /// integer maximum over it vectorises, where a Float test per element would not.
   static func holdsNonFinite(_ parameters: [(name: String, tensor: Tensor)]) -> Bool {
     var largestExponent: UInt32 = 0
     for (_, p) in parameters {
@@ -132,7 +118,7 @@ public final class LossScaler {
     // One read of the gradients for inf/NaN; the unscaling is folded into the optimizer's
     // update loop (the same products as `unscaleGradients` then `step()`: the same weights).
     let foundNonFinite = Self.holdsNonFinite(optimizer.parameters)
-    if !foundNonFinite { optimizer.step(multiplyingGradientsBy: Float(1 / Double(state.scale))) }
+    if !foundNonFinite { optimizer.step(multiplyingGradientsBy: inverseScale) }
     update(foundNonFinite: foundNonFinite)
     return !foundNonFinite
   }

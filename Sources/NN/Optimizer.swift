@@ -25,20 +25,26 @@ public protocol Optimizer: AnyObject {
 
 extension Optimizer {
   public func step(multiplyingGradientsBy factor: Float) {
-    if factor != 1 {
-      for (_, p) in parameters {
-        guard let grad = p.grad else { continue }
-        grad.storage.withUnsafeMutableBufferPointer { g in
-          for i in 0..<g.count { g[i] *= factor }
-        }
-      }
-    }
+    if factor != 1 { multiplyGradients(of: parameters, by: factor) }
     step()
   }
 
   /// Forgets every parameter's gradient (`optimizer.zero_grad(set_to_none=True)`).
   public func zeroGrad() {
     for (_, tensor) in parameters { tensor.zeroGrad() }
+  }
+}
+
+/// Multiplies every gradient of `parameters` by `factor` in place (those without one are
+/// skipped), split across the BLAS threads for large ones.
+func multiplyGradients(of parameters: [(name: String, tensor: Tensor)], by factor: Float) {
+  for (_, p) in parameters {
+    guard let grad = p.grad else { continue }
+    grad.storage.withUnsafeMutableBufferPointer { all in
+      ParallelLoop.run(all.count) { start, length in
+        for i in start..<start + length { all[i] *= factor }
+      }
+    }
   }
 }
 
