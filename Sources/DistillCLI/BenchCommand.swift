@@ -148,10 +148,9 @@ struct BenchCommand: ParsableCommand {
           print(tableLine(reference.rawValue + suffix + " (paired)", measured[0], peer: nil))
           print(tableLine(workload.rawValue + suffix, measured[1], peer: nil))
           // Time per step relative to the reference: samples/s of the reference over the method's.
-          let ratios = zip(measured[0].rounds, measured[1].rounds).map { $0 / $1 }.sorted()
           print(
-            "  \(workload.rawValue) / \(reference.rawValue) step time: ×\(format(ratios[ratios.count / 2], digits: 3)) median of rounds"
-              + " (min \(format(ratios.first!, digits: 3)), max \(format(ratios.last!, digits: 3))) (target ≤ \(workload.targetRatio))")
+            "  \(workload.rawValue) / \(reference.rawValue) step time: "
+              + pairedRatios(measured[0].rounds, measured[1].rounds) + " (target ≤ \(workload.targetRatio))")
           }
         }
         continue
@@ -182,19 +181,18 @@ struct BenchCommand: ParsableCommand {
         for p in runPrecisions {
           let mine = zip(settings, measurements).filter { $0.0.precision == p }
           for (setting, m) in mine.dropFirst() {
-            let paired = zip(m.rounds, mine[0].1.rounds).map { $0 / $1 }.sorted()
             print(
-              "  \(setting.convolution.rawValue) / \(mine[0].0.convolution.rawValue) (\(p.rawValue)): samples/s ×"
-                + "\(format(paired[paired.count / 2], digits: 3)) median of rounds (min \(format(paired.first!, digits: 3)),"
-                + " max \(format(paired.last!, digits: 3)))")
+              "  \(setting.convolution.rawValue) / \(mine[0].0.convolution.rawValue) (\(p.rawValue)): samples/s "
+                + pairedRatios(m.rounds, mine[0].1.rounds))
           }
         }
       }
-      let measurementsByPrecision = zip(settings, measurements).filter { $0.0.convolution == runConvolutions[0] }
-      let runPrecisionsFirst = measurementsByPrecision.map(\.0.precision)
-      let firstMeasurements = measurementsByPrecision.map(\.1)
-      if !json, let f32 = zip(runPrecisionsFirst, firstMeasurements).first(where: { $0.0 == .f32 })?.1,
-        let mixed = zip(runPrecisionsFirst, firstMeasurements).first(where: { $0.0 == .f16Mixed })?.1,
+      // Each precision against f32, with the first convolution implementation.
+      var byPrecision: [BenchPrecision: Measurement] = [:]
+      for (setting, m) in zip(settings, measurements) where setting.convolution == runConvolutions[0] {
+        byPrecision[setting.precision] = m
+      }
+      if !json, let f32 = byPrecision[.f32], let mixed = byPrecision[.f16Mixed],
         let f32Bytes = f32.memory?.totalBytes, let mixedBytes = mixed.memory?.totalBytes
       {
         // Each round's ratio compares runs timed back to back, so load that changes between
@@ -205,13 +203,8 @@ struct BenchCommand: ParsableCommand {
             + " (target ≤ 0.6); samples/s ×\(format(paired[paired.count / 2], digits: 3)) median of rounds"
             + " (\(paired.map { format($0, digits: 2) }.joined(separator: ", "))) (target ≥ 0.95)")
       }
-      if !json, let f32 = zip(runPrecisionsFirst, firstMeasurements).first(where: { $0.0 == .f32 })?.1,
-        let bf16 = zip(runPrecisionsFirst, firstMeasurements).first(where: { $0.0 == .bf16Mixed })?.1
-      {
-        let paired = zip(bf16.rounds, f32.rounds).map { $0 / $1 }.sorted()
-        print(
-          "  bf16-mixed / f32: samples/s ×\(format(paired[paired.count / 2], digits: 3)) median of rounds"
-            + " (min \(format(paired.first!, digits: 3)), max \(format(paired.last!, digits: 3)))")
+      if !json, let f32 = byPrecision[.f32], let bf16 = byPrecision[.bf16Mixed] {
+        print("  bf16-mixed / f32: samples/s " + pairedRatios(bf16.rounds, f32.rounds))
       }
     }
     if json {
@@ -254,6 +247,14 @@ struct BenchCommand: ParsableCommand {
     }
     return results.compactMapValues { ($0["samples_per_s"] as? NSNumber)?.doubleValue }
   }
+}
+
+/// "×median median of rounds (min …, max …)" of the round-by-round ratios numerator / denominator
+/// (rounds timed side by side pair up, so load that changes between rounds cancels).
+func pairedRatios(_ numerator: [Double], _ denominator: [Double]) -> String {
+  let ratios = zip(numerator, denominator).map { $0 / $1 }.sorted()
+  return "×\(format(ratios[ratios.count / 2], digits: 3)) median of rounds"
+    + " (min \(format(ratios.first!, digits: 3)), max \(format(ratios.last!, digits: 3)))"
 }
 
 /// `, "variants": {"name": {"field": value, …}, …}` for a workload that compares settings;
