@@ -121,4 +121,18 @@ final class ConvolutionBlockTests: XCTestCase {
     // A pool whose padding exceeds half its kernel is left to maxPool2d's own check.
     XCTAssertNil(x.convolutionBlock(weight: w, bias: nil, padding: 1, pool: (2, 2, 2)))
   }
+
+  /// Central differences through the chain itself (Float), without a pool and with two: small
+  /// seeded inputs where no convolution output lies within the step of ReLU's kink or of a
+  /// max-pool tie.
+  func testNumericalGradientsOfTheChain() {
+    let x = randomTensor([2, 2, 5, 5], seed: 21)
+    let w = randomTensor([3, 2, 3, 3], seed: 22, std: 0.5)
+    let b = randomTensor([3], seed: 23)
+    for pool: (kernelSize: Int, stride: Int, padding: Int)? in [nil, (2, 2, 0), (3, 2, 1)] {
+      assertGradientsMatch([x, w, b], step: 1e-3, "pool \(String(describing: pool))") {
+        $0[0].convolutionBlock(weight: $0[1], bias: $0[2], padding: 1, pool: pool)!
+      }
+    }
+  }
 }
