@@ -128,6 +128,14 @@ final class HostileInputTests: XCTestCase {
     }
   }
 
+  func testBenchRefusesUnknownPrecisionsConvolutionsAndPoolSizesBeforeMeasuring() throws {
+    assertRefused(
+      try distill(["bench", "--precision", "f32,fp8"]), mentioning: ["--precision", "fp8", "bf16-mixed"])
+    assertRefused(
+      try distill(["bench", "--convolution", "winograd"]), mentioning: ["--convolution", "winograd", "onednn-layers"])
+    assertRefused(try distill(["bench", "--buffer-pool-mb=-1"]), mentioning: ["--buffer-pool-mb", "-1"])
+  }
+
   func testHoldingOutEveryTrainingSampleIsRefused() throws {
     let data = try writeMNISTFolder("data", train: 20)
     for validation in ["20", "25"] {
