@@ -21,7 +21,7 @@ for option in "${extra[@]}"; do [ "$option" = "--quick" ] && torch_extra+=(--qui
 swift build -c release --product distill >/dev/null
 work="$(mktemp -d)"; trap 'rm -rf "$work"' EXIT
 ours=(.build/release/distill bench --json --threads "$threads"
-      --only mlp_1200,mlp_800,kd_step,cnn,infer_mlp_1200,infer_mlp_800 --precision f32,bf16-mixed "${extra[@]}")
+      --only mlp_1200,mlp_800,kd_step,cnn,cnn_bn,infer_mlp_1200,infer_mlp_800 --precision f32,bf16-mixed "${extra[@]}")
 for ((r = 1; r <= rounds; r++)); do
   if (( r % 2 )); then
     "$python" scripts/torch_bench.py --threads "$threads" --json "${torch_extra[@]}" > "$work/torch-$r.json"
@@ -49,10 +49,10 @@ def row(name, ours_key, peer, peer_key):
 print(f"{threads} thread(s), {rounds} alternating rounds")
 print("| workload | ours, median samples/s | ratio min / median / max | per round |")
 print("| --- | ---: | --- | --- |")
-for w in ["mlp_1200", "mlp_800", "kd_step", "cnn", "infer_mlp_1200", "infer_mlp_800"]:
+for w in ["mlp_1200", "mlp_800", "kd_step", "cnn", "cnn_bn", "infer_mlp_1200", "infer_mlp_800"]:
     row(f"{w} / PyTorch", w, "torch", w)
 row("mlp_1200 bf16-mixed / PyTorch bf16 autocast", "mlp_1200/bf16-mixed", "torch", "mlp_1200_bf16")
-for w in ["mlp_1200", "mlp_800", "kd_step", "cnn"]:
+for w in ["mlp_1200", "mlp_800", "kd_step", "cnn", "cnn_bn"]:
     row(f"{w} bf16-mixed / our f32", f"{w}/bf16-mixed", "ours", w)
 rss = [load("ours", r)[k]["peak_rss_mb"] for r in range(1, rounds + 1) for k in load("ours", r)]
 trss = [load("torch", r)[k]["peak_rss_mb"] for r in range(1, rounds + 1) for k in load("torch", r)]

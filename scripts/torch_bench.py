@@ -15,6 +15,7 @@ Workloads (synthetic data of MNIST shape, SGD momentum 0.9, lr 0.01):
                     loss = a*T^2*KL(soft_t || soft_s) + (1-a)*CE, T=4, a=0.9
   cnn        train  conv(1->32,3,p1)+ReLU+maxpool2, conv(32->64,3,p1)+ReLU+maxpool2,
                     linear(3136->128)+ReLU, linear(128->10), batch 128
+  cnn_bn     train  cnn with BatchNorm2d after each convolution
   mlp_1200_bf16  mlp_1200 under torch.autocast('cpu', bfloat16)
   infer_mlp_1200 / infer_mlp_800  inference, batch 1024
 Each figure: median samples/s over repeats after warm-up; peak RSS of the process so far.
@@ -34,11 +35,14 @@ def mlp(hidden):
     return nn.Sequential(*layers)
 
 
-def cnn():
-    return nn.Sequential(
-        nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Flatten(), nn.Linear(3136, 128), nn.ReLU(), nn.Linear(128, 10))
+def cnn(bn=False):
+    layers = []
+    for i, o in ((1, 32), (32, 64)):
+        layers.append(nn.Conv2d(i, o, 3, padding=1))
+        if bn:
+            layers.append(nn.BatchNorm2d(o))
+        layers += [nn.ReLU(), nn.MaxPool2d(2)]
+    return nn.Sequential(*layers, nn.Flatten(), nn.Linear(3136, 128), nn.ReLU(), nn.Linear(128, 10))
 
 
 def kd_loss(s, t, y, T=4.0, a=0.9):
@@ -106,6 +110,7 @@ def main():
     record("kd_step", timed(kd_step, B, steps, repeats))
 
     record("cnn", timed(train_step_fn(cnn(), ximg), B, max(5, steps // 4), repeats))
+    record("cnn_bn", timed(train_step_fn(cnn(bn=True), ximg), B, max(5, steps // 4), repeats))
     record("mlp_1200_bf16", timed(train_step_fn(mlp([1200, 1200]), x, torch.bfloat16), B, steps, repeats))
 
     xb = torch.randn(1024, 784)

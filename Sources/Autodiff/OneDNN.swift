@@ -168,32 +168,39 @@ enum OneDNNThreads {
   }
 }
 
-/// The shape of a convolution + ReLU (+ max pooling) chain.
+/// The shape of a convolution (+ batch normalisation) + ReLU (+ max pooling) chain.
 struct OneDNNBlockKey: Hashable, Sendable {
   let convolution: OneDNNConvolutionKey
   /// Kernel, stride and padding of the max pooling; kernel 0 without one.
   let poolKernel, poolStride, poolPadding: Int
+  /// DISTILL_BLOCK_NO_NORM, DISTILL_BLOCK_NORM_TRAINING or DISTILL_BLOCK_NORM_INFERENCE, and
+  /// the normalisation's ε (0 without one).
+  let norm: Int32
+  let epsilon: Float
 }
 
 /// One chain's primitives (`distill_block`), lent to one caller at a time.
 final class OneDNNBlock: OneDNNPrimitives, @unchecked Sendable {
   let key: OneDNNBlockKey
   let handle: OpaquePointer
-  /// Elements (Float-sized) of the two buffers a forward pass keeps for backward.
-  let activationCount, workspaceCount: Int
+  /// Elements (Float-sized) of the buffers a forward pass keeps for backward: the activation,
+  /// the pool's workspace, the normalisation's ReLU mask.
+  let activationCount, workspaceCount, normWorkspaceCount: Int
 
   init?(_ key: OneDNNBlockKey) {
     let c = key.convolution
     guard
       let handle = distill_block_create(
         c.batch, c.channels, c.height, c.width, c.outChannels, c.kernelHeight, c.kernelWidth, c.stride,
-        c.padding, c.hasBias ? 1 : 0, key.poolKernel, key.poolStride, key.poolPadding, c.bf16 ? 1 : 0)
+        c.padding, c.hasBias ? 1 : 0, key.poolKernel, key.poolStride, key.poolPadding, c.bf16 ? 1 : 0,
+        key.norm, key.epsilon)
     else { return nil }
     self.key = key
     self.handle = handle
     let float = MemoryLayout<Float>.stride
     activationCount = (distill_block_activation_bytes(handle) + float - 1) / float
     workspaceCount = (distill_block_workspace_bytes(handle) + float - 1) / float
+    normWorkspaceCount = (distill_block_norm_workspace_bytes(handle) + float - 1) / float
   }
 
   deinit { distill_block_destroy(handle) }

@@ -196,19 +196,41 @@ extension Tensor {
   }
 }
 
+/// The batch normalisation inside a convolution chain (`Tensor.convolutionBlock`), with the
+/// arguments of `Tensor.batchNorm`: γ (`weight`), β (`bias`), the running statistics (updated
+/// in place in training), the mode, the momentum and ε.
+public struct ChainBatchNorm {
+  public let weight, bias, runningMean, runningVariance: Tensor
+  public let training: Bool
+  public let momentum, epsilon: Float
+
+  public init(
+    weight: Tensor, bias: Tensor, runningMean: Tensor, runningVariance: Tensor, training: Bool, momentum: Float,
+    epsilon: Float
+  ) {
+    (self.weight, self.bias, self.runningMean, self.runningVariance) = (weight, bias, runningMean, runningVariance)
+    (self.training, self.momentum, self.epsilon) = (training, momentum, epsilon)
+  }
+}
+
 extension Tensor {
-  /// `relu(conv2d(x, weight, bias, stride, padding))`, max-pooled when `pool` is given
+  /// `relu(conv2d(x, weight, bias, stride, padding))`, batch-normalised between the two when
+  /// `norm` is given (`batchNorm(weight:bias:runningMean:runningVariance:training:momentum:epsilon:)`,
+  /// running statistics updated alike), max-pooled when `pool` is given
   /// (`maxPool2d(kernelSize:stride:padding:)`), as one oneDNN chain whose convolution output
   /// never leaves oneDNN's blocked layout: only x, the weights and the (pooled) result are
-  /// NCHW. Backward keeps the ReLU's output in that layout and the pool's workspace (argmax).
+  /// NCHW. Backward keeps, in that layout, the ReLU's output (with a normalisation: the
+  /// convolution's output, the batch statistics and the ReLU's mask) and the pool's workspace
+  /// (argmax).
   ///
-  /// Returns nil, to run the three ops one by one, when the chain cannot run here: the
-  /// convolution backend is im2col, or oneDNN refuses the shapes. Under bfloat16 autocast the
-  /// convolutions read bfloat16; under f16 mixed precision the result is stored as binary16
-  /// and so is the kept ReLU output, as the three ops would keep theirs. The results equal the three ops' within rounding (≤ 1e-5
-  /// relative, tested).
+  /// Returns nil, to run the ops one by one, when the chain cannot run here: the convolution
+  /// backend is im2col, oneDNN refuses the shapes, or a normalisation in evaluation mode would
+  /// have to pass a gradient (the chain normalises with given statistics in forward passes
+  /// only). Under bfloat16 autocast the convolutions read bfloat16; under f16 mixed precision
+  /// the result is stored as binary16 and so is the kept activation, as the ops one by one
+  /// would keep theirs. The results equal those of the ops one by one within rounding (tested).
   public func convolutionBlock(
-    weight: Tensor, bias: Tensor?, stride: Int = 1, padding: Int = 0,
+    weight: Tensor, bias: Tensor?, stride: Int = 1, padding: Int = 0, norm: ChainBatchNorm? = nil,
     pool: (kernelSize: Int, stride: Int, padding: Int)?
   ) -> Tensor? {
     guard Convolution.backend == .onednn, rank == 4, weight.rank == 4,
@@ -230,6 +252,21 @@ extension Tensor {
       outShape[2] = (geometry.outputHeight + 2 * pool.padding - pool.kernelSize) / pool.stride + 1
       outShape[3] = (geometry.outputWidth + 2 * pool.padding - pool.kernelSize) / pool.stride + 1
     }
+    var inputs = bias.map { [self, weight, $0] } ?? [self, weight]
+    var normMode = Int32(DISTILL_BLOCK_NO_NORM)
+    if let norm {
+      let vectors = [norm.weight, norm.bias, norm.runningMean, norm.runningVariance]
+      guard vectors.allSatisfy({ $0.shape == [outChannels] }) else { return nil }
+      inputs += [norm.weight, norm.bias]
+      if norm.training {
+        // As batchNorm: more than one value per channel.
+        guard geometry.batch * geometry.outputPlane > 1 else { return nil }
+        normMode = Int32(DISTILL_BLOCK_NORM_TRAINING)
+      } else {
+        guard !(GradMode.isEnabled && inputs.contains(where: { $0.requiresGrad })) else { return nil }
+        normMode = Int32(DISTILL_BLOCK_NORM_INFERENCE)
+      }
+    }
     // Under bfloat16 autocast, decided here for the backward pass too; in Float where oneDNN
     // cannot run the chain in bfloat16.
     let keys = (BF16Autocast.isEnabled && Convolution.runsInBFloat16(inChannels: geometry.channels) ? [true, false] : [false])
@@ -237,12 +274,19 @@ extension Tensor {
         OneDNNBlockKey(
           convolution: OneDNNConvolutionKey(
             geometry, outChannels: outChannels, hasBias: bias != nil, blocked: true, bf16: $0),
-          poolKernel: pool?.kernelSize ?? 0, poolStride: pool?.stride ?? 0, poolPadding: pool?.padding ?? 0)
+          poolKernel: pool?.kernelSize ?? 0, poolStride: pool?.stride ?? 0, poolPadding: pool?.padding ?? 0,
+          norm: normMode, epsilon: norm?.epsilon ?? 0)
       }
     let kept = KeptBuffers()
+    // The normalisation's statistics: the batch's (written by the forward pass) in training,
+    // the running ones otherwise.
+    var mean = norm.map { $0.training ? [Float](repeating: 0, count: outChannels) : $0.runningMean.storage } ?? []
+    var variance =
+      norm.map { $0.training ? [Float](repeating: 0, count: outChannels) : $0.runningVariance.storage } ?? []
     let computed = oneDNNBlocks.borrowFirst(keys) { block -> Tensor in
       kept.first = TensorBufferPool.array(count: block.activationCount) { _ in }
       kept.second = TensorBufferPool.array(count: block.workspaceCount) { _ in }
+      kept.third = TensorBufferPool.array(count: block.normWorkspaceCount) { _ in }
       return Tensor(shape: outShape) { out in
         storage.withUnsafeBufferPointer { x in
           weight.storage.withUnsafeBufferPointer { w in
@@ -250,8 +294,11 @@ extension Tensor {
               kept.second.withUnsafeMutableBufferPointer { ws in
                 let b = bias?.storage
                 let status = b.withUnsafeOptionalBuffer { bp in
-                  distill_block_forward(
-                    block.handle, x.baseAddress, w.baseAddress, bp, a.baseAddress, ws.baseAddress, out.baseAddress)
+                  withChainNorm(norm, mean: &mean, variance: &variance, workspace: &kept.third) { normArguments in
+                    distill_block_forward(
+                      block.handle, x.baseAddress, w.baseAddress, bp, normArguments, a.baseAddress, ws.baseAddress,
+                      out.baseAddress)
+                  }
                 }
                 checkOneDNN(status, "convolution block forward")
               }
@@ -261,26 +308,35 @@ extension Tensor {
       }
     }
     guard let (key, out) = computed else { return nil }
-    let inputs = bias.map { [self, weight, $0] } ?? [self, weight]
-    // Under f16 mixed precision the kept activation (only its sign matters to the ReLU's
-    // gradient) is rounded to binary16 like the activations other ops keep.
+    if let norm, norm.training {
+      updateRunningStatistics(
+        norm, mean: mean, variance: variance, valuesPerChannel: geometry.batch * geometry.outputPlane)
+    }
+    // Under f16 mixed precision the kept activation is rounded to binary16 like the
+    // activations other ops keep (without a normalisation only its sign matters).
     if MixedPrecision.isEnabled && GradMode.isEnabled && inputs.contains(where: { $0.requiresGrad }) {
       kept.firstAsHalf = HalfPrecision.halfBits(from: kept.first)
       TensorBufferPool.give(kept.first)
       kept.first = []
     }
     let savedBytes =
-      (kept.first.count + kept.second.count) * MemoryLayout<Float>.stride + (kept.firstAsHalf?.count ?? 0) * 2
+      (kept.first.count + kept.second.count + kept.third.count + mean.count + variance.count)
+      * MemoryLayout<Float>.stride + (kept.firstAsHalf?.count ?? 0) * 2
+    let (keptMean, keptVariance) = (mean, variance)
     return out.recording(inputs, half: .always, savedBytes: savedBytes) { g in
       var dx: Tensor?
       var dw: Tensor?
       var db: Tensor?
+      var normGradients: [Tensor?] = []
       let wantsWeights = weight.requiresGrad || bias?.requiresGrad == true
       let done: Void? = oneDNNBlocks.borrow(key) { block in
         var gradWeight = wantsWeights ? TensorBufferPool.array(count: weight.count) { _ in } : []
         var gradBias = [Float](repeating: 0, count: wantsWeights && bias != nil ? outChannels : 0)
         var gradInput = self.requiresGrad ? TensorBufferPool.array(count: self.count) { _ in } : []
+        var gradScale = [Float](repeating: 0, count: norm == nil ? 0 : outChannels)
+        var gradShift = gradScale
         let activation = kept.firstAsHalf.map { HalfPrecision.floats(fromHalfBits: $0) } ?? kept.first
+        var (mean, variance) = (keptMean, keptVariance)
         g.storage.withUnsafeBufferPointer { dout in
           self.storage.withUnsafeBufferPointer { x in
             weight.storage.withUnsafeBufferPointer { w in
@@ -289,12 +345,20 @@ extension Tensor {
                   gradInput.withUnsafeMutableBufferPointer { dxp in
                     gradWeight.withUnsafeMutableBufferPointer { dwp in
                       gradBias.withUnsafeMutableBufferPointer { dbp in
-                        checkOneDNN(
-                          distill_block_backward(
-                            block.handle, x.baseAddress, w.baseAddress, a.baseAddress, ws.baseAddress, dout.baseAddress,
-                            self.requiresGrad ? dxp.baseAddress : nil, wantsWeights ? dwp.baseAddress : nil,
-                            wantsWeights && bias != nil ? dbp.baseAddress : nil),
-                          "convolution block backward")
+                        gradScale.withUnsafeMutableBufferPointer { dsp in
+                          gradShift.withUnsafeMutableBufferPointer { dhp in
+                            let status = withChainNorm(
+                              norm, mean: &mean, variance: &variance, workspace: &kept.third
+                            ) { normArguments in
+                              distill_block_backward(
+                                block.handle, x.baseAddress, w.baseAddress, normArguments, a.baseAddress,
+                                ws.baseAddress, dout.baseAddress, self.requiresGrad ? dxp.baseAddress : nil,
+                                wantsWeights ? dwp.baseAddress : nil,
+                                wantsWeights && bias != nil ? dbp.baseAddress : nil, dsp.baseAddress, dhp.baseAddress)
+                            }
+                            checkOneDNN(status, "convolution block backward")
+                          }
+                        }
                       }
                     }
                   }
@@ -306,9 +370,55 @@ extension Tensor {
         if self.requiresGrad { dx = Tensor(shape: self.shape, storage: gradInput) }
         if weight.requiresGrad { dw = Tensor(shape: weight.shape, storage: gradWeight) }
         if bias?.requiresGrad == true { db = Tensor(shape: [outChannels], storage: gradBias) }
+        if let norm {
+          normGradients = [
+            norm.weight.requiresGrad ? Tensor(shape: [outChannels], storage: gradScale) : nil,
+            norm.bias.requiresGrad ? Tensor(shape: [outChannels], storage: gradShift) : nil,
+          ]
+        }
       }
       precondition(done != nil, "oneDNN refused a convolution block it had accepted for the forward pass")
-      return [dx, dw] + (bias == nil ? [] : [db])
+      return [dx, dw] + (bias == nil ? [] : [db]) + normGradients
+    }
+  }
+}
+
+/// Runs `body` with the chain's normalisation arguments (nil without a normalisation): γ and β
+/// from `norm`, the statistics and the ReLU mask from the buffers given.
+private func withChainNorm(
+  _ norm: ChainBatchNorm?, mean: inout [Float], variance: inout [Float], workspace: inout [Float],
+  _ body: (UnsafePointer<distill_block_norm>?) -> Int32
+) -> Int32 {
+  guard let norm else { return body(nil) }
+  return norm.weight.storage.withUnsafeBufferPointer { scale in
+    norm.bias.storage.withUnsafeBufferPointer { shift in
+      mean.withUnsafeMutableBufferPointer { m in
+        variance.withUnsafeMutableBufferPointer { v in
+          workspace.withUnsafeMutableBufferPointer { ws in
+            var arguments = distill_block_norm(
+              scale: scale.baseAddress, shift: shift.baseAddress, mean: m.baseAddress, variance: v.baseAddress,
+              workspace: UnsafeMutableRawPointer(ws.baseAddress))
+            return body(&arguments)
+          }
+        }
+      }
+    }
+  }
+}
+
+/// running = (1 − momentum)·running + momentum·batch statistic, with the unbiased variance
+/// σ²·m/(m − 1) for the running variance, as `batchNorm` updates them.
+private func updateRunningStatistics(
+  _ norm: ChainBatchNorm, mean: [Float], variance: [Float], valuesPerChannel m: Int
+) {
+  let momentum = norm.momentum
+  norm.runningMean.storage.withUnsafeMutableBufferPointer { rm in
+    norm.runningVariance.storage.withUnsafeMutableBufferPointer { rv in
+      for c in 0..<mean.count {
+        let unbiased = Float(Double(variance[c]) * Double(m) / Double(m - 1))
+        rm[c] = (1 - momentum) * rm[c] + momentum * mean[c]
+        rv[c] = (1 - momentum) * rv[c] + momentum * unbiased
+      }
     }
   }
 }
@@ -316,14 +426,16 @@ extension Tensor {
 /// Buffers an op keeps for its backward pass outside any tensor; they go back to
 /// `TensorBufferPool` when the op's record (or the forward pass that did not record) ends.
 final class KeptBuffers {
-  // Two properties rather than an array, so both can be written at once.
+  // Properties rather than an array, so several can be written at once.
   var first: [Float] = []
   var second: [Float] = []
+  var third: [Float] = []
   /// `first` rounded to binary16, kept instead of it under f16 mixed precision.
   var firstAsHalf: [UInt16]?
   deinit {
     TensorBufferPool.give(first)
     TensorBufferPool.give(second)
+    TensorBufferPool.give(third)
   }
 }
 

@@ -184,15 +184,20 @@ failed:
   return result;
 }
 
-// MARK: convolution + ReLU (+ max pooling) in oneDNN's layouts
+// MARK: convolution (+ batch normalisation) + ReLU (+ max pooling) in oneDNN's layouts
 
 struct distill_block {
-  int has_bias, has_pool;
-  size_t activation_bytes, workspace_bytes;
+  int has_bias, has_pool, norm;
+  size_t activation_bytes, workspace_bytes, norm_workspace_bytes;
   dnnl_primitive_t conv_fwd, pool_fwd, pool_bwd, relu_bwd, conv_bwd_data, conv_bwd_weights, y_to_out, grad_to_low;
-  // The caller's kept buffers (handles set per call), the ReLU input's gradient, and (bf16)
-  // that gradient rounded to bfloat16 for the convolution's backward passes.
+  dnnl_primitive_t norm_fwd, norm_bwd;
+  // The caller's kept buffers (handles set per call), the gradient of what the pool read (the
+  // ReLU's output), and (bf16) the convolution output's gradient rounded to bfloat16 for the
+  // convolution's backward passes.
   dnnl_memory_t activation, workspace, activation_grad, grad_low;
+  // With batch normalisation: its output (the ReLU fused into it; scratch), the gradient of
+  // its input (the convolution's output), the caller's per-channel vectors and its ReLU mask.
+  dnnl_memory_t normalized, norm_grad, scale, shift, mean, variance, dscale, dshift, norm_workspace;
   operand f_x, f_w, f_b, f_out;  // forward; f_out: pool dst → NCHW (with a pool)
   dnnl_memory_t out_user;        // without a pool: the NCHW output the kept activation is reordered into
   operand b_dout;                // the output gradient, NCHW → pool dst (or activation) layout
@@ -204,11 +209,14 @@ void distill_block_destroy(distill_block *block) {
   if (!block) return;
   dnnl_primitive_t prims[] = {block->conv_fwd,      block->pool_fwd,         block->pool_bwd,
                               block->relu_bwd,      block->conv_bwd_data,    block->conv_bwd_weights,
-                              block->y_to_out,      block->grad_to_low};
+                              block->y_to_out,      block->grad_to_low,       block->norm_fwd,
+                              block->norm_bwd};
   for (size_t i = 0; i < sizeof prims / sizeof prims[0]; i++)
     if (prims[i]) dnnl_primitive_destroy(prims[i]);
   dnnl_memory_t mems[] = {block->activation, block->workspace, block->activation_grad, block->out_user,
-                          block->grad_low};
+                          block->grad_low,   block->normalized, block->norm_grad,     block->scale,
+                          block->shift,      block->mean,       block->variance,      block->dscale,
+                          block->dshift,     block->norm_workspace};
   for (size_t i = 0; i < sizeof mems / sizeof mems[0]; i++)
     if (mems[i]) dnnl_memory_destroy(mems[i]);
   operand *all[] = {&block->f_x, &block->f_w, &block->f_b, &block->f_out, &block->b_dout,
@@ -219,7 +227,7 @@ void distill_block_destroy(distill_block *block) {
 
 distill_block *distill_block_create(long n, long c, long h, long w, long o, long kh, long kw,
                                     long stride, long pad, int has_bias, long pool_k, long pool_s,
-                                    long pool_p, int bf16) {
+                                    long pool_p, int bf16, int norm, float epsilon) {
   int result = 0;
   if (distill_dnnl_engine_ready() != 0) return NULL;
   distill_block *block = calloc(1, sizeof *block);
@@ -229,6 +237,7 @@ distill_block *distill_block_create(long n, long c, long h, long w, long o, long
   }
   block->has_bias = has_bias;
   block->has_pool = pool_k > 0;
+  block->norm = norm;
   long ho = (h + 2 * pad - kh) / stride + 1, wo = (w + 2 * pad - kw) / stride + 1;
   long po = block->has_pool ? (ho + 2 * pool_p - pool_k) / pool_s + 1 : ho;
   long pw = block->has_pool ? (wo + 2 * pool_p - pool_k) / pool_s + 1 : wo;
@@ -238,16 +247,24 @@ distill_block *distill_block_create(long n, long c, long h, long w, long o, long
   dnnl_dims_t pool_strides = {pool_s, pool_s}, pool_kernel = {pool_k, pool_k}, pool_padding = {pool_p, pool_p};
   // x_any, w_any: what the convolutions read (bfloat16 with `bf16`); x_out, w_out: what the
   // backward passes write (f32). The chain between them (activation, pooling) is f32.
-  dnnl_memory_desc_t x_plain, w_plain, b_plain, out_plain, x_any, w_any, y_any, out_any, x_out, w_out, grad_low_md;
+  dnnl_memory_desc_t x_plain, w_plain, b_plain, out_plain, x_any, w_any, y_any, out_any, x_out, w_out, grad_low_md,
+      channel_md;
   dnnl_data_type_t low = bf16 ? dnnl_bf16 : dnnl_f32;
   const dnnl_memory_desc_t *bias = has_bias ? &b_plain : NULL;
   dnnl_primitive_desc_t conv_pd = NULL, pool_pd = NULL, pool_bwd_pd = NULL, relu_fwd_pd = NULL,
-                        relu_bwd_pd = NULL, data_pd = NULL, weights_pd = NULL, reorder_pd = NULL, low_pd = NULL;
+                        relu_bwd_pd = NULL, data_pd = NULL, weights_pd = NULL, reorder_pd = NULL, low_pd = NULL,
+                        norm_pd = NULL, norm_bwd_pd = NULL;
   dnnl_primitive_attr_t attr = NULL;
   dnnl_post_ops_t post_ops = NULL;
   dnnl_convolution_desc_t conv;
   dnnl_pooling_desc_t pool;
   dnnl_eltwise_desc_t relu;
+  dnnl_batch_normalization_desc_t bn;
+  if (norm < DISTILL_BLOCK_NO_NORM || norm > DISTILL_BLOCK_NORM_INFERENCE) {
+    snprintf(distill_dnnl_error_buffer(), DISTILL_DNNL_ERROR_SIZE, "convolution block: unknown norm %d", norm);
+    free(block);
+    return NULL;
+  }
 
   CHECK(dnnl_memory_desc_init_by_tag(&x_plain, 4, x_dims, dnnl_f32, dnnl_nchw), "memory descriptor");
   CHECK(dnnl_memory_desc_init_by_tag(&w_plain, 4, w_dims, dnnl_f32, dnnl_oihw), "memory descriptor");
@@ -259,15 +276,19 @@ distill_block *distill_block_create(long n, long c, long h, long w, long o, long
   CHECK(dnnl_memory_desc_init_by_tag(&w_out, 4, w_dims, dnnl_f32, dnnl_format_tag_any), "memory descriptor");
   CHECK(dnnl_memory_desc_init_by_tag(&y_any, 4, y_dims, dnnl_f32, dnnl_format_tag_any), "memory descriptor");
   CHECK(dnnl_memory_desc_init_by_tag(&out_any, 4, out_dims, dnnl_f32, dnnl_format_tag_any), "memory descriptor");
+  CHECK(dnnl_memory_desc_init_by_tag(&channel_md, 1, b_dims, dnnl_f32, dnnl_a), "memory descriptor");
 
-  // Convolution with the ReLU as a post-op; its output layout Y is the chain's.
+  // The convolution, with the ReLU as a post-op when no batch normalisation comes between;
+  // its output layout Y is the chain's.
   CHECK(dnnl_convolution_forward_desc_init(&conv, dnnl_forward_training, dnnl_convolution_direct, &x_any,
                                            &w_any, bias, &y_any, strides, padding, padding),
         "convolution forward descriptor");
-  CHECK(dnnl_primitive_attr_create(&attr), "attribute creation");
-  CHECK(dnnl_post_ops_create(&post_ops), "post-op creation");
-  CHECK(dnnl_post_ops_append_eltwise(post_ops, 1.0f, dnnl_eltwise_relu, 0.0f, 0.0f), "ReLU post-op");
-  CHECK(dnnl_primitive_attr_set_post_ops(attr, post_ops), "post-op attribute");
+  if (!norm) {
+    CHECK(dnnl_primitive_attr_create(&attr), "attribute creation");
+    CHECK(dnnl_post_ops_create(&post_ops), "post-op creation");
+    CHECK(dnnl_post_ops_append_eltwise(post_ops, 1.0f, dnnl_eltwise_relu, 0.0f, 0.0f), "ReLU post-op");
+    CHECK(dnnl_primitive_attr_set_post_ops(attr, post_ops), "post-op attribute");
+  }
   CHECK(dnnl_primitive_desc_create(&conv_pd, &conv, attr, distill_dnnl_engine(), NULL), "convolution forward");
   CHECK(dnnl_primitive_create(&block->conv_fwd, conv_pd), "convolution forward primitive");
   const dnnl_memory_desc_t *y_md = md(conv_pd, dnnl_query_dst_md, 0);
@@ -277,6 +298,39 @@ distill_block *distill_block_create(long n, long c, long h, long w, long o, long
   CHECK(operand_init(&block->f_x, &x_plain, md(conv_pd, dnnl_query_src_md, 0), 1), "reorder");
   CHECK(operand_init(&block->f_w, &w_plain, md(conv_pd, dnnl_query_weights_md, 0), 1), "reorder");
   if (has_bias) CHECK(operand_init(&block->f_b, &b_plain, md(conv_pd, dnnl_query_weights_md, 1), 1), "reorder");
+
+  if (norm) {
+    // Batch normalisation with the ReLU fused in (its mask in a workspace for backward), on Y.
+    unsigned flags = dnnl_use_scale | dnnl_use_shift | dnnl_fuse_norm_relu;
+    if (norm == DISTILL_BLOCK_NORM_INFERENCE) flags |= dnnl_use_global_stats;
+    CHECK(dnnl_batch_normalization_forward_desc_init(
+              &bn, norm == DISTILL_BLOCK_NORM_TRAINING ? dnnl_forward_training : dnnl_forward_inference, y_md,
+              epsilon, flags),
+          "batch-normalisation forward descriptor");
+    CHECK(dnnl_primitive_desc_create(&norm_pd, &bn, NULL, distill_dnnl_engine(), NULL), "batch-normalisation forward");
+    CHECK(dnnl_primitive_create(&block->norm_fwd, norm_pd), "batch-normalisation forward primitive");
+    CHECK(dnnl_memory_create(&block->normalized, md(norm_pd, dnnl_query_dst_md, 0), distill_dnnl_engine(),
+                             DNNL_MEMORY_ALLOCATE),
+          "memory creation");
+    dnnl_memory_t *vectors[] = {&block->scale, &block->shift, &block->mean, &block->variance, &block->dscale,
+                                &block->dshift};
+    for (size_t i = 0; i < sizeof vectors / sizeof vectors[0]; i++)
+      CHECK(dnnl_memory_create(vectors[i], &channel_md, distill_dnnl_engine(), DNNL_MEMORY_NONE), "memory creation");
+    if (norm == DISTILL_BLOCK_NORM_TRAINING) {
+      const dnnl_memory_desc_t *ws_md = md(norm_pd, dnnl_query_workspace_md, 0);
+      block->norm_workspace_bytes = dnnl_memory_desc_get_size(ws_md);
+      CHECK(dnnl_memory_create(&block->norm_workspace, ws_md, distill_dnnl_engine(), DNNL_MEMORY_NONE),
+            "memory creation");
+      CHECK(dnnl_batch_normalization_backward_desc_init(&bn, dnnl_backward, y_md, y_md, epsilon,
+                                                        dnnl_use_scale | dnnl_use_shift | dnnl_fuse_norm_relu),
+            "batch-normalisation backward descriptor");
+      CHECK(dnnl_primitive_desc_create(&norm_bwd_pd, &bn, NULL, distill_dnnl_engine(), norm_pd),
+            "batch-normalisation backward");
+      CHECK(dnnl_primitive_create(&block->norm_bwd, norm_bwd_pd), "batch-normalisation backward primitive");
+      CHECK(dnnl_memory_create(&block->norm_grad, y_md, distill_dnnl_engine(), DNNL_MEMORY_ALLOCATE),
+            "memory creation");
+    }
+  }
 
   if (block->has_pool) {
     CHECK(dnnl_pooling_forward_desc_init(&pool, dnnl_forward_training, dnnl_pooling_max, y_md, &out_any,
@@ -302,14 +356,17 @@ distill_block *distill_block_create(long n, long c, long h, long w, long o, long
     CHECK(operand_init(&block->b_dout, &out_plain, y_md, 1), "reorder");
   }
 
-  // ReLU backward from its output (the kept activation), in place on the activation gradient.
-  CHECK(dnnl_eltwise_forward_desc_init(&relu, dnnl_forward_training, dnnl_eltwise_relu_use_dst_for_bwd, y_md, 0, 0),
-        "ReLU forward descriptor");
-  CHECK(dnnl_primitive_desc_create(&relu_fwd_pd, &relu, NULL, distill_dnnl_engine(), NULL), "ReLU forward");
-  CHECK(dnnl_eltwise_backward_desc_init(&relu, dnnl_eltwise_relu_use_dst_for_bwd, y_md, y_md, 0, 0),
-        "ReLU backward descriptor");
-  CHECK(dnnl_primitive_desc_create(&relu_bwd_pd, &relu, NULL, distill_dnnl_engine(), relu_fwd_pd), "ReLU backward");
-  CHECK(dnnl_primitive_create(&block->relu_bwd, relu_bwd_pd), "ReLU backward primitive");
+  // Without batch normalisation: ReLU backward from its output (the kept activation), in place
+  // on the activation gradient.
+  if (!norm) {
+    CHECK(dnnl_eltwise_forward_desc_init(&relu, dnnl_forward_training, dnnl_eltwise_relu_use_dst_for_bwd, y_md, 0, 0),
+          "ReLU forward descriptor");
+    CHECK(dnnl_primitive_desc_create(&relu_fwd_pd, &relu, NULL, distill_dnnl_engine(), NULL), "ReLU forward");
+    CHECK(dnnl_eltwise_backward_desc_init(&relu, dnnl_eltwise_relu_use_dst_for_bwd, y_md, y_md, 0, 0),
+          "ReLU backward descriptor");
+    CHECK(dnnl_primitive_desc_create(&relu_bwd_pd, &relu, NULL, distill_dnnl_engine(), relu_fwd_pd), "ReLU backward");
+    CHECK(dnnl_primitive_create(&block->relu_bwd, relu_bwd_pd), "ReLU backward primitive");
+  }
 
   // The convolution's backward passes read the activation gradient in layout Y (rounded to
   // bfloat16 first with `bf16`).
@@ -340,8 +397,8 @@ distill_block *distill_block_create(long n, long c, long h, long w, long o, long
   if (has_bias) CHECK(operand_init(&block->g_db, &b_plain, md(weights_pd, dnnl_query_diff_weights_md, 1), 0), "reorder");
 
 failed:;
-  dnnl_primitive_desc_t pds[] = {conv_pd,    pool_pd,   pool_bwd_pd, relu_fwd_pd, relu_bwd_pd,
-                                 data_pd,    weights_pd, reorder_pd, low_pd};
+  dnnl_primitive_desc_t pds[] = {conv_pd, pool_pd,    pool_bwd_pd, relu_fwd_pd, relu_bwd_pd, data_pd,
+                                 weights_pd, reorder_pd, low_pd, norm_pd, norm_bwd_pd};
   for (size_t i = 0; i < sizeof pds / sizeof pds[0]; i++)
     if (pds[i]) dnnl_primitive_desc_destroy(pds[i]);
   if (attr) dnnl_primitive_attr_destroy(attr);
@@ -355,10 +412,33 @@ failed:;
 
 size_t distill_block_activation_bytes(const distill_block *block) { return block->activation_bytes; }
 size_t distill_block_workspace_bytes(const distill_block *block) { return block->workspace_bytes; }
+size_t distill_block_norm_workspace_bytes(const distill_block *block) { return block->norm_workspace_bytes; }
+
+// Binds the per-channel vectors of a chain's batch normalisation (`norm` may hold NULLs for
+// what the call does not use).
+static int bind_norm(distill_block *block, const distill_block_norm *norm) {
+  int result = 0;
+  CHECK(dnnl_memory_set_data_handle(block->scale, (void *)norm->scale), "binding memory");
+  CHECK(dnnl_memory_set_data_handle(block->shift, (void *)norm->shift), "binding memory");
+  CHECK(dnnl_memory_set_data_handle(block->mean, norm->mean), "binding memory");
+  CHECK(dnnl_memory_set_data_handle(block->variance, norm->variance), "binding memory");
+  if (block->norm_workspace) CHECK(dnnl_memory_set_data_handle(block->norm_workspace, norm->workspace), "binding memory");
+failed:
+  return result;
+}
+
+static int check_norm(const distill_block *block, const void *norm) {
+  if ((block->norm != DISTILL_BLOCK_NO_NORM) == (norm != NULL)) return 0;
+  snprintf(distill_dnnl_error_buffer(), DISTILL_DNNL_ERROR_SIZE,
+           "convolution block created %s a batch normalisation, called %s one", block->norm ? "with" : "without",
+           norm ? "with" : "without");
+  return dnnl_invalid_arguments;
+}
 
 int distill_block_forward(distill_block *block, const float *x, const float *w, const float *b,
-                          void *activation, void *workspace, float *out) {
+                          const distill_block_norm *norm, void *activation, void *workspace, float *out) {
   int result = 0, nargs = 3;
+  if ((result = check_norm(block, norm)) != 0) return result;
   if (block->has_bias != (b != NULL)) {
     snprintf(distill_dnnl_error_buffer(), DISTILL_DNNL_ERROR_SIZE, "convolution block created %s a bias, called %s one",
              block->has_bias ? "with" : "without", b ? "with" : "without");
@@ -380,11 +460,24 @@ int distill_block_forward(distill_block *block, const float *x, const float *w, 
     args[nargs++] = (dnnl_exec_arg_t){DNNL_ARG_BIAS, operand_memory(&block->f_b)};
   }
   CHECK(dnnl_primitive_execute(block->conv_fwd, distill_dnnl_stream(), nargs, args), "convolution forward");
+  dnnl_memory_t chain = block->activation;  // what the pool (or the output reorder) reads
+  if (norm) {
+    if ((result = bind_norm(block, norm)) != 0) goto failed;
+    int training = block->norm == DISTILL_BLOCK_NORM_TRAINING;
+    dnnl_exec_arg_t norm_args[7] = {
+        {DNNL_ARG_SRC, block->activation}, {DNNL_ARG_DST, block->normalized}, {DNNL_ARG_SCALE, block->scale},
+        {DNNL_ARG_SHIFT, block->shift},    {DNNL_ARG_MEAN, block->mean},      {DNNL_ARG_VARIANCE, block->variance},
+        {DNNL_ARG_WORKSPACE, block->norm_workspace},
+    };
+    CHECK(dnnl_primitive_execute(block->norm_fwd, distill_dnnl_stream(), training ? 7 : 6, norm_args),
+          "batch-normalisation forward");
+    chain = block->normalized;
+  }
   if (block->has_pool) {
     CHECK(dnnl_memory_set_data_handle(block->workspace, workspace), "binding memory");
     CHECK(operand_bind(&block->f_out, out), "binding memory");
     dnnl_exec_arg_t pool_args[3] = {
-        {DNNL_ARG_SRC, block->activation},
+        {DNNL_ARG_SRC, chain},
         {DNNL_ARG_DST, operand_memory(&block->f_out)},
         {DNNL_ARG_WORKSPACE, block->workspace},
     };
@@ -392,7 +485,7 @@ int distill_block_forward(distill_block *block, const float *x, const float *w, 
     CHECK(operand_reorder(&block->f_out, 0), "output reorder");
   } else {
     CHECK(dnnl_memory_set_data_handle(block->out_user, out), "binding memory");
-    dnnl_exec_arg_t reorder_args[2] = {{DNNL_ARG_FROM, block->activation}, {DNNL_ARG_TO, block->out_user}};
+    dnnl_exec_arg_t reorder_args[2] = {{DNNL_ARG_FROM, chain}, {DNNL_ARG_TO, block->out_user}};
     CHECK(dnnl_primitive_execute(block->y_to_out, distill_dnnl_stream(), 2, reorder_args), "output reorder");
   }
   CHECK(dnnl_stream_wait(distill_dnnl_stream()), "distill_dnnl_stream() wait");
@@ -400,9 +493,18 @@ failed:
   return result;
 }
 
-int distill_block_backward(distill_block *block, const float *x, const float *w, const void *activation,
-                           const void *workspace, const float *dout, float *dx, float *dw, float *db) {
+int distill_block_backward(distill_block *block, const float *x, const float *w, const distill_block_norm *norm,
+                           const void *activation, const void *workspace, const float *dout, float *dx,
+                           float *dw, float *db, float *dscale, float *dshift) {
   int result = 0;
+  if ((result = check_norm(block, norm)) != 0) return result;
+  if (norm && (block->norm != DISTILL_BLOCK_NORM_TRAINING || !dscale || !dshift)) {
+    snprintf(distill_dnnl_error_buffer(), DISTILL_DNNL_ERROR_SIZE, "%s",
+             block->norm != DISTILL_BLOCK_NORM_TRAINING
+                 ? "convolution block: no backward pass through batch normalisation with given statistics"
+                 : "convolution block: batch normalisation's backward pass needs dscale and dshift");
+    return dnnl_invalid_arguments;
+  }
   if (dw && block->has_bias != (db != NULL)) {
     snprintf(distill_dnnl_error_buffer(), DISTILL_DNNL_ERROR_SIZE, "convolution block created %s a bias, called %s its gradient",
              block->has_bias ? "with" : "without", db ? "with" : "without");
@@ -423,12 +525,30 @@ int distill_block_backward(distill_block *block, const float *x, const float *w,
   } else {
     grad = operand_memory(&block->b_dout);
   }
-  dnnl_exec_arg_t relu_args[3] = {
-      {DNNL_ARG_DST, block->activation},
-      {DNNL_ARG_DIFF_DST, grad},
-      {DNNL_ARG_DIFF_SRC, grad},
-  };
-  CHECK(dnnl_primitive_execute(block->relu_bwd, distill_dnnl_stream(), 3, relu_args), "ReLU backward");
+  if (norm) {
+    // Through the ReLU (its mask) and the normalisation, from the kept convolution output.
+    if ((result = bind_norm(block, norm)) != 0) goto failed;
+    CHECK(dnnl_memory_set_data_handle(block->dscale, dscale), "binding memory");
+    CHECK(dnnl_memory_set_data_handle(block->dshift, dshift), "binding memory");
+    dnnl_exec_arg_t norm_args[10] = {
+        {DNNL_ARG_SRC, block->activation},       {DNNL_ARG_MEAN, block->mean},
+        {DNNL_ARG_VARIANCE, block->variance},    {DNNL_ARG_DIFF_DST, grad},
+        {DNNL_ARG_SCALE, block->scale},          {DNNL_ARG_SHIFT, block->shift},
+        {DNNL_ARG_WORKSPACE, block->norm_workspace},
+        {DNNL_ARG_DIFF_SRC, block->norm_grad},   {DNNL_ARG_DIFF_SCALE, block->dscale},
+        {DNNL_ARG_DIFF_SHIFT, block->dshift},
+    };
+    CHECK(dnnl_primitive_execute(block->norm_bwd, distill_dnnl_stream(), 10, norm_args),
+          "batch-normalisation backward");
+    grad = block->norm_grad;
+  } else {
+    dnnl_exec_arg_t relu_args[3] = {
+        {DNNL_ARG_DST, block->activation},
+        {DNNL_ARG_DIFF_DST, grad},
+        {DNNL_ARG_DIFF_SRC, grad},
+    };
+    CHECK(dnnl_primitive_execute(block->relu_bwd, distill_dnnl_stream(), 3, relu_args), "ReLU backward");
+  }
   if (block->grad_to_low) {
     dnnl_exec_arg_t low_args[2] = {{DNNL_ARG_FROM, grad}, {DNNL_ARG_TO, block->grad_low}};
     CHECK(dnnl_primitive_execute(block->grad_to_low, distill_dnnl_stream(), 2, low_args), "gradient rounding");

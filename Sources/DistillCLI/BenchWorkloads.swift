@@ -75,6 +75,8 @@ enum Workload: String, CaseIterable {
   case mlp800 = "mlp_800"
   case kdStep = "kd_step"
   case cnn = "cnn"
+  /// cnn with a batch normalisation after each convolution (the shape of the shipped CNNs).
+  case cnnBN = "cnn_bn"
   case inferMLP1200 = "infer_mlp_1200"
   case inferMLP800 = "infer_mlp_800"
   /// Ours alone: the deep MLP with and without activation recomputation (`BenchRecompute.swift`).
@@ -100,7 +102,7 @@ enum Workload: String, CaseIterable {
   var targetRatio: Double { self == .dkdStep ? 1.1 : 1.5 }
 
   /// Whether the workload's models convolve (and so can be run with each `BenchConvolution`).
-  var convolves: Bool { [.cnn, .kdCNNStep, .atStep].contains(self) }
+  var convolves: Bool { [.cnn, .cnnBN, .kdCNNStep, .atStep].contains(self) }
 
   /// Whether the workload trains (and so has a precision and a graph to measure).
   var trains: Bool { self != .inferMLP1200 && self != .inferMLP800 }
@@ -135,8 +137,8 @@ enum Workload: String, CaseIterable {
         crossEntropy(logits: $0(x), labels: labels)
       }
       return PreparedRun(batch: batch, steps: steps, step: training.run, memory: training.memory())
-    case .cnn:
-      let model = benchCNN(generator: &generator)
+    case .cnn, .cnnBN:
+      let model = benchCNN(batchNorm: self == .cnnBN, generator: &generator)
       let images = x.reshaped([batch, 1, 28, 28])
       let training = TrainingStep(model: model, input: images, precision: precision) {
         crossEntropy(logits: $0(images), labels: labels)
@@ -261,17 +263,21 @@ func benchMLP(hidden: [Int], generator: inout SeededGenerator) -> Sequential {
 }
 
 /// The PyTorch script's `cnn()`: conv(1→32,3,p1)+ReLU+maxpool2, conv(32→64,3,p1)+ReLU+maxpool2,
-/// linear(3136→128)+ReLU, linear(128→10).
-func benchCNN(generator: inout SeededGenerator) -> Sequential {
-  Sequential([
-    Conv2D(inChannels: 1, outChannels: 32, kernelSize: 3, padding: 1, generator: &generator), ReLU(),
-    MaxPool2D(kernelSize: 2),
-    Conv2D(inChannels: 32, outChannels: 64, kernelSize: 3, padding: 1, generator: &generator), ReLU(),
-    MaxPool2D(kernelSize: 2),
+/// linear(3136→128)+ReLU, linear(128→10); with `batchNorm`, its `cnn(bn=True)`: a batch
+/// normalisation after each convolution.
+func benchCNN(batchNorm: Bool = false, generator: inout SeededGenerator) -> Sequential {
+  var layers: [any Layer] = []
+  for (input, output) in [(1, 32), (32, 64)] {
+    layers.append(Conv2D(inChannels: input, outChannels: output, kernelSize: 3, padding: 1, generator: &generator))
+    if batchNorm { layers.append(BatchNorm2D(output)) }
+    layers += [ReLU(), MaxPool2D(kernelSize: 2)]
+  }
+  layers += [
     Flatten(),
     Linear(inputFeatures: 3136, outputFeatures: 128, generator: &generator), ReLU(),
     Linear(inputFeatures: 128, outputFeatures: 10, generator: &generator),
-  ])
+  ]
+  return Sequential(layers)
 }
 
 /// Warms each run up (max(3, steps/5) steps), then times `repeats` rounds in which every run

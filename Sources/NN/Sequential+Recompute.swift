@@ -26,12 +26,29 @@ extension Layer {
 
 extension Sequential {
   /// The layer index ranges of `segments` contiguous segments of as equal a length as possible:
-  /// segment i is ⌊i·n/s⌋ ..< ⌊(i + 1)·n/s⌋ for n layers and s = min(segments, n) segments.
+  /// segment i is ⌊i·n/s⌋ ..< ⌊(i + 1)·n/s⌋ for n layers and s = min(segments, n) segments,
+  /// except that no cut falls inside a convolution chain (`Conv2D`, optionally `BatchNorm2D`,
+  /// `ReLU`, optionally `MaxPool2D`, which `Sequential` runs as one oneDNN op): such a cut moves
+  /// to the chain's end, and a segment left empty is dropped. So recomputation runs the very
+  /// chains the plain forward pass runs, and its results stay bitwise the same (oneDNN's batch
+  /// normalisation inside a chain and the engine's outside it round differently).
   public func segmentRanges(_ segments: Int) -> [Range<Int>] {
     precondition(segments >= 1, "segments must be ≥ 1, got \(segments)")
     let n = layers.count
     let s = max(1, min(segments, n))
-    return (0..<s).map { i in (i * n / s)..<((i + 1) * n / s) }
+    // The index each position inside a chain moves to (the chain's end).
+    var chainEnd = Array(0...n)
+    var i = 0
+    while i < n {
+      if let chain = ConvolutionChainLayers(startingAt: i, in: layers[...]) {
+        for k in (i + 1)..<chain.end { chainEnd[k] = chain.end }
+        i = chain.end
+      } else {
+        i += 1
+      }
+    }
+    let cuts = (0...s).map { chainEnd[$0 * n / s] }
+    return zip(cuts, cuts.dropFirst()).compactMap { $0 < $1 ? $0..<$1 : nil }
   }
 
   /// Applies the layers in `range` to `x`; with `recomputing`, through `recomputed`: only `x`

@@ -37,24 +37,52 @@ public final class Sequential: Layer {
   }
 }
 
-/// Applies `layers` one after another to `x`, running each `Conv2D` followed by a `ReLU` (and
-/// a `MaxPool2D`) as one oneDNN chain (`Tensor.convolutionBlock`, while
-/// `Convolution.fusesBlocks`), which keeps the convolution's output in oneDNN's blocked layout;
-/// where the chain cannot run, the layers run one by one. Same results within rounding.
+/// A run of layers that `applyInOrder` executes as one oneDNN chain: a `Conv2D`, optionally a
+/// `BatchNorm2D`, a `ReLU`, optionally a `MaxPool2D`.
+struct ConvolutionChainLayers {
+  let convolution: Conv2D
+  let norm: BatchNorm2D?
+  let pool: MaxPool2D?
+  /// The index after the chain's last layer.
+  let end: Int
+
+  /// The chain that starts at `start` in `layers`, if one does.
+  init?(startingAt start: Int, in layers: ArraySlice<any Layer>) {
+    guard let convolution = layers[start] as? Conv2D else { return nil }
+    var next = start + 1
+    norm = next < layers.endIndex ? layers[next] as? BatchNorm2D : nil
+    if norm != nil { next += 1 }
+    guard next < layers.endIndex, layers[next] is ReLU else { return nil }
+    next += 1
+    pool = next < layers.endIndex ? layers[next] as? MaxPool2D : nil
+    self.convolution = convolution
+    end = next + (pool == nil ? 0 : 1)
+  }
+}
+
+/// Applies `layers` one after another to `x`, running each `Conv2D` followed by a `ReLU`, or
+/// by a `BatchNorm2D` and a `ReLU` (and then a `MaxPool2D`), as one oneDNN chain
+/// (`Tensor.convolutionBlock`, while `Convolution.fusesBlocks`), which keeps the convolution's
+/// output in oneDNN's blocked layout; where the chain cannot run, the layers run one by one.
+/// Same results within rounding.
 func applyInOrder(_ layers: ArraySlice<any Layer>, to x: Tensor) -> Tensor {
   var y = x
   var i = layers.startIndex
   while i < layers.endIndex {
-    if Convolution.fusesBlocks, let conv = layers[i] as? Conv2D, i + 1 < layers.endIndex, layers[i + 1] is ReLU {
-      let pool = i + 2 < layers.endIndex ? layers[i + 2] as? MaxPool2D : nil
-      if let out = y.convolutionBlock(
-        weight: conv.weight, bias: conv.bias, stride: conv.stride, padding: conv.padding,
-        pool: pool.map { ($0.kernelSize, $0.stride, $0.padding) })
-      {
-        y = out
-        i += pool == nil ? 2 : 3
-        continue
-      }
+    if Convolution.fusesBlocks, let chain = ConvolutionChainLayers(startingAt: i, in: layers),
+      let out = y.convolutionBlock(
+        weight: chain.convolution.weight, bias: chain.convolution.bias, stride: chain.convolution.stride,
+        padding: chain.convolution.padding,
+        norm: chain.norm.map {
+          ChainBatchNorm(
+            weight: $0.weight, bias: $0.bias, runningMean: $0.runningMean, runningVariance: $0.runningVariance,
+            training: $0.isTraining, momentum: $0.momentum, epsilon: $0.epsilon)
+        },
+        pool: chain.pool.map { ($0.kernelSize, $0.stride, $0.padding) })
+    {
+      y = out
+      i = chain.end
+      continue
     }
     y = layers[i](y)
     i += 1

@@ -151,6 +151,19 @@ final class RecomputeTests: XCTestCase {
     XCTAssertEqual(model.segmentRanges(20), (0..<11).map { $0..<($0 + 1) })
   }
 
+  func testSegmentsNeverCutAConvolutionChain() {
+    // 0 conv 1 bn 2 relu 3 pool | 4 conv 5 relu | 6 flatten 7 linear: the chains are 0..<4
+    // and 4..<6.
+    let model = Sequential([
+      Conv2D(inChannels: 1, outChannels: 4, kernelSize: 3, padding: 1, generator: &rng), BatchNorm2D(4), ReLU(),
+      MaxPool2D(kernelSize: 2), Conv2D(inChannels: 4, outChannels: 4, kernelSize: 3, padding: 1, generator: &rng),
+      ReLU(), Flatten(), Linear(inputFeatures: 16, outputFeatures: 2, generator: &rng),
+    ])
+    XCTAssertEqual(model.segmentRanges(2), [0..<4, 4..<8])
+    XCTAssertEqual(model.segmentRanges(3), [0..<4, 4..<6, 6..<8])  // cuts 2, 5 move to 4, 6
+    XCTAssertEqual(model.segmentRanges(8), [0..<4, 4..<6, 6..<7, 7..<8])
+  }
+
   func testRecomputationLowersPeakActivationMemory() {
     // 16 × (Linear 64→64, ReLU) + Linear 64→4: 33 layers, batch 32.
     var layers: [any Layer] = []

@@ -1,5 +1,5 @@
 // The engine's face on oneDNN (Debian's libdnnl-dev, 2.x C API): 2-D convolutions in f32 on
-// plain NCHW buffers, convolution + ReLU + max-pooling chains, and matrix products (f32, or
+// plain NCHW buffers, convolution (+ batch normalisation) + ReLU (+ max-pooling) chains, and matrix products (f32, or
 // bfloat16 operands with f32 accumulation). Each shape gets one object
 // (`distill_conv`, `distill_block`) holding its forward and backward primitives, the layouts
 // oneDNN chose for them, and the reorders between those layouts and NCHW. Every function returns 0 on success and otherwise a oneDNN status
@@ -35,29 +35,59 @@ int distill_conv_backward_weights(distill_conv *conv, const float *x, const floa
 
 typedef struct distill_block distill_block;
 
-/// A convolution, its ReLU and optionally a max pooling, run as one oneDNN chain whose large
-/// intermediate (the convolution's output) stays in oneDNN's blocked layout: the caller's
+/// Whether a chain has a batch normalisation between its convolution and its ReLU, and which
+/// statistics it normalises with (`norm` of `distill_block_create`).
+enum {
+  DISTILL_BLOCK_NO_NORM = 0,
+  /// The batch's own mean and biased variance per channel; forward and backward passes.
+  DISTILL_BLOCK_NORM_TRAINING = 1,
+  /// Given statistics (the running ones); forward passes only.
+  DISTILL_BLOCK_NORM_INFERENCE = 2,
+};
+
+/// The batch normalisation's per-channel vectors (each [o] f32, NCHW order irrelevant):
+/// γ (`scale`) and β (`shift`), read; `mean` and `variance` (biased), written by a training
+/// forward pass and read by its backward pass, or read by an inference forward pass;
+/// `workspace` (`distill_block_norm_workspace_bytes`), the ReLU's mask, written by a training
+/// forward pass for its backward pass (unused in inference).
+typedef struct {
+  const float *scale, *shift;
+  float *mean, *variance;
+  void *workspace;
+} distill_block_norm;
+
+/// A convolution, optionally a batch normalisation, a ReLU and optionally a max pooling, run
+/// as one oneDNN chain whose large intermediates stay in oneDNN's blocked layout: the caller's
 /// buffers are NCHW input x, OIHW weights, NCHW output (pooled, or the ReLU's output without a
 /// pool). Shapes as `distill_conv_create`; the pool has kernel `pool_k`, stride `pool_s`,
 /// padding `pool_p` (`pool_k` = 0: no pool); `bf16` as for `distill_conv_create` (the chain
-/// between the convolution and the output stays f32). Returns NULL when oneDNN cannot run it.
+/// after the convolution stays f32); `norm` one of DISTILL_BLOCK_*, with ε `epsilon` (the ReLU
+/// is then fused into the normalisation instead of the convolution). Returns NULL when oneDNN
+/// cannot run it.
 distill_block *distill_block_create(long n, long c, long h, long w, long o, long kh, long kw,
                                     long stride, long pad, int has_bias, long pool_k, long pool_s,
-                                    long pool_p, int bf16);
+                                    long pool_p, int bf16, int norm, float epsilon);
 void distill_block_destroy(distill_block *block);
 
-/// Bytes of the two buffers the caller keeps from a forward pass for its backward pass: the
-/// ReLU's output in oneDNN's layout, and the pool's workspace (0 without a pool).
+/// Bytes of the buffers the caller keeps from a forward pass for its backward pass: the
+/// activation in oneDNN's layout (the ReLU's output; with a batch normalisation the
+/// convolution's output), the pool's workspace (0 without a pool), the normalisation's ReLU mask
+/// (0 without a training normalisation).
 size_t distill_block_activation_bytes(const distill_block *block);
 size_t distill_block_workspace_bytes(const distill_block *block);
+size_t distill_block_norm_workspace_bytes(const distill_block *block);
 
-/// out = pool(relu(conv(x, w) + b)); writes the kept buffers `activation` and `workspace`.
+/// out = pool(relu(norm(conv(x, w) + b))); writes the kept buffers `activation`, `workspace`
+/// and (training normalisation) `norm->workspace`, `norm->mean`, `norm->variance`. `norm` is
+/// NULL exactly without a normalisation.
 int distill_block_forward(distill_block *block, const float *x, const float *w, const float *b,
-                          void *activation, void *workspace, float *out);
+                          const distill_block_norm *norm, void *activation, void *workspace, float *out);
 /// From the output gradient `dout` and the kept buffers: dx (NULL: not wanted), and dw with db
-/// (dw NULL: neither wanted; otherwise db NULL exactly without a bias). Overwrites what it writes.
-int distill_block_backward(distill_block *block, const float *x, const float *w, const void *activation,
-                           const void *workspace, const float *dout, float *dx, float *dw, float *db);
+/// (dw NULL: neither wanted; otherwise db NULL exactly without a bias); with a (training)
+/// normalisation also its dscale (∂γ) and dshift (∂β), both required. Overwrites what it writes.
+int distill_block_backward(distill_block *block, const float *x, const float *w, const distill_block_norm *norm,
+                           const void *activation, const void *workspace, const float *dout, float *dx,
+                           float *dw, float *db, float *dscale, float *dshift);
 
 typedef struct distill_matmul distill_matmul;
 
