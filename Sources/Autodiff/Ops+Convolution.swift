@@ -295,9 +295,11 @@ extension Tensor {
                 let b = bias?.storage
                 let status = b.withUnsafeOptionalBuffer { bp in
                   withChainNorm(norm, mean: &mean, variance: &variance, workspace: &kept.third) { normArguments in
-                    distill_block_forward(
-                      block.handle, x.baseAddress, w.baseAddress, bp, normArguments, a.baseAddress, ws.baseAddress,
-                      out.baseAddress)
+                    withChainScratch(block, needed: norm != nil) { scratch in
+                      distill_block_forward(
+                        block.handle, x.baseAddress, w.baseAddress, bp, normArguments, a.baseAddress,
+                        ws.baseAddress, scratch, out.baseAddress)
+                    }
                   }
                 }
                 checkOneDNN(status, "convolution block forward")
@@ -350,11 +352,13 @@ extension Tensor {
                             let status = withChainNorm(
                               norm, mean: &mean, variance: &variance, workspace: &kept.third
                             ) { normArguments in
-                              distill_block_backward(
-                                block.handle, x.baseAddress, w.baseAddress, normArguments, a.baseAddress,
-                                ws.baseAddress, dout.baseAddress, self.requiresGrad ? dxp.baseAddress : nil,
-                                wantsWeights ? dwp.baseAddress : nil,
-                                wantsWeights && bias != nil ? dbp.baseAddress : nil, dsp.baseAddress, dhp.baseAddress)
+                              withChainScratch(block) { scratch in
+                                distill_block_backward(
+                                  block.handle, x.baseAddress, w.baseAddress, normArguments, a.baseAddress,
+                                  ws.baseAddress, scratch, dout.baseAddress, self.requiresGrad ? dxp.baseAddress : nil,
+                                  wantsWeights ? dwp.baseAddress : nil,
+                                  wantsWeights && bias != nil ? dbp.baseAddress : nil, dsp.baseAddress, dhp.baseAddress)
+                              }
                             }
                             checkOneDNN(status, "convolution block backward")
                           }
@@ -404,6 +408,18 @@ private func withChainNorm(
       }
     }
   }
+}
+
+/// Runs `body` with a scratch buffer of the chain's activation size from `TensorBufferPool`
+/// (given back afterwards; nil when not `needed`), so cached chains hold no large buffer
+/// between calls.
+private func withChainScratch(
+  _ block: OneDNNBlock, needed: Bool = true, _ body: (UnsafeMutableRawPointer?) -> Int32
+) -> Int32 {
+  guard needed else { return body(nil) }
+  var scratch = TensorBufferPool.array(count: block.activationCount) { _ in }
+  defer { TensorBufferPool.give(scratch) }
+  return scratch.withUnsafeMutableBytes { body($0.baseAddress) }
 }
 
 /// running = (1 − momentum)·running + momentum·batch statistic, with the unbiased variance

@@ -190,17 +190,19 @@ struct distill_block {
   int has_bias, has_pool, norm;
   size_t activation_bytes, workspace_bytes, norm_workspace_bytes;
   dnnl_primitive_t conv_fwd, pool_fwd, pool_bwd, relu_bwd, conv_bwd_data, conv_bwd_weights, y_to_out, grad_to_low;
+  dnnl_primitive_t dout_to_grad;  // without a pool: the NCHW output gradient → scratch
   dnnl_primitive_t norm_fwd, norm_bwd;
-  // The caller's kept buffers (handles set per call), the gradient of what the pool read (the
-  // ReLU's output), and (bf16) the convolution output's gradient rounded to bfloat16 for the
-  // convolution's backward passes.
-  dnnl_memory_t activation, workspace, activation_grad, grad_low;
-  // With batch normalisation: its output (the ReLU fused into it; scratch), the gradient of
-  // its input (the convolution's output), the caller's per-channel vectors and its ReLU mask.
-  dnnl_memory_t normalized, norm_grad, scale, shift, mean, variance, dscale, dshift, norm_workspace;
+  // The caller's kept buffers and scratch buffer (handles set per call; the scratch holds the
+  // gradient of what the pool read in backward), and (bf16) the convolution output's gradient
+  // rounded to bfloat16 for the convolution's backward passes.
+  dnnl_memory_t activation, workspace, scratch, grad_low;
+  // With batch normalisation: the caller's per-channel vectors and its ReLU mask. Its output
+  // (the ReLU fused in) is written to the scratch buffer, and its backward pass runs in place
+  // on the gradient there.
+  dnnl_memory_t scale, shift, mean, variance, dscale, dshift, norm_workspace;
   operand f_x, f_w, f_b, f_out;  // forward; f_out: pool dst → NCHW (with a pool)
-  dnnl_memory_t out_user;        // without a pool: the NCHW output the kept activation is reordered into
-  operand b_dout;                // the output gradient, NCHW → pool dst (or activation) layout
+  dnnl_memory_t out_user;        // without a pool: the NCHW output (forward) or output gradient (backward)
+  operand b_dout;                // with a pool: the output gradient, NCHW → pool dst layout
   operand d_w, d_dx;             // backward data
   operand g_x, g_dw, g_db;       // backward weights
 };
@@ -210,13 +212,12 @@ void distill_block_destroy(distill_block *block) {
   dnnl_primitive_t prims[] = {block->conv_fwd,      block->pool_fwd,         block->pool_bwd,
                               block->relu_bwd,      block->conv_bwd_data,    block->conv_bwd_weights,
                               block->y_to_out,      block->grad_to_low,       block->norm_fwd,
-                              block->norm_bwd};
+                              block->norm_bwd,      block->dout_to_grad};
   for (size_t i = 0; i < sizeof prims / sizeof prims[0]; i++)
     if (prims[i]) dnnl_primitive_destroy(prims[i]);
-  dnnl_memory_t mems[] = {block->activation, block->workspace, block->activation_grad, block->out_user,
-                          block->grad_low,   block->normalized, block->norm_grad,     block->scale,
-                          block->shift,      block->mean,       block->variance,      block->dscale,
-                          block->dshift,     block->norm_workspace};
+  dnnl_memory_t mems[] = {block->activation, block->workspace, block->scratch, block->out_user,
+                          block->grad_low,   block->scale,      block->shift,         block->mean,
+                          block->variance,   block->dscale,     block->dshift,        block->norm_workspace};
   for (size_t i = 0; i < sizeof mems / sizeof mems[0]; i++)
     if (mems[i]) dnnl_memory_destroy(mems[i]);
   operand *all[] = {&block->f_x, &block->f_w, &block->f_b, &block->f_out, &block->b_dout,
@@ -294,7 +295,7 @@ distill_block *distill_block_create(long n, long c, long h, long w, long o, long
   const dnnl_memory_desc_t *y_md = md(conv_pd, dnnl_query_dst_md, 0);
   block->activation_bytes = dnnl_memory_desc_get_size(y_md);
   CHECK(dnnl_memory_create(&block->activation, y_md, distill_dnnl_engine(), DNNL_MEMORY_NONE), "memory creation");
-  CHECK(dnnl_memory_create(&block->activation_grad, y_md, distill_dnnl_engine(), DNNL_MEMORY_ALLOCATE), "memory creation");
+  CHECK(dnnl_memory_create(&block->scratch, y_md, distill_dnnl_engine(), DNNL_MEMORY_NONE), "memory creation");
   CHECK(operand_init(&block->f_x, &x_plain, md(conv_pd, dnnl_query_src_md, 0), 1), "reorder");
   CHECK(operand_init(&block->f_w, &w_plain, md(conv_pd, dnnl_query_weights_md, 0), 1), "reorder");
   if (has_bias) CHECK(operand_init(&block->f_b, &b_plain, md(conv_pd, dnnl_query_weights_md, 1), 1), "reorder");
@@ -309,9 +310,10 @@ distill_block *distill_block_create(long n, long c, long h, long w, long o, long
           "batch-normalisation forward descriptor");
     CHECK(dnnl_primitive_desc_create(&norm_pd, &bn, NULL, distill_dnnl_engine(), NULL), "batch-normalisation forward");
     CHECK(dnnl_primitive_create(&block->norm_fwd, norm_pd), "batch-normalisation forward primitive");
-    CHECK(dnnl_memory_create(&block->normalized, md(norm_pd, dnnl_query_dst_md, 0), distill_dnnl_engine(),
-                             DNNL_MEMORY_ALLOCATE),
-          "memory creation");
+    if (!dnnl_memory_desc_equal(md(norm_pd, dnnl_query_dst_md, 0), y_md)) {
+      result = distill_dnnl_fail(dnnl_unimplemented, "batch normalisation in the convolution's layout");
+      goto failed;
+    }
     dnnl_memory_t *vectors[] = {&block->scale, &block->shift, &block->mean, &block->variance, &block->dscale,
                                 &block->dshift};
     for (size_t i = 0; i < sizeof vectors / sizeof vectors[0]; i++)
@@ -327,8 +329,6 @@ distill_block *distill_block_create(long n, long c, long h, long w, long o, long
       CHECK(dnnl_primitive_desc_create(&norm_bwd_pd, &bn, NULL, distill_dnnl_engine(), norm_pd),
             "batch-normalisation backward");
       CHECK(dnnl_primitive_create(&block->norm_bwd, norm_bwd_pd), "batch-normalisation backward primitive");
-      CHECK(dnnl_memory_create(&block->norm_grad, y_md, distill_dnnl_engine(), DNNL_MEMORY_ALLOCATE),
-            "memory creation");
     }
   }
 
@@ -353,7 +353,12 @@ distill_block *distill_block_create(long n, long c, long h, long w, long o, long
     CHECK(dnnl_memory_create(&block->out_user, &out_plain, distill_dnnl_engine(), DNNL_MEMORY_NONE), "memory creation");
     CHECK(dnnl_reorder_primitive_desc_create(&reorder_pd, y_md, distill_dnnl_engine(), &out_plain, distill_dnnl_engine(), NULL), "reorder");
     CHECK(dnnl_primitive_create(&block->y_to_out, reorder_pd), "reorder primitive");
-    CHECK(operand_init(&block->b_dout, &out_plain, y_md, 1), "reorder");
+    dnnl_primitive_desc_destroy(reorder_pd);
+    reorder_pd = NULL;
+    // A copy even where the layouts agree: the ReLU's and the normalisation's backward passes
+    // run in place, and must not write into the caller's gradient.
+    CHECK(dnnl_reorder_primitive_desc_create(&reorder_pd, &out_plain, distill_dnnl_engine(), y_md, distill_dnnl_engine(), NULL), "reorder");
+    CHECK(dnnl_primitive_create(&block->dout_to_grad, reorder_pd), "reorder primitive");
   }
 
   // Without batch normalisation: ReLU backward from its output (the kept activation), in place
@@ -436,7 +441,8 @@ static int check_norm(const distill_block *block, const void *norm) {
 }
 
 int distill_block_forward(distill_block *block, const float *x, const float *w, const float *b,
-                          const distill_block_norm *norm, void *activation, void *workspace, float *out) {
+                          const distill_block_norm *norm, void *activation, void *workspace, void *scratch,
+                          float *out) {
   int result = 0, nargs = 3;
   if ((result = check_norm(block, norm)) != 0) return result;
   if (block->has_bias != (b != NULL)) {
@@ -445,6 +451,7 @@ int distill_block_forward(distill_block *block, const float *x, const float *w, 
     return dnnl_invalid_arguments;
   }
   CHECK(dnnl_memory_set_data_handle(block->activation, activation), "binding memory");
+  CHECK(dnnl_memory_set_data_handle(block->scratch, scratch), "binding memory");
   CHECK(operand_bind(&block->f_x, x), "binding memory");
   CHECK(operand_bind(&block->f_w, w), "binding memory");
   CHECK(operand_reorder(&block->f_x, 1), "input reorder");
@@ -465,13 +472,13 @@ int distill_block_forward(distill_block *block, const float *x, const float *w, 
     if ((result = bind_norm(block, norm)) != 0) goto failed;
     int training = block->norm == DISTILL_BLOCK_NORM_TRAINING;
     dnnl_exec_arg_t norm_args[7] = {
-        {DNNL_ARG_SRC, block->activation}, {DNNL_ARG_DST, block->normalized}, {DNNL_ARG_SCALE, block->scale},
+        {DNNL_ARG_SRC, block->activation}, {DNNL_ARG_DST, block->scratch}, {DNNL_ARG_SCALE, block->scale},
         {DNNL_ARG_SHIFT, block->shift},    {DNNL_ARG_MEAN, block->mean},      {DNNL_ARG_VARIANCE, block->variance},
         {DNNL_ARG_WORKSPACE, block->norm_workspace},
     };
     CHECK(dnnl_primitive_execute(block->norm_fwd, distill_dnnl_stream(), training ? 7 : 6, norm_args),
           "batch-normalisation forward");
-    chain = block->normalized;
+    chain = block->scratch;
   }
   if (block->has_pool) {
     CHECK(dnnl_memory_set_data_handle(block->workspace, workspace), "binding memory");
@@ -494,8 +501,8 @@ failed:
 }
 
 int distill_block_backward(distill_block *block, const float *x, const float *w, const distill_block_norm *norm,
-                           const void *activation, const void *workspace, const float *dout, float *dx,
-                           float *dw, float *db, float *dscale, float *dshift) {
+                           const void *activation, const void *workspace, void *scratch, const float *dout,
+                           float *dx, float *dw, float *db, float *dscale, float *dshift) {
   int result = 0;
   if ((result = check_norm(block, norm)) != 0) return result;
   if (norm && (block->norm != DISTILL_BLOCK_NORM_TRAINING || !dscale || !dshift)) {
@@ -511,10 +518,11 @@ int distill_block_backward(distill_block *block, const float *x, const float *w,
     return dnnl_invalid_arguments;
   }
   CHECK(dnnl_memory_set_data_handle(block->activation, (void *)activation), "binding memory");
-  CHECK(operand_bind(&block->b_dout, dout), "binding memory");
-  CHECK(operand_reorder(&block->b_dout, 1), "gradient reorder");
-  dnnl_memory_t grad = block->activation_grad;
+  CHECK(dnnl_memory_set_data_handle(block->scratch, scratch), "binding memory");
+  dnnl_memory_t grad = block->scratch;
   if (block->has_pool) {
+    CHECK(operand_bind(&block->b_dout, dout), "binding memory");
+    CHECK(operand_reorder(&block->b_dout, 1), "gradient reorder");
     CHECK(dnnl_memory_set_data_handle(block->workspace, (void *)workspace), "binding memory");
     dnnl_exec_arg_t pool_args[3] = {
         {DNNL_ARG_DIFF_DST, operand_memory(&block->b_dout)},
@@ -523,10 +531,13 @@ int distill_block_backward(distill_block *block, const float *x, const float *w,
     };
     CHECK(dnnl_primitive_execute(block->pool_bwd, distill_dnnl_stream(), 3, pool_args), "pooling backward");
   } else {
-    grad = operand_memory(&block->b_dout);
+    CHECK(dnnl_memory_set_data_handle(block->out_user, (void *)dout), "binding memory");
+    dnnl_exec_arg_t copy_args[2] = {{DNNL_ARG_FROM, block->out_user}, {DNNL_ARG_TO, grad}};
+    CHECK(dnnl_primitive_execute(block->dout_to_grad, distill_dnnl_stream(), 2, copy_args), "gradient reorder");
   }
   if (norm) {
-    // Through the ReLU (its mask) and the normalisation, from the kept convolution output.
+    // Through the ReLU (its mask) and the normalisation, from the kept convolution output, in
+    // place on the gradient.
     if ((result = bind_norm(block, norm)) != 0) goto failed;
     CHECK(dnnl_memory_set_data_handle(block->dscale, dscale), "binding memory");
     CHECK(dnnl_memory_set_data_handle(block->dshift, dshift), "binding memory");
@@ -535,12 +546,11 @@ int distill_block_backward(distill_block *block, const float *x, const float *w,
         {DNNL_ARG_VARIANCE, block->variance},    {DNNL_ARG_DIFF_DST, grad},
         {DNNL_ARG_SCALE, block->scale},          {DNNL_ARG_SHIFT, block->shift},
         {DNNL_ARG_WORKSPACE, block->norm_workspace},
-        {DNNL_ARG_DIFF_SRC, block->norm_grad},   {DNNL_ARG_DIFF_SCALE, block->dscale},
+        {DNNL_ARG_DIFF_SRC, grad},               {DNNL_ARG_DIFF_SCALE, block->dscale},
         {DNNL_ARG_DIFF_SHIFT, block->dshift},
     };
     CHECK(dnnl_primitive_execute(block->norm_bwd, distill_dnnl_stream(), 10, norm_args),
           "batch-normalisation backward");
-    grad = block->norm_grad;
   } else {
     dnnl_exec_arg_t relu_args[3] = {
         {DNNL_ARG_DST, block->activation},

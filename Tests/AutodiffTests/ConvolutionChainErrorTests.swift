@@ -28,6 +28,7 @@ final class ConvolutionChainErrorTests: XCTestCase {
     var w = [Float](repeating: 0.1, count: 4 * 3 * 9)
     var out = [Float](repeating: 0, count: 2 * 4 * 36)
     var activation = [Float](repeating: 0, count: distill_block_activation_bytes(plain) / 4 + 1)
+    var scratch = activation
     var (scale, shift, mean, variance) = ([Float](repeating: 1, count: 4), [Float](repeating: 0, count: 4),
                                           [Float](repeating: 0, count: 4), [Float](repeating: 1, count: 4))
     var gradients = [Float](repeating: 0, count: 8)
@@ -38,16 +39,16 @@ final class ConvolutionChainErrorTests: XCTestCase {
             var norm = distill_block_norm(
               scale: s.baseAddress, shift: h.baseAddress, mean: m.baseAddress, variance: v.baseAddress, workspace: nil)
             // A normalisation given to a chain without one, and none given to a chain with one.
-            XCTAssertNotEqual(distill_block_forward(plain, &x, &w, nil, &norm, &activation, nil, &out), 0)
+            XCTAssertNotEqual(distill_block_forward(plain, &x, &w, nil, &norm, &activation, nil, &scratch, &out), 0)
             XCTAssertTrue(lastError().contains("created without a batch normalisation, called with one"), lastError())
-            XCTAssertNotEqual(distill_block_forward(inference, &x, &w, nil, nil, &activation, nil, &out), 0)
+            XCTAssertNotEqual(distill_block_forward(inference, &x, &w, nil, nil, &activation, nil, &scratch, &out), 0)
             XCTAssertTrue(lastError().contains("created with a batch normalisation, called without one"), lastError())
             // Inference runs forward; it has no backward pass.
-            XCTAssertEqual(distill_block_forward(inference, &x, &w, nil, &norm, &activation, nil, &out), 0, lastError())
+            XCTAssertEqual(distill_block_forward(inference, &x, &w, nil, &norm, &activation, nil, &scratch, &out), 0, lastError())
             gradients.withUnsafeMutableBufferPointer { g in
               XCTAssertNotEqual(
                 distill_block_backward(
-                  inference, &x, &w, &norm, &activation, nil, &out, nil, nil, nil, g.baseAddress, g.baseAddress! + 4), 0)
+                  inference, &x, &w, &norm, &activation, nil, &scratch, &out, nil, nil, nil, g.baseAddress, g.baseAddress! + 4), 0)
             }
             XCTAssertTrue(lastError().contains("no backward pass"), lastError())
           }

@@ -238,6 +238,29 @@ final class ConvolutionBlockTests: XCTestCase {
     }
   }
 
+  func testBackwardLeavesTheOutputGradientItReadsUntouched() {
+    // Without a pool the ReLU's (or the normalisation's) backward pass runs in place on a copy
+    // of the output gradient, never on the caller's buffer. (oneDNN picks blocked layouts for
+    // these shapes, where a reorder made the copy anyway; the guard is for shapes where it
+    // would pick NCHW and no reorder would stand between.)
+    for outChannels in [3, 16] {
+      for normalised in [false, true] {
+        let x = randomTensor([2, 4, 6, 6], seed: 71)
+        let w = Tensor(shape: [outChannels, 4, 3, 3], storage: randomTensor([outChannels, 4, 3, 3], seed: 72).storage, requiresGrad: true)
+        let norm = ChainBatchNorm(
+          weight: Tensor.ones([outChannels], requiresGrad: true), bias: Tensor.zeros([outChannels], requiresGrad: true),
+          runningMean: Tensor.zeros([outChannels]), runningVariance: Tensor.ones([outChannels]), training: true,
+          momentum: 0.1, epsilon: 1e-5)
+        let y = x.convolutionBlock(weight: w, bias: nil, padding: 1, norm: normalised ? norm : nil, pool: nil)!
+        let seed = randomTensor(y.shape, seed: 73)
+        let before = seed.storage
+        y.backward(seed: seed)
+        XCTAssertEqual(seed.storage, before, "\(outChannels) channels, normalised \(normalised)")
+        XCTAssertNotNil(w.grad)
+      }
+    }
+  }
+
   func testIm2colRunsTheLayersOneByOne() {
     let x = randomTensor([2, 3, 6, 6], seed: 7)
     let w = randomTensor([4, 3, 3, 3], seed: 8)

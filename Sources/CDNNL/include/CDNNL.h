@@ -79,15 +79,19 @@ size_t distill_block_norm_workspace_bytes(const distill_block *block);
 
 /// out = pool(relu(norm(conv(x, w) + b))); writes the kept buffers `activation`, `workspace`
 /// and (training normalisation) `norm->workspace`, `norm->mean`, `norm->variance`. `norm` is
-/// NULL exactly without a normalisation.
+/// NULL exactly without a normalisation. `scratch` (`distill_block_activation_bytes` bytes,
+/// overwritten; used with a normalisation) is the caller's, so an idle chain holds no large
+/// buffer.
 int distill_block_forward(distill_block *block, const float *x, const float *w, const float *b,
-                          const distill_block_norm *norm, void *activation, void *workspace, float *out);
+                          const distill_block_norm *norm, void *activation, void *workspace, void *scratch,
+                          float *out);
 /// From the output gradient `dout` and the kept buffers: dx (NULL: not wanted), and dw with db
 /// (dw NULL: neither wanted; otherwise db NULL exactly without a bias); with a (training)
-/// normalisation also its dscale (∂γ) and dshift (∂β), both required. Overwrites what it writes.
+/// normalisation also its dscale (∂γ) and dshift (∂β), both required. Overwrites what it
+/// writes; `scratch` as for the forward pass (always used).
 int distill_block_backward(distill_block *block, const float *x, const float *w, const distill_block_norm *norm,
-                           const void *activation, const void *workspace, const float *dout, float *dx,
-                           float *dw, float *db, float *dscale, float *dshift);
+                           const void *activation, const void *workspace, void *scratch, const float *dout,
+                           float *dx, float *dw, float *db, float *dscale, float *dshift);
 
 typedef struct distill_matmul distill_matmul;
 
