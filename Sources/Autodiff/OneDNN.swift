@@ -94,6 +94,13 @@ func checkOneDNN(_ status: Int32, _ what: String) {
   }
 }
 
+/// For tests of the fallback paths: while `isSimulated`, every cache treats a shape it has no
+/// primitives for yet as refused by oneDNN (warned about once and remembered, as a real
+/// refusal is), so the engine's own ops run it from then on.
+enum OneDNNRefusal {
+  @TaskLocal static var isSimulated = false
+}
+
 /// oneDNN primitives for one shape, created from their key (nil when oneDNN refuses it).
 protocol OneDNNPrimitives: AnyObject, Sendable {
   associatedtype Key: Hashable & Sendable
@@ -132,9 +139,10 @@ final class OneDNNCache<Primitives: OneDNNPrimitives>: Sendable {
     }
     if primitives == nil {
       if refused.withLock({ $0.contains(key) }) { return nil }
-      primitives = Primitives(key)
+      primitives = OneDNNRefusal.isSimulated ? nil : Primitives(key)
       if primitives == nil {
-        let message = String(cString: distill_dnnl_last_error())
+        let message =
+          OneDNNRefusal.isSimulated ? "a refusal simulated by a test" : String(cString: distill_dnnl_last_error())
         if refused.withLock({ $0.insert(key).inserted }) {
           let line = "warning: oneDNN cannot run \(key) (\(message)); using the engine's own ops for it\n"
           _ = line.withCString { write(2, $0, strlen($0)) }

@@ -55,8 +55,9 @@ struct BenchCommand: ParsableCommand {
 
   @Option(
     help: """
-      Convolution implementations for the convolutional workloads (cnn, kd_cnn_step, at_step), \
-      comma-separated: onednn (convolution, ReLU and max pooling as one oneDNN chain), \
+      Convolution implementations for the convolutional workloads (cnn, cnn_bn, kd_cnn_step, \
+      at_step), comma-separated: onednn (convolution, batch norm, ReLU and max pooling as one \
+      oneDNN chain), \
       onednn-layers (oneDNN convolutions, the other layers one by one), onednn-nchw (the same \
       without oneDNN's blocked layouts), im2col (default onednn). With more than one, their runs alternate round by round and a ratio \
       line follows.
