@@ -24,12 +24,20 @@ extension Tensor {
     if BF16Autocast.isEnabled { return bf16Matmul(a, b, transposeA: transposeA, transposeB: transposeB) }
     let out = gemm(a, transposeA, b, transposeB)
     return out.recording([a, b], half: .always) { g in
-      let gradA: Tensor? =
-        a.requiresGrad
-        ? (transposeA ? gemm(b, transposeB, g, true) : gemm(g, false, b, !transposeB)) : nil
-      let gradB: Tensor? =
-        b.requiresGrad
-        ? (transposeB ? gemm(g, true, a, transposeA) : gemm(a, !transposeA, g, false)) : nil
+      // A leaf that already holds a gradient (the later micro-batches of gradient
+      // accumulation) gets its product added by the product itself (β = 1), instead of a new
+      // buffer that backward would then add; nil is returned for it.
+      var gradA: Tensor?
+      if a.requiresGrad {
+        let target = accumulableGradient(of: a)
+        gradA =
+          transposeA ? gemm(b, transposeB, g, true, into: target) : gemm(g, false, b, !transposeB, into: target)
+      }
+      var gradB: Tensor?
+      if b.requiresGrad {
+        let target = accumulableGradient(of: b)
+        gradB = transposeB ? gemm(g, true, a, transposeA, into: target) : gemm(a, !transposeA, g, false, into: target)
+      }
       return [gradA, gradB]
     }
   }
@@ -66,19 +74,40 @@ extension Tensor {
 
 /// op(a)·op(b) by `cblas_sgemm`, recording nothing.
 func gemm(_ a: Tensor, _ transposeA: Bool, _ b: Tensor, _ transposeB: Bool) -> Tensor {
+  gemm(a, transposeA, b, transposeB, into: nil)!
+}
+
+/// op(a)·op(b) by `cblas_sgemm`, recording nothing: a new tensor, or, given `target` (Float,
+/// of the product's shape), added onto it in place (β = 1) and nil returned.
+func gemm(_ a: Tensor, _ transposeA: Bool, _ b: Tensor, _ transposeB: Bool, into target: Tensor?) -> Tensor? {
   precondition(a.rank == 2 && b.rank == 2, "matmul needs 2-D tensors, got \(a.shape) and \(b.shape)")
   let (m, k) = transposeA ? (a.shape[1], a.shape[0]) : (a.shape[0], a.shape[1])
   let (k2, n) = transposeB ? (b.shape[1], b.shape[0]) : (b.shape[0], b.shape[1])
   precondition(k == k2, "matmul shapes \(a.shape)\(transposeA ? "ᵀ" : "") and \(b.shape)\(transposeB ? "ᵀ" : "") do not agree")
-  return Tensor(shape: [m, n]) { c in
+  func product(beta: Float, into c: UnsafeMutableBufferPointer<Float>) {
     a.storage.withUnsafeBufferPointer { pa in
       b.storage.withUnsafeBufferPointer { pb in
         sgemm(
           transposeA, transposeB, m: m, n: n, k: k, alpha: 1, pa.baseAddress!, lda: a.shape[1],
-          pb.baseAddress!, ldb: b.shape[1], beta: 0, c.baseAddress!, ldc: n)
+          pb.baseAddress!, ldb: b.shape[1], beta: beta, c.baseAddress!, ldc: n)
       }
     }
   }
+  if let target {
+    precondition(target.shape == [m, n] && !target.isHalf, "accumulating a product into \(target.shape)")
+    target.storage.withUnsafeMutableBufferPointer { product(beta: 1, into: $0) }
+    return nil
+  }
+  return Tensor(shape: [m, n]) { product(beta: 0, into: $0) }
+}
+
+/// The gradient `t` already holds, when backward would add t's next gradient onto it in place
+/// (a leaf with a Float gradient of its shape), so that a product can add itself there
+/// directly; nil otherwise.
+func accumulableGradient(of t: Tensor) -> Tensor? {
+  guard t.isLeaf, let grad = t.grad, grad.shape == t.shape, !grad.isHalf, grad.isLeaf, !grad.requiresGrad
+  else { return nil }
+  return grad
 }
 
 /// C = α·op(A)·op(B) + β·C over row-major buffers: a thin, typed front to `cblas_sgemm`.

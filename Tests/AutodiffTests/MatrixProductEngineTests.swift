@@ -45,3 +45,41 @@ final class MatrixProductEngineTests: XCTestCase {
     XCTAssertEqual(MatrixProducts.engine, .openblas)
   }
 }
+
+/// A leaf that already holds a gradient gets the next one added by the product itself (β = 1,
+/// no new buffer): the same tensor object afterwards, holding old + new.
+final class GradientAccumulationProductTests: XCTestCase {
+  func testALeafsExistingGradientReceivesTheProductInPlace() {
+    let x = randomTensor([6, 5], seed: 301)
+    let w = Tensor(shape: [4, 5], storage: randomTensor([4, 5], seed: 302).storage, requiresGrad: true)
+    let seed = randomTensor([6, 4], seed: 303)
+    Tensor.matmul(x, w, transposeB: true).backward(seed: seed)
+    let first = w.grad!
+    let once = first.storage
+    let products = MatrixProductLog.recording {
+      Tensor.matmul(x, w, transposeB: true).backward(seed: seed)
+    }
+    XCTAssertTrue(w.grad === first, "the gradient tensor must be updated in place")
+    assertClose(w.grad!.storage, once.map { 2 * $0 }, absoluteTolerance: 1e-6, relativeTolerance: 1e-6)
+    // The forward product and ∂w, which wrote onto the existing gradient with β = 1.
+    XCTAssertEqual(products.map(\.beta), [0, 1])
+    // A fresh backward (gradient zeroed) adopts a new buffer again: β = 0.
+    w.zeroGrad()
+    let fresh = MatrixProductLog.recording { Tensor.matmul(x, w, transposeB: true).backward(seed: seed) }
+    XCTAssertEqual(fresh.map(\.beta), [0, 0])
+    XCTAssertEqual(w.grad!.storage, once)
+  }
+
+  func testAWeightUsedTwiceSumsBothProducts() {
+    let x = randomTensor([3, 4], seed: 311)
+    let w = Tensor(shape: [4, 4], storage: randomTensor([4, 4], seed: 312).storage, requiresGrad: true)
+    let y = Tensor.matmul(Tensor.matmul(x, w), w)
+    y.backward(seed: randomTensor([3, 4], seed: 313))
+    // Reference: ∂w = xᵀ·(g·wᵀ) + (x·w)ᵀ·g, computed apart.
+    let g = randomTensor([3, 4], seed: 313)
+    let h = noGrad { Tensor.matmul(x, w) }
+    let first = noGrad { Tensor.matmul(x, Tensor.matmul(g, w, transposeB: true), transposeA: true) }
+    let second = noGrad { Tensor.matmul(h, g, transposeA: true) }
+    assertClose(w.grad!.storage, zip(first.storage, second.storage).map { $0 + $1 }, absoluteTolerance: 1e-5, relativeTolerance: 1e-5)
+  }
+}
