@@ -32,13 +32,22 @@ public enum Convolution {
   }
   private static let blocked = Atomic<Bool>(true)
 
-  /// Whether `Sequential` runs a convolution followed by a ReLU (and a max pooling) as one
-  /// oneDNN chain (`Tensor.convolutionBlock`) when it can. Default true.
+  /// Whether `Sequential` runs a convolution followed by a ReLU, or by a batch norm and a ReLU
+  /// (and a max pooling), as one oneDNN chain (`Tensor.convolutionBlock`) when it can. Default
+  /// true.
   public static var fusesBlocks: Bool {
     get { fuses.load(ordering: .relaxed) }
     set { fuses.store(newValue, ordering: .relaxed) }
   }
   private static let fuses = Atomic<Bool>(true)
+
+  /// Whether `Tensor.convolutionChains` hands intermediates from one chain to the next in
+  /// oneDNN's 16-channel blocks instead of NCHW. Default true; the results are the same.
+  public static var linksChains: Bool {
+    get { links.load(ordering: .relaxed) }
+    set { links.store(newValue, ordering: .relaxed) }
+  }
+  private static let links = Atomic<Bool>(true)
 
   /// Whether a convolution with `inChannels` input channels reads bfloat16 under autocast.
   /// With fewer than 8 input channels (a network's first layer on images) oneDNN's bfloat16
@@ -185,6 +194,9 @@ struct OneDNNBlockKey: Hashable, Sendable {
   /// the normalisation's ε (0 without one).
   let norm: Int32
   let epsilon: Float
+  /// Whether the input (and its gradient) and the output (and its gradient) are in oneDNN's
+  /// 16-channel blocks rather than NCHW (chains linked by `convolutionChains`).
+  let inputBlocked, outputBlocked: Bool
 }
 
 /// One chain's primitives (`distill_block`), lent to one caller at a time.
@@ -201,7 +213,7 @@ final class OneDNNBlock: OneDNNPrimitives, @unchecked Sendable {
       let handle = distill_block_create(
         c.batch, c.channels, c.height, c.width, c.outChannels, c.kernelHeight, c.kernelWidth, c.stride,
         c.padding, c.hasBias ? 1 : 0, key.poolKernel, key.poolStride, key.poolPadding, c.bf16 ? 1 : 0,
-        key.norm, key.epsilon)
+        key.norm, key.epsilon, key.inputBlocked ? 1 : 0, key.outputBlocked ? 1 : 0)
     else { return nil }
     self.key = key
     self.handle = handle

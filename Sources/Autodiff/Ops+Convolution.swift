@@ -233,6 +233,19 @@ extension Tensor {
     weight: Tensor, bias: Tensor?, stride: Int = 1, padding: Int = 0, norm: ChainBatchNorm? = nil,
     pool: (kernelSize: Int, stride: Int, padding: Int)?
   ) -> Tensor? {
+    convolutionBlock(
+      weight: weight, bias: bias, stride: stride, padding: padding, norm: norm, pool: pool, blockedInput: false,
+      blockedOutput: false)
+  }
+
+  /// `convolutionBlock`, with self (`blockedInput`) or the result (`blockedOutput`) holding its
+  /// elements in oneDNN's 16-channel blocks (nChw16c: element (n, c, h, w) at
+  /// ((n·C/16 + c/16)·H·W + h·W + w)·16 + c%16, C a multiple of 16) instead of NCHW; their
+  /// gradients likewise. Only `convolutionChains` passes such tensors, from one chain to the next.
+  func convolutionBlock(
+    weight: Tensor, bias: Tensor?, stride: Int, padding: Int, norm: ChainBatchNorm?,
+    pool: (kernelSize: Int, stride: Int, padding: Int)?, blockedInput: Bool, blockedOutput: Bool
+  ) -> Tensor? {
     guard Convolution.backend == .onednn, rank == 4, weight.rank == 4,
       weight.shape[1] == shape[1], stride >= 1, padding >= 0,
       shape[2] + 2 * padding >= weight.shape[2], shape[3] + 2 * padding >= weight.shape[3]
@@ -275,7 +288,7 @@ extension Tensor {
           convolution: OneDNNConvolutionKey(
             geometry, outChannels: outChannels, hasBias: bias != nil, blocked: true, bf16: $0),
           poolKernel: pool?.kernelSize ?? 0, poolStride: pool?.stride ?? 0, poolPadding: pool?.padding ?? 0,
-          norm: normMode, epsilon: norm?.epsilon ?? 0)
+          norm: normMode, epsilon: norm?.epsilon ?? 0, inputBlocked: blockedInput, outputBlocked: blockedOutput)
       }
     let kept = KeptBuffers()
     // The normalisation's statistics: the batch's (written by the forward pass) in training,

@@ -228,7 +228,8 @@ void distill_block_destroy(distill_block *block) {
 
 distill_block *distill_block_create(long n, long c, long h, long w, long o, long kh, long kw,
                                     long stride, long pad, int has_bias, long pool_k, long pool_s,
-                                    long pool_p, int bf16, int norm, float epsilon) {
+                                    long pool_p, int bf16, int norm, float epsilon, int in_blocked,
+                                    int out_blocked) {
   int result = 0;
   if (distill_dnnl_engine_ready() != 0) return NULL;
   distill_block *block = calloc(1, sizeof *block);
@@ -267,16 +268,22 @@ distill_block *distill_block_create(long n, long c, long h, long w, long o, long
     return NULL;
   }
 
-  CHECK(dnnl_memory_desc_init_by_tag(&x_plain, 4, x_dims, dnnl_f32, dnnl_nchw), "memory descriptor");
+  // The caller's input and output: NCHW, or (linked chains) oneDNN's 16-channel blocks.
+  dnnl_format_tag_t in_tag = in_blocked ? dnnl_nChw16c : dnnl_nchw, out_tag = out_blocked ? dnnl_nChw16c : dnnl_nchw;
+  CHECK(dnnl_memory_desc_init_by_tag(&x_plain, 4, x_dims, dnnl_f32, in_tag), "memory descriptor");
   CHECK(dnnl_memory_desc_init_by_tag(&w_plain, 4, w_dims, dnnl_f32, dnnl_oihw), "memory descriptor");
   CHECK(dnnl_memory_desc_init_by_tag(&b_plain, 1, b_dims, dnnl_f32, dnnl_a), "memory descriptor");
-  CHECK(dnnl_memory_desc_init_by_tag(&out_plain, 4, out_dims, dnnl_f32, dnnl_nchw), "memory descriptor");
-  CHECK(dnnl_memory_desc_init_by_tag(&x_any, 4, x_dims, low, dnnl_format_tag_any), "memory descriptor");
+  CHECK(dnnl_memory_desc_init_by_tag(&out_plain, 4, out_dims, dnnl_f32, out_tag), "memory descriptor");
+  // A blocked f32 input is read as it is (no reorder); in bfloat16 it is rounded anyway.
+  CHECK(dnnl_memory_desc_init_by_tag(&x_any, 4, x_dims, low, in_blocked && !bf16 ? dnnl_nChw16c : dnnl_format_tag_any),
+        "memory descriptor");
   CHECK(dnnl_memory_desc_init_by_tag(&w_any, 4, w_dims, low, dnnl_format_tag_any), "memory descriptor");
-  CHECK(dnnl_memory_desc_init_by_tag(&x_out, 4, x_dims, dnnl_f32, dnnl_format_tag_any), "memory descriptor");
+  CHECK(dnnl_memory_desc_init_by_tag(&x_out, 4, x_dims, dnnl_f32, in_blocked ? dnnl_nChw16c : dnnl_format_tag_any),
+        "memory descriptor");
   CHECK(dnnl_memory_desc_init_by_tag(&w_out, 4, w_dims, dnnl_f32, dnnl_format_tag_any), "memory descriptor");
   CHECK(dnnl_memory_desc_init_by_tag(&y_any, 4, y_dims, dnnl_f32, dnnl_format_tag_any), "memory descriptor");
-  CHECK(dnnl_memory_desc_init_by_tag(&out_any, 4, out_dims, dnnl_f32, dnnl_format_tag_any), "memory descriptor");
+  CHECK(dnnl_memory_desc_init_by_tag(&out_any, 4, out_dims, dnnl_f32, out_blocked ? dnnl_nChw16c : dnnl_format_tag_any),
+        "memory descriptor");
   CHECK(dnnl_memory_desc_init_by_tag(&channel_md, 1, b_dims, dnnl_f32, dnnl_a), "memory descriptor");
 
   // The convolution, with the ReLU as a post-op when no batch normalisation comes between;

@@ -57,7 +57,8 @@ struct BenchCommand: ParsableCommand {
     help: """
       Convolution implementations for the convolutional workloads (cnn, cnn_bn, kd_cnn_step, \
       at_step), comma-separated: onednn (convolution, batch norm, ReLU and max pooling as one \
-      oneDNN chain), \
+      oneDNN chain, consecutive chains passing their intermediates in oneDNN's layout), \
+      onednn-unlinked (the same, each chain reading and writing NCHW), \
       onednn-layers (oneDNN convolutions, the other layers one by one), onednn-nchw (the same \
       without oneDNN's blocked layouts), im2col (default onednn). With more than one, their runs alternate round by round and a ratio \
       line follows.

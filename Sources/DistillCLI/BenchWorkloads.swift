@@ -32,8 +32,11 @@ enum BenchPrecision: String, CaseIterable {
 
 /// The convolution implementation of a measured run (`distill bench --convolution`).
 enum BenchConvolution: String, CaseIterable {
-  /// oneDNN, convolution + ReLU (+ max pooling) fused into one chain in blocked layouts.
+  /// oneDNN, convolution (+ batch norm) + ReLU (+ max pooling) fused into one chain in blocked
+  /// layouts, consecutive chains handing over their intermediates in those layouts.
   case onednn
+  /// As `onednn`, each chain reading and writing NCHW.
+  case onednnUnlinked = "onednn-unlinked"
   /// oneDNN convolutions alone, the ReLU and pooling by the engine's ops.
   case onednnLayers = "onednn-layers"
   /// As `onednnLayers`, oneDNN running on NCHW directly.
@@ -48,7 +51,8 @@ enum BenchConvolution: String, CaseIterable {
   func select() {
     Convolution.backend = self == .im2col ? .im2col : .onednn
     Convolution.blockedLayouts = self != .onednnNCHW
-    Convolution.fusesBlocks = self == .onednn
+    Convolution.fusesBlocks = self == .onednn || self == .onednnUnlinked
+    Convolution.linksChains = self == .onednn
   }
 }
 

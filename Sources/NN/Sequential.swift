@@ -46,6 +46,18 @@ struct ConvolutionChainLayers {
   /// The index after the chain's last layer.
   let end: Int
 
+  /// The chain's arguments for `Tensor.convolutionChains`.
+  var spec: ConvolutionChainSpec {
+    ConvolutionChainSpec(
+      weight: convolution.weight, bias: convolution.bias, stride: convolution.stride, padding: convolution.padding,
+      norm: norm.map {
+        ChainBatchNorm(
+          weight: $0.weight, bias: $0.bias, runningMean: $0.runningMean, runningVariance: $0.runningVariance,
+          training: $0.isTraining, momentum: $0.momentum, epsilon: $0.epsilon)
+      },
+      pool: pool.map { ($0.kernelSize, $0.stride, $0.padding) })
+  }
+
   /// The chain that starts at `start` in `layers`, if one does.
   init?(startingAt start: Int, in layers: ArraySlice<any Layer>) {
     guard let convolution = layers[start] as? Conv2D else { return nil }
@@ -63,26 +75,27 @@ struct ConvolutionChainLayers {
 /// Applies `layers` one after another to `x`, running each `Conv2D` followed by a `ReLU`, or
 /// by a `BatchNorm2D` and a `ReLU` (and then a `MaxPool2D`), as one oneDNN chain
 /// (`Tensor.convolutionBlock`, while `Convolution.fusesBlocks`), which keeps the convolution's
-/// output in oneDNN's blocked layout; where the chain cannot run, the layers run one by one.
-/// Same results within rounding.
+/// output in oneDNN's blocked layout, and consecutive chains in a row
+/// (`Tensor.convolutionChains`), which pass their intermediates in that layout too; where a
+/// chain cannot run, its layers run one by one. Same results within rounding.
 func applyInOrder(_ layers: ArraySlice<any Layer>, to x: Tensor) -> Tensor {
   var y = x
   var i = layers.startIndex
   while i < layers.endIndex {
-    if Convolution.fusesBlocks, let chain = ConvolutionChainLayers(startingAt: i, in: layers),
-      let out = y.convolutionBlock(
-        weight: chain.convolution.weight, bias: chain.convolution.bias, stride: chain.convolution.stride,
-        padding: chain.convolution.padding,
-        norm: chain.norm.map {
-          ChainBatchNorm(
-            weight: $0.weight, bias: $0.bias, runningMean: $0.runningMean, runningVariance: $0.runningVariance,
-            training: $0.isTraining, momentum: $0.momentum, epsilon: $0.epsilon)
-        },
-        pool: chain.pool.map { ($0.kernelSize, $0.stride, $0.padding) })
-    {
-      y = out
-      i = chain.end
-      continue
+    if Convolution.fusesBlocks, ConvolutionChainLayers(startingAt: i, in: layers) != nil {
+      // The chains that follow each other from here, run in a row (`convolutionChains` hands
+      // the intermediates over in oneDNN's layout).
+      var chains: [ConvolutionChainLayers] = []
+      var next = i
+      while next < layers.endIndex, let chain = ConvolutionChainLayers(startingAt: next, in: layers) {
+        chains.append(chain)
+        next = chain.end
+      }
+      if let (out, count) = y.convolutionChains(chains.map(\.spec)) {
+        y = out
+        i = chains[count - 1].end
+        continue
+      }
     }
     y = layers[i](y)
     i += 1

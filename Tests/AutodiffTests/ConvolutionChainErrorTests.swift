@@ -8,7 +8,7 @@ final class ConvolutionChainErrorTests: XCTestCase {
   private func lastError() -> String { String(cString: distill_dnnl_last_error()) }
 
   private func chain(norm: Int32) -> OpaquePointer? {
-    distill_block_create(2, 3, 6, 6, 4, 3, 3, 1, 1, 0, 0, 0, 0, 0, norm, 1e-5)
+    distill_block_create(2, 3, 6, 6, 4, 3, 3, 1, 1, 0, 0, 0, 0, 0, norm, 1e-5, 0, 0)
   }
 
   func testAnUnknownNormalisationKindIsRefused() {

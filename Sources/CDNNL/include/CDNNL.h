@@ -62,11 +62,15 @@ typedef struct {
 /// pool). Shapes as `distill_conv_create`; the pool has kernel `pool_k`, stride `pool_s`,
 /// padding `pool_p` (`pool_k` = 0: no pool); `bf16` as for `distill_conv_create` (the chain
 /// after the convolution stays f32); `norm` one of DISTILL_BLOCK_*, with ε `epsilon` (the ReLU
-/// is then fused into the normalisation instead of the convolution). Returns NULL when oneDNN
-/// cannot run it.
+/// is then fused into the normalisation instead of the convolution). `in_blocked` /
+/// `out_blocked`: the caller's input x (and dx) / output (and its gradient) are in oneDNN's
+/// 16-channel blocks (nChw16c, C a multiple of 16 for the same element count) instead of NCHW,
+/// so that two chains in a row pass their intermediate without leaving oneDNN's layout.
+/// Returns NULL when oneDNN cannot run it.
 distill_block *distill_block_create(long n, long c, long h, long w, long o, long kh, long kw,
                                     long stride, long pad, int has_bias, long pool_k, long pool_s,
-                                    long pool_p, int bf16, int norm, float epsilon);
+                                    long pool_p, int bf16, int norm, float epsilon, int in_blocked,
+                                    int out_blocked);
 void distill_block_destroy(distill_block *block);
 
 /// Bytes of the buffers the caller keeps from a forward pass for its backward pass: the
