@@ -49,6 +49,18 @@ final class LinkedChainTests: XCTestCase {
     }
   }
 
+  func testLinkedChainsInEvaluationModeGiveTheUnlinkedOutputBitForBit() {
+    // A frozen teacher's forward pass: normalisations with the running statistics, no graph.
+    let model = network(seed: 3)
+    _ = run(model, linked: true)  // moves the running statistics away from 0 and 1
+    model.eval()
+    let x = randomTensor([5, 3, 12, 12], seed: 11)
+    Convolution.linksChains = true
+    let linked = noGrad { model(x) }.storage
+    Convolution.linksChains = false
+    XCTAssertEqual(noGrad { model(x) }.storage, linked)
+  }
+
   func testAChainThatDeclinesGetsItsInputBackInNCHW() {
     // The second chain's normalisation is in evaluation mode while gradients flow: that chain
     // declines, so the first chain's blocked output must go back to NCHW for the layers.
