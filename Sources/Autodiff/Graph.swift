@@ -141,6 +141,15 @@ extension Tensor {
         }
         let inputGrads = node.vjp(outGrad, tensor)
         precondition(inputGrads.count == node.inputs.count, "vjp returned the wrong arity")
+        // A tensor handed to several inputs (a + b of one shape gives g to both) is never a
+        // leaf's own `.grad`: the leaf's later gradients are added to it in place, which must
+        // not reach the gradient still pending for the other input.
+        if inputGrads.count > 1 {
+          var handed = Set<ObjectIdentifier>()
+          for case let g? in inputGrads where !handed.insert(ObjectIdentifier(g)).inserted {
+            adopted.insert(ObjectIdentifier(g))
+          }
+        }
         for (input, g) in zip(node.inputs, inputGrads) {
           guard let g, input.requiresGrad else { continue }
           precondition(g.shape == input.shape, "vjp gave \(g.shape) for an input of \(input.shape)")

@@ -1,4 +1,4 @@
-import Autodiff
+@testable import Autodiff
 import XCTest
 import _TestSupport
 
@@ -151,5 +151,68 @@ final class GradientOwnershipTests: XCTestCase {
     Tensor.matmul(x, w).sum().backward()
     XCTAssertTrue(w.grad === first, "accumulated into the same tensor")
     XCTAssertEqual(w.grad!.storage, [3, 3, 3, 3])
+  }
+}
+
+/// A gradient object a VJP hands to two inputs (`a + b` of one shape returns g for both) must
+/// not be adopted as a leaf's `.grad` and then accumulated into in place while it is still
+/// the pending gradient of the other input.
+final class GradientAliasingTests: XCTestCase {
+  func testALeafGradientAdoptedFromASharedGradientIsNotWrittenThroughTheOtherInput() {
+    let x = randomTensor([3, 4], seed: 401)
+    let w = Tensor(shape: [4, 4], storage: randomTensor([4, 4], seed: 402).storage, requiresGrad: true)
+    let r = Tensor(shape: [3, 4], storage: randomTensor([3, 4], seed: 403).storage, requiresGrad: true)
+    // out = (r + x·w) + 2·r: backward hands the first add's g to both the product and r, and r
+    // receives a second gradient from 2·r.
+    let out = ((r + Tensor.matmul(x, w)) + r * 2) * 1
+    let seed = randomTensor([3, 4], seed: 404)
+    out.backward(seed: seed)
+    // ∂w = xᵀ·seed, ∂r = 3·seed.
+    let expectedW = noGrad { Tensor.matmul(x, seed, transposeA: true) }.storage
+    assertClose(w.grad!.storage, expectedW, absoluteTolerance: 1e-6, relativeTolerance: 1e-6, "∂w")
+    assertClose(r.grad!.storage, seed.storage.map { 3 * $0 }, absoluteTolerance: 1e-6, relativeTolerance: 1e-6, "∂r")
+  }
+
+  func testAGradientHandedToTwoInputsIsNotALeafsOwnGradient() {
+    // An op whose backward records the gradient it receives: g, which the sum hands to both
+    // r and the op's output.
+    final class Seen { var gradient: Tensor? }
+    let seen = Seen()
+    let r = Tensor(shape: [2, 3], storage: randomTensor([2, 3], seed: 421).storage, requiresGrad: true)
+    let v = Tensor(shape: [2, 3], storage: randomTensor([2, 3], seed: 422).storage, requiresGrad: true)
+    let watched = (v * 1).recording([v]) { g in
+      seen.gradient = g
+      return [g.scaled(by: 1)]
+    }
+    ((r + watched) * 1).backward(seed: randomTensor([2, 3], seed: 423))
+    XCTAssertNotNil(seen.gradient)
+    XCTAssertFalse(r.grad! === seen.gradient!, "r adopted the gradient still pending for the other input")
+  }
+
+  func testEveryOrderOfTheSharedGradient() {
+    let x = randomTensor([3, 4], seed: 411)
+    let seed = randomTensor([3, 4], seed: 414)
+    let expectedW = noGrad { Tensor.matmul(x, seed, transposeA: true) }.storage
+    for variant in 0..<8 {
+      let w = Tensor(shape: [4, 4], storage: randomTensor([4, 4], seed: 412).storage, requiresGrad: true)
+      let r = Tensor(shape: [3, 4], storage: randomTensor([3, 4], seed: 413).storage, requiresGrad: true)
+      // The two uses of r created in either order, each sum in either operand order.
+      let (twice, product): (Tensor, Tensor)
+      if variant & 1 == 0 {
+        twice = r * 2
+        product = Tensor.matmul(x, w)
+      } else {
+        product = Tensor.matmul(x, w)
+        twice = r * 2
+      }
+      let a = variant & 2 == 0 ? r + product : product + r
+      // × 1 at the end, so the shared gradient is not the seed (which backward never adopts).
+      let out = (variant & 4 == 0 ? a + twice : twice + a) * 1
+      out.backward(seed: seed)
+      assertClose(w.grad!.storage, expectedW, absoluteTolerance: 1e-6, relativeTolerance: 1e-6, "∂w, variant \(variant)")
+      assertClose(
+        r.grad!.storage, seed.storage.map { 3 * $0 }, absoluteTolerance: 1e-6, relativeTolerance: 1e-6,
+        "∂r, variant \(variant)")
+    }
   }
 }
