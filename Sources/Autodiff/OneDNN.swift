@@ -56,6 +56,14 @@ public enum Convolution {
   /// holds a small share of the FLOPs, so it stays Float, which is also more exact.
   static func runsInBFloat16(inChannels: Int) -> Bool { inChannels >= 8 }
 
+  /// The precisions, preferred first, in which a convolution of `inChannels` input channels
+  /// tries oneDNN (`bf16` flags of its keys): bfloat16 then Float under autocast where
+  /// `runsInBFloat16`, else Float alone. The choice is made in the forward pass and kept for
+  /// backward.
+  static func bfloat16Choices(inChannels: Int) -> [Bool] {
+    BF16Autocast.isEnabled && runsInBFloat16(inChannels: inChannels) ? [true, false] : [false]
+  }
+
   /// oneDNN's version, "major.minor.patch".
   public static var oneDNNVersion: String { String(cString: distill_dnnl_version()) }
 }

@@ -138,11 +138,10 @@ extension Tensor {
   fileprivate func oneDNNConv2d(weight: Tensor, bias: Tensor?, geometry: WindowGeometry, outChannels: Int) -> Tensor? {
     // Under bfloat16 autocast, decided here for the backward pass too; a shape oneDNN cannot
     // run in bfloat16 runs in Float.
-    let keys = (BF16Autocast.isEnabled && Convolution.runsInBFloat16(inChannels: geometry.channels) ? [true, false] : [false])
-      .map {
-        OneDNNConvolutionKey(
-          geometry, outChannels: outChannels, hasBias: bias != nil, blocked: Convolution.blockedLayouts, bf16: $0)
-      }
+    let keys = Convolution.bfloat16Choices(inChannels: geometry.channels).map {
+      OneDNNConvolutionKey(
+        geometry, outChannels: outChannels, hasBias: bias != nil, blocked: Convolution.blockedLayouts, bf16: $0)
+    }
     let outShape = [geometry.batch, outChannels, geometry.outputHeight, geometry.outputWidth]
     let computed = oneDNNConvolutions.borrowFirst(keys) { conv in
       Tensor(shape: outShape) { y in
@@ -282,14 +281,13 @@ extension Tensor {
     }
     // Under bfloat16 autocast, decided here for the backward pass too; in Float where oneDNN
     // cannot run the chain in bfloat16.
-    let keys = (BF16Autocast.isEnabled && Convolution.runsInBFloat16(inChannels: geometry.channels) ? [true, false] : [false])
-      .map {
-        OneDNNBlockKey(
-          convolution: OneDNNConvolutionKey(
-            geometry, outChannels: outChannels, hasBias: bias != nil, blocked: true, bf16: $0),
-          poolKernel: pool?.kernelSize ?? 0, poolStride: pool?.stride ?? 0, poolPadding: pool?.padding ?? 0,
-          norm: normMode, epsilon: norm?.epsilon ?? 0, inputBlocked: blockedInput, outputBlocked: blockedOutput)
-      }
+    let keys = Convolution.bfloat16Choices(inChannels: geometry.channels).map {
+      OneDNNBlockKey(
+        convolution: OneDNNConvolutionKey(
+          geometry, outChannels: outChannels, hasBias: bias != nil, blocked: true, bf16: $0),
+        poolKernel: pool?.kernelSize ?? 0, poolStride: pool?.stride ?? 0, poolPadding: pool?.padding ?? 0,
+        norm: normMode, epsilon: norm?.epsilon ?? 0, inputBlocked: blockedInput, outputBlocked: blockedOutput)
+    }
     let kept = KeptBuffers()
     // The normalisation's statistics: the batch's (written by the forward pass) in training,
     // the running ones otherwise.

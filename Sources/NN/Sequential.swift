@@ -82,7 +82,7 @@ func applyInOrder(_ layers: ArraySlice<any Layer>, to x: Tensor) -> Tensor {
   var y = x
   var i = layers.startIndex
   while i < layers.endIndex {
-    if Convolution.fusesBlocks, ConvolutionChainLayers(startingAt: i, in: layers) != nil {
+    if Convolution.fusesBlocks {
       // The chains that follow each other from here, run in a row (`convolutionChains` hands
       // the intermediates over in oneDNN's layout).
       var chains: [ConvolutionChainLayers] = []
@@ -91,7 +91,7 @@ func applyInOrder(_ layers: ArraySlice<any Layer>, to x: Tensor) -> Tensor {
         chains.append(chain)
         next = chain.end
       }
-      if let (out, count) = y.convolutionChains(chains.map(\.spec)) {
+      if !chains.isEmpty, let (out, count) = y.convolutionChains(chains.map(\.spec)) {
         y = out
         i = chains[count - 1].end
         continue
