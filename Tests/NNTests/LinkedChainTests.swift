@@ -96,3 +96,14 @@ extension Sequential {
     return self
   }
 }
+
+/// The recorded move out of 16-channel blocks: central differences give its gradient (the
+/// move back into blocks).
+final class ChannelBlocksGradientTests: XCTestCase {
+  func testNumericalGradientOfTheMoveOutOfBlocks() {
+    let x = randomTensor([2, 16, 2, 3], seed: 31)
+    let weights = randomTensor([2, 16, 2, 3], seed: 32)
+    // A weighted sum, so every element's gradient differs and a wrong permutation shows.
+    assertGradientsMatch([x], step: 1e-2) { ($0[0].fromChannelBlocks16() * weights).sum() }
+  }
+}
