@@ -8,6 +8,10 @@ import NN
 /// The name of the group attribute holding a model's architecture description.
 public let architectureAttribute = "architecture"
 
+/// The group of a pruned model's file that holds its masks (`/masks/<parameter>`, float32 0/1
+/// in the parameter's shape), beside the model's group: not a model.
+public let maskGroup = "masks"
+
 /// Writes models to the HDF5 file at `path`, replacing it atomically (see
 /// `HDF5File.writeAtomically`): a failure leaves any existing file as it was.
 ///
@@ -20,12 +24,16 @@ public let architectureAttribute = "architecture"
 /// PyTorch: `{k: torch.from_numpy(f["student"][k][()]) for k in f["student"]}` is the
 /// model's `state_dict()` without BatchNorm's `num_batches_tracked`.
 public func saveModels(
-  _ models: [(group: String, model: any Layer, architecture: String?)], to path: String,
-  precision: StoragePrecision = .f32
+  _ models: [(group: String, model: any Layer, architecture: String?)],
+  extraGroups: [(name: String, arrays: [NamedArray])] = [], to path: String, precision: StoragePrecision = .f32
 ) throws(CheckpointError) {
   try HDF5File.writeAtomically(to: path) { file throws(CheckpointError) in
     for (group, model, architecture) in models {
       try writeModelGroup(group, model: model, architecture: architecture, precision: precision, in: file)
+    }
+    for (name, arrays) in extraGroups {
+      let group = try file.createGroup(name)
+      for array in arrays { try group.writeDataset(array.name, floats: array.values, shape: array.shape) }
     }
   }
 }

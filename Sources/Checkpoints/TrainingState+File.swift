@@ -65,12 +65,15 @@ extension TrainingState {
     state.masterWeights = try readArrays(group.group("master"))
     // Checkpoints written before distillation methods had state have no `method` group.
     if group.contains("method") {
-      let method = try group.group("method")
-      state.methodArrays = try readArrays(method.group("arrays"))
-      let words = try method.group("words")
-      for name in try words.memberNames() {
-        state.methodWords.append((name, try words.dataset(name).readUnsignedIntegers()))
-      }
+      (state.methodArrays, state.methodWords) = try readComponent(group.group("method"))
+    }
+    // Checkpoints of runs without compression stages have neither group.
+    if group.contains("stage") {
+      (state.stageArrays, state.stageWords) = try readComponent(group.group("stage"))
+    }
+    if group.contains("results") {
+      let results = try group.group("results")
+      for phase in try results.memberNames() { state.phaseResults[phase] = try readNumbers(results.group(phase)) }
     }
     let scale = try group.group("loss_scale")
     state.lossScale = LossScalerState(
@@ -123,11 +126,15 @@ extension TrainingState {
     try Self.write(extraParameters, to: group.createGroup("extra_parameters"))
     try Self.write(masterWeights, to: group.createGroup("master"))
     if !methodArrays.isEmpty || !methodWords.isEmpty {
-      let method = try group.createGroup("method")
-      try Self.write(methodArrays, to: method.createGroup("arrays"))
-      let words = try method.createGroup("words")
-      for (name, values) in methodWords {
-        try words.writeDataset(name, unsignedIntegers: values, shape: [values.count])
+      try Self.writeComponent(methodArrays, methodWords, to: group.createGroup("method"))
+    }
+    if !stageArrays.isEmpty || !stageWords.isEmpty {
+      try Self.writeComponent(stageArrays, stageWords, to: group.createGroup("stage"))
+    }
+    if !phaseResults.isEmpty {
+      let results = try group.createGroup("results")
+      for (phase, numbers) in phaseResults.sorted(by: { $0.key < $1.key }) {
+        try Self.write(numbers: numbers, to: results.createGroup(phase))
       }
     }
     let scale = try group.createGroup("loss_scale")
@@ -145,6 +152,29 @@ extension TrainingState {
     try group.writeDataset("metrics", strings: metrics)
     try Self.write(numbers: lastEpoch, to: group.createGroup("last_epoch"))
     if let teacherResult { try Self.write(numbers: teacherResult, to: group.createGroup("teacher_result")) }
+  }
+
+  /// A stateful component's group (`method`, `stage`): its arrays and its 64-bit words.
+  private static func writeComponent(
+    _ arrays: [NamedArray], _ words: [(name: String, words: [UInt64])], to group: HDF5Group
+  ) throws(CheckpointError) {
+    try write(arrays, to: group.createGroup("arrays"))
+    let wordsGroup = try group.createGroup("words")
+    for (name, values) in words {
+      try wordsGroup.writeDataset(name, unsignedIntegers: values, shape: [values.count])
+    }
+  }
+
+  private static func readComponent(_ group: HDF5Group) throws(CheckpointError)
+    -> ([NamedArray], [(name: String, words: [UInt64])])
+  {
+    let arrays = try readArrays(group.group("arrays"))
+    var words: [(name: String, words: [UInt64])] = []
+    let wordsGroup = try group.group("words")
+    for name in try wordsGroup.memberNames() {
+      words.append((name, try wordsGroup.dataset(name).readUnsignedIntegers()))
+    }
+    return (arrays, words)
   }
 
   private static func write(_ arrays: [NamedArray], to group: HDF5Group) throws(CheckpointError) {

@@ -31,7 +31,8 @@ public struct TrainingState: Equatable, Sendable {
   /// The `format` attribute this version writes and reads.
   public static let currentFormat = "swift-distill-checkpoint-1"
 
-  /// `"teacher"` or `"student"`: the model being trained.
+  /// `"teacher"`, `"student"`, or a compression stage's label (`"prune"`, `"prune-2"`): what
+  /// is being trained.
   public var phase: String
   /// Completed epochs of the phase's model.
   public var epoch: Int
@@ -69,6 +70,13 @@ public struct TrainingState: Equatable, Sendable {
   public var methodArrays: [NamedArray] = []
   /// The methods' random streams and counters as 64-bit words; `/state/method/words`.
   public var methodWords: [(name: String, words: [UInt64])] = []
+  /// The compression stage's state (a stage phase only: pruning masks keyed by parameter
+  /// name); `/state/stage/arrays` and `/state/stage/words`.
+  public var stageArrays: [NamedArray] = []
+  public var stageWords: [(name: String, words: [UInt64])] = []
+  /// The final results of the phases before this one, beyond the teacher's (`teacherResult`):
+  /// the student's and each earlier stage's, as named numbers, by phase; `/state/results/<phase>`.
+  public var phaseResults: [String: [String: Double]] = [:]
   /// The dynamic loss scaler's state; Float32 training writes the initial state and never reads it.
   public var lossScale = LossScalerState.initial
   /// The augmenter's SplitMix64 state, when the phase's model trains with augmentation.
@@ -120,6 +128,8 @@ public struct TrainingState: Equatable, Sendable {
       && a.extraParameters == b.extraParameters && a.masterWeights == b.masterWeights
       && a.methodArrays == b.methodArrays && a.methodWords.map(\.name) == b.methodWords.map(\.name)
       && a.methodWords.map(\.words) == b.methodWords.map(\.words)
+      && a.stageArrays == b.stageArrays && a.stageWords.map(\.name) == b.stageWords.map(\.name)
+      && a.stageWords.map(\.words) == b.stageWords.map(\.words) && a.phaseResults == b.phaseResults
       && a.lossScale == b.lossScale && a.augmenterState == b.augmenterState
       && a.dropoutStates.map(\.layer) == b.dropoutStates.map(\.layer)
       && a.dropoutStates.map(\.state) == b.dropoutStates.map(\.state) && a.metrics == b.metrics

@@ -6,7 +6,7 @@ import DistillRecipes
 ///
 /// | field | meaning |
 /// | --- | --- |
-/// | `model` | `teacher` or `student` |
+/// | `model` | `teacher`, `student`, or a compression stage's label (`prune`, `prune-2`) |
 /// | `epoch` | 1-based |
 /// | `train_loss` | mean training loss over the epoch's samples (dropout on, augmented) |
 /// | `val_accuracy`, `val_loss` | evaluated after the epoch, in evaluation mode |
@@ -23,8 +23,14 @@ import DistillRecipes
 /// | `seed` | the run's seed |
 /// | `loss_scale` | f16-mixed: the dynamic loss scale after the epoch; null in f32 |
 /// | `skipped_steps` | f16-mixed: optimizer steps skipped for inf/NaN gradients since the model's training began; null in f32 |
+/// | stage figures | a stage's epochs only: `sparsity`, `pruned_weights` (pruning) |
 public struct EpochRecord: Equatable, Sendable {
   public var model: ModelRole
+  /// A compression stage's label (`prune`) for its fine-tuning epochs, written as `model`;
+  /// nil for the teacher's and the student's own epochs.
+  public var stage: String? = nil
+  /// A stage's figures after the epoch (`sparsity`), written after the table's fields, by name.
+  public var figures: [String: Double] = [:]
   public var epoch: Int
   public var epochs: Int
   public var trainLoss: Double
@@ -51,8 +57,9 @@ public struct EpochRecord: Equatable, Sendable {
 
   /// The record as one line of JSON, fields in the order of the table above.
   public var jsonLine: String {
-    JSONObject([
-      ("model", .string(model.rawValue)), ("epoch", .int(epoch)), ("train_loss", .number(trainLoss)),
+    let stageFigures = figures.sorted { $0.key < $1.key }.map { ($0.key, JSONObject.Value.number($0.value)) }
+    let fields: [(String, JSONObject.Value)] = [
+      ("model", .string(stage ?? model.rawValue)), ("epoch", .int(epoch)), ("train_loss", .number(trainLoss)),
       ("val_accuracy", .number(validation.accuracy)), ("val_loss", .number(validation.loss)),
       ("val_split", .string(validationSplit)), ("seconds", .number(seconds)),
       ("joules", joules.map(JSONObject.Value.number) ?? .null),
@@ -64,7 +71,8 @@ public struct EpochRecord: Equatable, Sendable {
       ("seed", .int(Int(truncatingIfNeeded: seed))),
       ("loss_scale", lossScale.map(JSONObject.Value.number) ?? .null),
       ("skipped_steps", skippedSteps.map(JSONObject.Value.int) ?? .null),
-    ]).text
+    ]
+    return JSONObject(fields + stageFigures).text
   }
 }
 
@@ -181,6 +189,7 @@ struct JSONObject {
     case bool(Bool)
     case null
     case object(JSONObject)
+    case array([Value])
   }
 
   var members: [(String, Value)]
@@ -191,17 +200,21 @@ struct JSONObject {
     var out = "{"
     for (i, (key, value)) in members.enumerated() {
       if i > 0 { out += ", " }
-      out += Self.quoted(key) + ": "
-      switch value {
-      case .string(let s): out += Self.quoted(s)
-      case .int(let n): out += String(n)
-      case .number(let x): out += x.isFinite ? "\(x)" : "null"
-      case .bool(let b): out += b ? "true" : "false"
-      case .null: out += "null"
-      case .object(let o): out += o.text
-      }
+      out += Self.quoted(key) + ": " + Self.text(value)
     }
     return out + "}"
+  }
+
+  static func text(_ value: Value) -> String {
+    switch value {
+    case .string(let s): return quoted(s)
+    case .int(let n): return String(n)
+    case .number(let x): return x.isFinite ? "\(x)" : "null"
+    case .bool(let b): return b ? "true" : "false"
+    case .null: return "null"
+    case .object(let o): return o.text
+    case .array(let values): return "[" + values.map(text).joined(separator: ", ") + "]"
+    }
   }
 
   static func quoted(_ s: String) -> String {

@@ -15,14 +15,19 @@ struct StoredModel {
   /// nil for a file h5py wrote from a PyTorch `state_dict`.
   var description: ModelDescription?
 
-  /// The groups at the root of the file at `path`, in file order, and whether the root also
-  /// holds datasets (a `state_dict` written without a group).
+  /// The model groups at the root of the file at `path`, in file order (a pruned model's
+  /// `masks` group is not one), and whether the root also holds datasets (a `state_dict`
+  /// written without a group).
   static func rootContents(of path: String) throws -> (groups: [String], hasDatasets: Bool) {
     let root = try HDF5File.openReadOnly(path).rootGroup()
     var groups: [String] = []
     var hasDatasets = false
     for member in try root.memberNames() {
-      if (try? root.group(member)) != nil { groups.append(member) } else { hasDatasets = true }
+      if (try? root.group(member)) != nil {
+        if member != maskGroup { groups.append(member) }
+      } else {
+        hasDatasets = true
+      }
     }
     return (groups, hasDatasets)
   }

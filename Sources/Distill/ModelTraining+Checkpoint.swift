@@ -53,6 +53,9 @@ extension ModelTraining {
     let methodState = distillation?.state ?? MethodState()
     state.methodArrays = methodState.arrays
     state.methodWords = methodState.words.keys.sorted().map { ($0, methodState.words[$0]!) }
+    let stageState = stage?.stage.state ?? MethodState()
+    state.stageArrays = stageState.arrays
+    state.stageWords = stageState.words.keys.sorted().map { ($0, stageState.words[$0]!) }
   }
 
   /// Restores the model's weights (group `role` of `file`), the optimizer state, the extra
@@ -122,6 +125,13 @@ extension ModelTraining {
       try distillation.restore(methodState, file: file)
     } else if !state.methodArrays.isEmpty {
       throw mismatch("method", "holds distillation state, but the \(role.rawValue) trains without distillation")
+    }
+    var stageState = MethodState(arrays: state.stageArrays)
+    for (name, words) in state.stageWords { stageState.words[name] = words }
+    if let stage {
+      try stage.stage.restore(stageState, file: file)
+    } else if !state.stageArrays.isEmpty || !state.stageWords.isEmpty {
+      throw mismatch("stage", "holds a compression stage's state, but the checkpoint's phase is \(phase)")
     }
     // Everything fits; the weights last, as loading them checks (and throws) before changing any.
     try Checkpoints.loadModel(group: role.rawValue, from: file, into: model)

@@ -21,6 +21,8 @@ typealias BatchLoss = (_ model: Sequential, _ batch: MicroBatch) -> Tensor
 /// Where training is, after each micro-batch, for progress displays.
 public struct BatchProgress: Sendable {
   public var role: ModelRole
+  /// `teacher`, `student`, or a compression stage's label (`prune`): what is training.
+  public var phase: String
   /// 1-based.
   public var epoch: Int
   public var epochs: Int
@@ -131,6 +133,15 @@ final class ModelTraining {
   /// The student's distillation methods, whose state checkpoints hold; nil for a teacher or a
   /// student trained on labels alone.
   let distillation: DistillationRun?
+  /// The compression stage this training fine-tunes for (its hooks run after every backward
+  /// pass and optimizer step, its state is checkpointed); nil for the teacher and the student.
+  let stage: StageRun?
+  /// `teacher`, `student` or the stage's label: names this training in metrics, checkpoints
+  /// and messages.
+  var phase: String { stage?.label ?? role.rawValue }
+  /// Added to the 1-based epoch the loss sees (`MicroBatch.epoch`): a stage's fine-tuning
+  /// continues the student's epochs, so warm-ups (DKD's) stay finished.
+  let lossEpochOffset: Int
   /// Optimizer steps taken over all epochs.
   var globalStep = 0
   /// Optimizer steps in a row, up to now, that had a non-finite micro-batch loss (f16-mixed,
@@ -146,9 +157,12 @@ final class ModelTraining {
   ///   - distillation: the student's methods, whose modules train with the model.
   init(
     role: ModelRole, model: Sequential, spec: TrainSpec, shuffleSeed: UInt64, augmentSeed: UInt64,
-    precision: Precision = .f32, distillation: DistillationRun? = nil, loss: @escaping BatchLoss
+    precision: Precision = .f32, distillation: DistillationRun? = nil, stage: StageRun? = nil,
+    lossEpochOffset: Int = 0, loss: @escaping BatchLoss
   ) {
     self.distillation = distillation
+    self.stage = stage
+    self.lossEpochOffset = lossEpochOffset
     let extraParameters = distillation?.extraParameters ?? []
     self.role = role
     self.model = model
@@ -212,7 +226,7 @@ final class ModelTraining {
         let input = Tensor(shape: [n] + shape, storage: x)
         let mixed = scaler != nil
         if mixed { input.storeAsHalf() }
-        let micro = MicroBatch(input: input, labels: y, indices: indices, epoch: epoch + 1)
+        let micro = MicroBatch(input: input, labels: y, indices: indices, epoch: lossEpochOffset + epoch + 1)
         let batchLoss = withBF16Autocast(bf16) { withMixedPrecision(mixed) { loss(model, micro) } }
         // A non-finite loss would make every weight NaN at the step. In f32 the run stops
         // before that step; in f16-mixed the loss scaler skips such steps, up to a limit.
@@ -227,11 +241,12 @@ final class ModelTraining {
         if let scaler { stepLoss = scaler.scaled(stepLoss) }
         stepLoss.backward()
         distillation?.afterBackward()
+        stage?.stage.afterBackward(self)
         lossSum += Double(batchLoss.scalar) * Double(n)
         samples += n
         progress(
           BatchProgress(
-            role: role, epoch: epoch + 1, epochs: epochs, batch: batch, batches: batchCount, samples: samples,
+            role: role, phase: phase, epoch: epoch + 1, epochs: epochs, batch: batch, batches: batchCount, samples: samples,
             loss: lossSum / Double(samples), epochSeconds: Date().timeIntervalSince(epochStart),
             modelSeconds: Date().timeIntervalSince(started)))
       }
@@ -241,6 +256,7 @@ final class ModelTraining {
       nonFiniteSteps = finite ? 0 : nonFiniteSteps + 1
       steps += 1
       globalStep += 1
+      stage?.stage.afterStep(self, step: globalStep)
       if batch < batchCount, shouldStop() {
         stoppedAt = EpochProgress(
           batch: batch, lossSum: lossSum, samples: samples, steps: steps,

@@ -81,12 +81,12 @@ extension EpochProgress {
 /// Measures `model`'s test evaluation and a dedicated inference window on `data.test`;
 /// `training` are the model's epoch windows (empty for a loaded teacher).
 func measureTest(
-  _ model: Sequential, on test: Dataset, role: ModelRole, meter: any EnergyMeter,
+  _ model: Sequential, on test: Dataset, phase: String, meter: any EnergyMeter,
   training: [EnergyMeasurement]
 ) -> (Evaluation, ModelEnergy) {
-  let (evaluation, testWindow) = meter.measure("\(role.rawValue) test") { evaluate(model, on: test) }
+  let (evaluation, testWindow) = meter.measure("\(phase) test") { evaluate(model, on: test) }
   var passes = 0
-  let (_, inference) = meter.measure("\(role.rawValue) inference") {
+  let (_, inference) = meter.measure("\(phase) inference") {
     let start = meter.read().seconds
     repeat {
       _ = evaluate(model, on: test)

@@ -146,7 +146,7 @@ extension RunFolder {
   /// files, `recipe.yaml`, `epoch-NNNN.h5`, the lock and temporary files of atomic writes.
   static func isRunFile(_ name: String) -> Bool {
     resultFiles.contains(name) || name == "recipe.yaml" || name == RunFolderLock.fileName
-      || (name.hasPrefix("epoch-") && name.hasSuffix(".h5")) || (name.hasPrefix(".") && name.contains(".tmp-"))
+      || (name.hasPrefix("epoch-") && name.hasSuffix(".h5")) || (name.hasPrefix("student-") && name.hasSuffix(".h5")) || (name.hasPrefix(".") && name.contains(".tmp-"))
   }
 
   /// Removes `.<name>.replaced-<pid>` folders beside this one that an interrupted `--force`

@@ -41,6 +41,13 @@ public struct RunSummary: Equatable, Sendable {
   public var energyMeter: String? = nil
   /// Why the meter is the estimate when `auto` fell back to it.
   public var energyWarning: String? = nil
+  /// The compression stages' results, in order (empty without `compress:`).
+  public var stages: [StageResult] = []
+  /// The model file that is the run's result: `student.h5`, the last stage's, or the one before
+  /// a stage that lost more accuracy than its `max_accuracy_drop`.
+  public var result = "student.h5"
+  /// Why the stages stopped early (`TrainingError.stageLostAccuracy`'s message); nil otherwise.
+  public var stopped: String? = nil
 
   /// `summary.json`'s text.
   public var json: String {
@@ -61,7 +68,13 @@ public struct RunSummary: Equatable, Sendable {
           ("parameters", .int(result.parameterCount)),
         ]))
     }
-    return JSONObject([
+    func stage(_ stage: StageResult) -> JSONObject.Value {
+      guard case .object(var object) = model(stage.result) else { return .null }
+      object.members.insert(contentsOf: [("stage", .string(stage.label)), ("model_file", .string(stage.modelFile))], at: 0)
+      object.members += stage.figures.sorted { $0.key < $1.key }.map { ($0.key, .number($0.value)) }
+      return .object(object)
+    }
+    var members: [(String, JSONObject.Value)] = [
       ("name", .string(name)), ("seed", .int(Int(truncatingIfNeeded: seed))),
       ("recipe_hash", .string(recipeHash)),
       ("test_split", .string(testSplit)), ("method", .string(method)),
@@ -69,6 +82,14 @@ public struct RunSummary: Equatable, Sendable {
       ("overrides", .string(overrides.joined(separator: "; "))),
       ("energy_meter", energyMeter.map { .string($0) } ?? .null),
       ("energy_warning", energyWarning.map { .string($0) } ?? .null),
-    ]).text
+    ]
+    // Written only for runs with stages, so that other summaries keep their fields.
+    if !stages.isEmpty {
+      members += [
+        ("stages", .array(stages.map(stage))), ("result", .string(result)),
+        ("stopped", stopped.map { .string($0) } ?? .null),
+      ]
+    }
+    return JSONObject(members).text
   }
 }

@@ -33,14 +33,15 @@ public struct TrainingOptions: Sendable {
 
 /// What a run reports while it goes, for progress displays.
 public enum TrainingEvent: Sendable {
-  /// A model's training begins.
-  case modelStarted(role: ModelRole, epochs: Int, parameterCount: Int, trainSamples: Int)
+  /// A model's training begins: `phase` is `teacher`, `student` or a compression stage's label
+  /// (`prune`), which then says what it did in `stage`.
+  case modelStarted(phase: String, epochs: Int, parameterCount: Int, trainSamples: Int, stage: String? = nil)
   /// A micro-batch was trained on.
   case batch(BatchProgress)
   /// An epoch ended and was evaluated; the record is in `metrics.jsonl`.
   case epoch(EpochRecord)
-  /// A model's final evaluation on `split`.
-  case tested(role: ModelRole, evaluation: Evaluation, split: String)
+  /// A model's final evaluation on `split`; `phase` as in `modelStarted`.
+  case tested(phase: String, evaluation: Evaluation, split: String)
   /// The run's energy meter, before anything trains; `warning` says why it is not RAPL when
   /// `auto` fell back to the estimate.
   case energyMeter(source: EnergySource, summary: String, warning: String?)
@@ -139,9 +140,22 @@ public final class Trainer {
     meter = selected.meter
     defer { selected.meter.stop() }
     onEvent(.energyMeter(source: selected.meter.source, summary: selected.meter.summary, warning: selected.warning))
-    let studentPhase = resume.map { $0.state.phase == ModelRole.student.rawValue } ?? false
+    // The phase a resumed run continues: the teacher's, the student's, or a stage's.
+    let stageLabels = CompressionStageSpec.labels(of: recipe.compress)
+    let resumeStage = try resume.flatMap { point -> Int? in
+      let phase = point.state.phase
+      if phase == ModelRole.teacher.rawValue || phase == ModelRole.student.rawValue { return nil }
+      guard let index = stageLabels.firstIndex(of: phase) else {
+        throw TrainingError.checkpointMismatch(
+          file: point.path, object: "/state@phase",
+          reason: "is '\(phase)', which is neither teacher, student nor a stage of the recipe's compress list "
+            + "(\(stageLabels.isEmpty ? "none" : stageLabels.joined(separator: ", ")))")
+      }
+      return index
+    }
+    let studentPhase = resume.map { $0.state.phase != ModelRole.teacher.rawValue } ?? false
     // Weights files first: a missing one should not wait for the data to load. A run resumed
-    // in its student phase takes its teacher from the checkpoint.
+    // after its teacher phase takes its teacher from the checkpoint.
     let teacherFile = try studentPhase && recipe.teacher != nil
       ? openWeights(resume!.path, keyPath: "resume", role: .teacher)
       : recipe.teacher?.from.map { try openWeights($0, keyPath: "teacher.from", role: .teacher) }
@@ -196,6 +210,8 @@ public final class Trainer {
       guard recipe.distillation.usesTeacher else { return nil }
       return try makeDistillation(teacher: teacher, student: student, data: data, fromFile: teacherFile != nil)
     }
+    // The stages too: a `layers` key naming a layer they cannot handle fails before training.
+    let stages = try makeStages(student: student, data: data)
 
     // Resuming, the folder's files change only once the checkpoint has been restored (`fit`).
     if resume == nil {
@@ -203,13 +219,12 @@ public final class Trainer {
     }
     let checkpoints = RunCheckpoints(
       trainer: self, data: data, started: started, metrics: resume?.state.metrics ?? [],
-      teacher: teacher.map { ($0.model, $0.spec) },
-      teacherEpochs: recipe.teacher?.from == nil ? recipe.teacher?.train?.epochs ?? 0 : 0)
+      teacher: teacher.map { ($0.model, $0.spec) }, epochOffsets: epochOffsets(stages: stages))
 
     var teacherResult: ModelResult?
     if let (model, spec, train) = teacher {
       if studentPhase {
-        teacherResult = try resume!.teacherResult()
+        teacherResult = try resume!.savedResult(ModelRole.teacher.rawValue)
       } else if let train {
         let training = makeTraining(
           .teacher, model, train, loss: labelLoss(labelSmoothing: train.labelSmoothing))
@@ -225,34 +240,50 @@ public final class Trainer {
     }
 
     let train = recipe.student.train
-    let studentTraining = makeTraining(
-      .student, student, train, distillation: distillation,
-      loss: distillation.map { run in { run.loss($0, $1) } } ?? labelLoss(labelSmoothing: train.labelSmoothing))
-    let studentResult = try fit(
-      studentTraining, data: data, resume: studentPhase ? resume : nil, checkpoints: checkpoints, onEvent: onEvent)
-    try saveWeights(student, role: .student, spec: recipe.student.model, data: data)
+    let studentLoss = distillation.map { run in { run.loss($0, $1) } } ?? labelLoss(labelSmoothing: train.labelSmoothing)
+    let studentResult: ModelResult
+    /// The student's Float masters in f16-mixed, handed from phase to phase.
+    var masters: [String: [Float]]?
+    if resumeStage != nil {
+      studentResult = try resume!.savedResult(ModelRole.student.rawValue)
+    } else {
+      let studentTraining = makeTraining(.student, student, train, distillation: distillation, loss: studentLoss)
+      studentResult = try fit(
+        studentTraining, data: data, resume: studentPhase ? resume : nil, checkpoints: checkpoints, onEvent: onEvent)
+      try saveWeights(student, role: .student, spec: recipe.student.model, data: data)
+      masters = (studentTraining.optimizer as? MixedPrecisionOptimizer)?.masterWeights
+    }
+    checkpoints.phaseResults[ModelRole.student.rawValue] = ResumePoint.numbers(of: studentResult)
+
+    let compression = try compress(
+      student, stages: stages, after: studentResult, masters: masters, distillation: distillation, loss: studentLoss,
+      data: data, resume: resume, resumeStage: resumeStage, checkpoints: checkpoints, onEvent: onEvent)
 
     var summary = RunSummary(
       name: recipe.name, seed: recipe.seed, recipeHash: recipe.canonicalHash, runFolder: runFolder.path,
       testSplit: data.testSplit, method: recipe.distillation.label, teacher: teacherResult,
       student: studentResult,
       seconds: Date().timeIntervalSince(started), overrides: overrides)
+    (summary.stages, summary.stopped) = (compression.results, compression.stopped?.description)
+    summary.result = compression.result
     (summary.energyMeter, summary.energyWarning) = (selected.meter.summary, selected.warning)
     try runFolder.writeSummary(summary)
+    if let stopped = compression.stopped { throw stopped }
     return summary
   }
 
-  private func makeTraining(
+  func makeTraining(
     _ role: ModelRole, _ model: Sequential, _ spec: TrainSpec, distillation: DistillationRun? = nil,
-    loss: @escaping BatchLoss
+    stage: StageRun? = nil, lossEpochOffset: Int = 0, loss: @escaping BatchLoss
   ) -> ModelTraining {
     // `checkpoint.recompute`: the model's recorded forward passes (training) keep only segment
     // inputs; evaluation runs under `noGrad` and is unaffected. Weights and keys are unchanged.
     model.recomputeSegments = recipe.checkpoint.recompute?.segments
+    let phase = stage?.label ?? role.rawValue
     return ModelTraining(
-      role: role, model: model, spec: spec, shuffleSeed: derivedSeed(recipe.seed, "\(role.rawValue).shuffle"),
-      augmentSeed: derivedSeed(recipe.seed, "\(role.rawValue).augment"), precision: recipe.precision,
-      distillation: distillation, loss: loss)
+      role: role, model: model, spec: spec, shuffleSeed: derivedSeed(recipe.seed, "\(phase).shuffle"),
+      augmentSeed: derivedSeed(recipe.seed, "\(phase).augment"), precision: recipe.precision,
+      distillation: distillation, stage: stage, lossEpochOffset: lossEpochOffset, loss: loss)
   }
 
   /// The recipe's distillation methods built for the two networks (`DistillationRun`).
@@ -271,11 +302,11 @@ public final class Trainer {
   /// Trains every epoch (from `resume`'s position, whose state it restores, when given),
   /// evaluating, logging and checkpointing each, then evaluates on the test split. Throws
   /// `TrainingError.stopped` after writing `latest.h5` when `stopRequest` is set.
-  private func fit(
+  func fit(
     _ training: ModelTraining, data: TrainingData, resume: ResumePoint?, checkpoints: RunCheckpoints,
     onEvent: (TrainingEvent) -> Void
   ) throws -> ModelResult {
-    let (role, model, epochs) = (training.role, training.model, training.spec.epochs)
+    let (role, phase, model, epochs) = (training.role, training.phase, training.model, training.spec.epochs)
     var (firstEpoch, progress) = (0, EpochProgress())
     var lastValidation: Evaluation?
     var lastLoss = Double.nan
@@ -288,11 +319,12 @@ public final class Trainer {
     let started = Date() - (resume?.state.modelSeconds ?? 0)
     onEvent(
       .modelStarted(
-        role: role, epochs: epochs, parameterCount: model.parameterCount, trainSamples: data.train.count))
-    var windows = resume.map { $0.energySoFar(of: role, source: meter.source) } ?? []
+        phase: phase, epochs: epochs, parameterCount: model.parameterCount, trainSamples: data.train.count,
+        stage: training.stage.map { "\($0.info.title): \($0.info.summary)" }))
+    var windows = resume.map { $0.energySoFar(of: phase, source: meter.source) } ?? []
     for epoch in firstEpoch..<epochs {
       let epochStart = Date() - progress.seconds
-      let (trained, trainEnergy) = meter.measure("\(role.rawValue) epoch \(epoch + 1) train") {
+      let (trained, trainEnergy) = meter.measure("\(phase) epoch \(epoch + 1) train") {
         training.trainEpoch(
           epoch, on: data.train, epochs: epochs, started: started, from: progress,
           shouldStop: { stopRequest?.isRequested ?? false }, progress: { onEvent(.batch($0)) })
@@ -300,7 +332,7 @@ public final class Trainer {
       if let diverged = trained.diverged {
         let latest = runFolder.latestCheckpointPath
         throw TrainingError.diverged(
-          role: role.rawValue, epoch: epoch + 1, batch: diverged.batch, step: diverged.step,
+          role: phase, epoch: epoch + 1, batch: diverged.batch, step: diverged.step,
           loss: Double(diverged.loss), precision: recipe.precision.rawValue,
           checkpoint: FileManager.default.fileExists(atPath: latest) ? latest : nil, recipe: recipeFile)
       }
@@ -313,13 +345,13 @@ public final class Trainer {
           training, epoch: epoch, progress: stoppedAt, modelStarted: started, last: (lastValidation, lastLoss))
         throw stopped()
       }
-      let (validation, evalEnergy) = meter.measure("\(role.rawValue) epoch \(epoch + 1) evaluation") {
+      let (validation, evalEnergy) = meter.measure("\(phase) epoch \(epoch + 1) evaluation") {
         evaluate(model, on: data.validation)
       }
       for warning in [trainEnergy.warning, evalEnergy.warning].compactMap({ $0 }) { onEvent(.warning(warning)) }
       windows += [trainEnergy, evalEnergy]
       if before.batch > 0 {
-        windows.append(before.window(name: "\(role.rawValue) epoch \(epoch + 1) before the interruption", source: trainEnergy.source))
+        windows.append(before.window(name: "\(phase) epoch \(epoch + 1) before the interruption", source: trainEnergy.source))
       }
       var record = EpochRecord(
         model: role, epoch: epoch + 1, epochs: epochs, trainLoss: trained.loss, validation: validation,
@@ -327,6 +359,8 @@ public final class Trainer {
         energySource: nil, samples: trained.samples, precision: recipe.precision.rawValue,
         learningRate: trained.learningRate, seed: recipe.seed, lossScale: trained.lossScale,
         skippedSteps: trained.skippedSteps)
+      record.stage = training.stage?.label
+      for (name, value) in training.stage?.stage.figures ?? [] { record.figures[name] = value }
       record.record(training: trainEnergy, evaluation: evalEnergy, before: before)
       try runFolder.append(record)
       onEvent(.epoch(record))
@@ -335,12 +369,13 @@ public final class Trainer {
       checkpoints.record(record)
       try checkpoints.save(
         training, epoch: epoch + 1, progress: EpochProgress(), modelStarted: started, last: (validation, trained.loss))
-      if stopRequest?.isRequested == true, epoch + 1 < epochs || role == .teacher { throw stopped() }
+      let laterPhase = role == .teacher || (training.stage?.index ?? -1) + 1 < recipe.compress.count
+      if stopRequest?.isRequested == true, epoch + 1 < epochs || laterPhase { throw stopped() }
     }
     let seconds = Date().timeIntervalSince(started)
-    let (test, energy) = measureTest(model, on: data.test, role: role, meter: meter, training: windows)
+    let (test, energy) = measureTest(model, on: data.test, phase: phase, meter: meter, training: windows)
     model.eval()
-    onEvent(.tested(role: role, evaluation: test, split: data.testSplit))
+    onEvent(.tested(phase: phase, evaluation: test, split: data.testSplit))
     return ModelResult(
       role: role, test: test, lastValidation: lastValidation, epochs: epochs, seconds: seconds,
       parameterCount: model.parameterCount, finalTrainLoss: lastLoss, energy: energy)
@@ -357,9 +392,9 @@ public final class Trainer {
   private func testLoaded(_ model: Sequential, data: TrainingData, onEvent: (TrainingEvent) -> Void)
     -> ModelResult
   {
-    let (test, energy) = measureTest(model, on: data.test, role: .teacher, meter: meter, training: [])
+    let (test, energy) = measureTest(model, on: data.test, phase: ModelRole.teacher.rawValue, meter: meter, training: [])
     model.eval()
-    onEvent(.tested(role: .teacher, evaluation: test, split: data.testSplit))
+    onEvent(.tested(phase: ModelRole.teacher.rawValue, evaluation: test, split: data.testSplit))
     return ModelResult(
       role: .teacher, test: test, lastValidation: nil, epochs: 0, seconds: 0,
       parameterCount: model.parameterCount, finalTrainLoss: .nan, energy: energy)

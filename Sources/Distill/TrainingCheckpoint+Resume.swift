@@ -29,17 +29,17 @@ public struct ResumePoint: Sendable {
     return (Evaluation(accuracy: accuracy, loss: loss, count: Int(count)), last["train_loss"] ?? .nan)
   }
 
-  /// The teacher's result saved in a student-phase checkpoint.
-  func teacherResult() throws -> ModelResult {
-    guard let numbers = state.teacherResult else {
+  /// The result of an earlier phase saved in the checkpoint: the teacher's (`teacher`), the
+  /// student's or a finished stage's (by label).
+  func savedResult(_ phase: String) throws -> ModelResult {
+    let object = phase == ModelRole.teacher.rawValue ? "/state/teacher_result" : "/state/results/\(phase)"
+    guard let numbers = phase == ModelRole.teacher.rawValue ? state.teacherResult : state.phaseResults[phase] else {
       throw TrainingError.checkpointMismatch(
-        file: path, object: "/state/teacher_result",
-        reason: "is missing from a checkpoint of the student phase")
+        file: path, object: object, reason: "is missing from a checkpoint of the \(state.phase) phase")
     }
     func value(_ key: String) throws -> Double {
       guard let value = numbers[key] else {
-        throw TrainingError.checkpointMismatch(
-          file: path, object: "/state/teacher_result/\(key)", reason: "is missing")
+        throw TrainingError.checkpointMismatch(file: path, object: "\(object)/\(key)", reason: "is missing")
       }
       return value
     }
@@ -50,7 +50,7 @@ public struct ResumePoint: Sendable {
       validation = Evaluation(accuracy: accuracy, loss: loss, count: Int(count))
     }
     return ModelResult(
-      role: .teacher,
+      role: phase == ModelRole.teacher.rawValue ? .teacher : .student,
       test: Evaluation(
         accuracy: try value("test_accuracy"), loss: try value("test_loss"),
         count: Int(try value("test_samples"))),
@@ -69,12 +69,12 @@ public struct ResumePoint: Sendable {
   /// The energy of `role`'s epochs before the checkpoint, summed from the `metrics.jsonl` lines
   /// it holds, as one window, so that the model's training joules in `summary.json` count them.
   /// The part of an epoch interrupted mid-way is not in any line, so it is not counted.
-  func energySoFar(of role: ModelRole, source: EnergySource) -> [EnergyMeasurement] {
+  func energySoFar(of phase: String, source: EnergySource) -> [EnergyMeasurement] {
     var (joules, dram, seconds, lines) = (0.0, 0.0, 0.0, 0)
     var dramEverywhere = true
     for line in state.metrics {
       guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
-        object["model"] as? String == role.rawValue
+        object["model"] as? String == phase
       else { continue }
       lines += 1
       joules += object["joules"] as? Double ?? 0
@@ -84,7 +84,7 @@ public struct ResumePoint: Sendable {
     guard lines > 0 else { return [] }
     return [
       EnergyMeasurement(
-        name: "\(role.rawValue) epochs before the checkpoint", from: EnergyReading(joules: 0, dramJoules: dramEverywhere ? 0 : nil, seconds: 0),
+        name: "\(phase) epochs before the checkpoint", from: EnergyReading(joules: 0, dramJoules: dramEverywhere ? 0 : nil, seconds: 0),
         to: EnergyReading(joules: joules, dramJoules: dramEverywhere ? dram : nil, seconds: seconds),
         source: source)
     ]

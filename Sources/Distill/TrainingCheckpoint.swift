@@ -64,26 +64,30 @@ final class RunCheckpoints {
   private let data: TrainingData
   private let runStarted: Date
   private let teacher: (model: Sequential, spec: ModelSpec)?
-  /// Epochs the teacher trains in this run (0 when it is loaded): the run epoch of the student's
-  /// epoch e is `teacherEpochs + e`.
-  private let teacherEpochs: Int
+  /// The run epoch before each phase's first (`teacher` 0, `student` the teacher's epochs,
+  /// 0 when it is loaded; a stage, all epochs before it): the run epoch of the phase's epoch e is
+  /// the phase's offset + e.
+  private let epochOffsets: [String: Int]
   /// The lines of `metrics.jsonl` so far.
   private(set) var metrics: [String]
   /// Set when the teacher's phase ends; saved in the student's checkpoints.
   var teacherResult: ModelResult?
+  /// The student's and each finished stage's result, by phase, set as each ends; saved in the
+  /// checkpoints of the stages after them.
+  var phaseResults: [String: [String: Double]] = [:]
   /// Wall time of the last write, for reports.
   private(set) var lastWriteSeconds = 0.0
 
   init(
     trainer: Trainer, data: TrainingData, started: Date, metrics: [String],
-    teacher: (model: Sequential, spec: ModelSpec)?, teacherEpochs: Int
+    teacher: (model: Sequential, spec: ModelSpec)?, epochOffsets: [String: Int]
   ) {
     self.trainer = trainer
     self.data = data
     self.runStarted = started
     self.metrics = metrics
     self.teacher = teacher
-    self.teacherEpochs = teacherEpochs
+    self.epochOffsets = epochOffsets
   }
 
   /// Notes an epoch's `metrics.jsonl` line.
@@ -99,9 +103,9 @@ final class RunCheckpoints {
   ) throws {
     let begun = Date()
     let recipe = trainer.recipe
-    let runEpoch = (training.role == .student ? teacherEpochs : 0) + epoch
+    let runEpoch = (epochOffsets[training.phase] ?? 0) + epoch
     var state = TrainingState(
-      phase: training.role.rawValue, epoch: epoch, batch: progress.batch, globalStep: training.globalStep,
+      phase: training.phase, epoch: epoch, batch: progress.batch, globalStep: training.globalStep,
       runEpoch: runEpoch, optimizerName: training.optimizerName, recipeHash: recipe.canonicalHash,
       recipeJSON: recipe.canonicalJSON, blasThreads: BLAS.threadCount)
     (state.lossSum, state.samples, state.steps) = (progress.lossSum, progress.samples, progress.steps)
@@ -119,6 +123,7 @@ final class RunCheckpoints {
       ]
     }
     if training.role == .student { state.teacherResult = teacherResult.map(ResumePoint.numbers(of:)) }
+    if training.stage != nil { state.phaseResults = phaseResults }
     state.seedOverride = trainer.options.seed
     state.epochsOverride = trainer.options.epochs
     state.dataPath = trainer.absoluteDataPath

@@ -69,6 +69,12 @@ public enum TrainingError: Error, Equatable, CustomStringConvertible {
   /// A checkpoint's training state does not fit the run's model or optimizer: `object` is the
   /// HDF5 object, `reason` what was expected and found.
   case checkpointMismatch(file: String, object: String, reason: String)
+  /// A compression stage lost more validation accuracy (fractions `before` → `after`) than its
+  /// `max_accuracy_drop` (points, at `keyPath`); the run stopped after it, keeping the model file
+  /// `kept` of the phase before it (`previous`) as its result, recorded in `summary.json`.
+  case stageLostAccuracy(
+    file: String, keyPath: String, stage: String, before: Double, after: Double, limit: Double, previous: String,
+    kept: String, folder: String)
 
   public var description: String {
     switch self {
@@ -127,7 +133,9 @@ public enum TrainingError: Error, Equatable, CustomStringConvertible {
       return "\(recipe): the \(role) diverged: its training loss was \(loss)\(limit) at epoch \(epoch), "
         + "micro-batch \(batch) (optimizer step \(step)); the weights were not updated with it. "
         + (checkpoint.map { "The last good checkpoint is \($0). " } ?? "No epoch had ended, so there is no checkpoint. ")
-        + "Lower the learning rate (\(role).train.optimizer.lr) or the distillation weights, then train again"
+        + "Lower the learning rate ("
+        + (role == "teacher" || role == "student" ? "\(role).train.optimizer.lr" : "the \(role) stage's lr_factor")
+        + ") or the distillation weights, then train again"
     case .checkpointOfAnotherRecipe(let checkpoint, let checkpointRecipe, let file, let recipe):
       return "\(checkpoint) was written by a run of the recipe '\(RecipeLimits.abbreviated(checkpointRecipe))', "
         + "but \(file) is the recipe '\(RecipeLimits.abbreviated(recipe))' (was the checkpoint copied from "
@@ -135,6 +143,11 @@ public enum TrainingError: Error, Equatable, CustomStringConvertible {
         + "with this folder's recipe"
     case .checkpointMismatch(let file, let object, let reason):
       return "\(file): \(object): \(reason) (was the checkpoint written by another recipe?)"
+    case .stageLostAccuracy(let file, let keyPath, let stage, let before, let after, let limit, let previous, let kept, let folder):
+      return "\(file): \(keyPath): the \(stage) stage took validation accuracy from "
+        + String(format: "%.2f%% (%@) to %.2f%%, a drop of %.2f points, more than the %g allowed", before * 100, previous, after * 100, (before - after) * 100, limit)
+        + "; the run stopped there and its result is \(folder)/\(kept) (summary.json says so). "
+        + "Give the stage more epochs, a gentler setting, or a larger max_accuracy_drop"
     }
   }
 }

@@ -19,3 +19,18 @@ struct MethodsCommand: ParsableCommand {
     print(markdown ? MethodCatalog.markdown : MethodCatalog.text, terminator: "")
   }
 }
+
+/// `distill stages`: every compression stage a recipe's `compress:` list can name.
+struct StagesCommand: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "stages",
+    abstract: "List the compression stages: their recipe keys and defaults, what they do, their references.",
+    discussion: """
+      Stages run on the distilled student in the order of the recipe's compress: list, each \
+      fine-tuned with the recipe's distillation. Example: compress: [{prune: {amount: 0.9}}]
+      """)
+
+  func run() {
+    print(MethodCatalog.stagesText, terminator: "")
+  }
+}

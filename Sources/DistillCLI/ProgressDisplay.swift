@@ -50,9 +50,10 @@ final class ProgressDisplay {
       warn(text)
     case (.quiet, _):
       return
-    case (_, .modelStarted(let role, let epochs, let parameters, let samples)):
+    case (_, .modelStarted(let phase, let epochs, let parameters, let samples, let stage)):
       lastAccuracy = ""
-      emit("\(role.rawValue): \(parameters) parameters, \(epochs) epochs over \(samples) samples")
+      if let stage { emit("\(phase): \(stage)") }
+      emit("\(phase): \(parameters) parameters, \(epochs) epochs over \(samples) samples")
     case (.terminal, .batch(let p)):
       let now = Date()
       guard now.timeIntervalSince(lastDraw) > 0.1 || p.batch == p.batches else { return }
@@ -61,7 +62,7 @@ final class ProgressDisplay {
       let done = Double((p.epoch - 1) * p.batches + p.batch) / Double(max(p.epochs * p.batches, 1))
       let eta = done > 0 ? p.modelSeconds / done - p.modelSeconds : 0
       let line =
-        "\(prefix)\(p.role.rawValue) epoch \(p.epoch)/\(p.epochs)  batch \(p.batch)/\(p.batches)  "
+        "\(prefix)\(p.phase) epoch \(p.epoch)/\(p.epochs)  batch \(p.batch)/\(p.batches)  "
         + "\(Int(rate)) samples/s  loss \(fixed(p.loss, 4))  ETA \(clock(eta))\(lastAccuracy)"
       FileHandle.standardOutput.write(Data(("\r\u{1B}[K" + line).utf8))
       lineIsOpen = true
@@ -71,14 +72,15 @@ final class ProgressDisplay {
       lastAccuracy = "  (epoch \(r.epoch): \(r.validationSplit) accuracy \(percent(r.validation.accuracy)))"
     case (_, .epoch(let r)):
       emit(
-        "\(r.model.rawValue) epoch \(r.epoch)/\(r.epochs): train loss \(fixed(r.trainLoss, 4)), "
+        "\(r.stage ?? r.model.rawValue) epoch \(r.epoch)/\(r.epochs): train loss \(fixed(r.trainLoss, 4)), "
           + "\(r.validationSplit) accuracy \(percent(r.validation.accuracy)), "
           + "loss \(fixed(r.validation.loss, 4)), "
           + "lr \(fixed(r.learningRate, 5)), \(fixed(r.seconds, 1)) s"
-          + (r.joules.map { ", \(fixed($0, 1)) J (\(r.energySource ?? "?"))" } ?? ""))
-    case (_, .tested(let role, let evaluation, let split)):
+          + (r.joules.map { ", \(fixed($0, 1)) J (\(r.energySource ?? "?"))" } ?? "")
+          + (r.figures["sparsity"].map { ", sparsity \(percent($0))" } ?? ""))
+    case (_, .tested(let phase, let evaluation, let split)):
       emit(
-        "\(role.rawValue) test accuracy \(percent(evaluation.accuracy)) (loss \(fixed(evaluation.loss, 4)), "
+        "\(phase) test accuracy \(percent(evaluation.accuracy)) (loss \(fixed(evaluation.loss, 4)), "
           + "\(evaluation.count) samples of the \(split) split)")
     }
   }

@@ -126,6 +126,9 @@ struct TrainCommand: ParsableCommand {
       "  student  \(meanAndDeviation(summaries.map { $0.student.test.accuracy }))  "
         + "(distillation: \(first.method))"
     )
+    for (index, stage) in first.stages.enumerated() where summaries.allSatisfy({ $0.stages.count > index }) {
+      print("  \(stage.label)  \(meanAndDeviation(summaries.map { $0.stages[index].result.test.accuracy }))")
+    }
     let seconds = summaries.map(\.seconds)
     print(
       "  wall time per run \(fixed(seconds.reduce(0, +) / Double(seconds.count), 1)) s, "
@@ -140,10 +143,14 @@ func printResult(_ summary: RunSummary) {
   var parts: [String] = []
   if let teacher = summary.teacher { parts.append("teacher \(percent(teacher.test.accuracy))") }
   parts.append("student \(percent(summary.student.test.accuracy))")
+  for stage in summary.stages {
+    let sparsity = stage.figures["sparsity"].map { " at sparsity \(percent($0))" } ?? ""
+    parts.append("\(stage.label) \(percent(stage.result.test.accuracy))\(sparsity)")
+  }
   print(
     "\(summary.name) (seed \(summary.seed)): test accuracy \(parts.joined(separator: ", ")) "
       + "on the \(summary.testSplit) split, \(fixed(summary.seconds, 1)) s; "
-    + "results in \(summary.runFolder)/"
+    + "results in \(summary.runFolder)/" + (summary.stages.isEmpty ? "" : " (the run's model: \(summary.result))")
   )
 }
 

@@ -24,6 +24,22 @@ public enum LayerSpec: Codable, Equatable, Sendable {
   /// `nn.Tanh()`.
   case tanh
 
+  /// The layer's name in recipes (`linear`, `batch_norm`, `max_pool`).
+  public var kindName: String {
+    switch self {
+    case .linear: return CodingKeys.linear.rawValue
+    case .conv2d: return CodingKeys.conv2d.rawValue
+    case .batchNorm: return CodingKeys.batchNorm.rawValue
+    case .maxPool: return CodingKeys.maxPool.rawValue
+    case .avgPool: return CodingKeys.avgPool.rawValue
+    case .dropout: return CodingKeys.dropout.rawValue
+    case .flatten: return CodingKeys.flatten.rawValue
+    case .relu: return CodingKeys.relu.rawValue
+    case .gelu: return CodingKeys.gelu.rawValue
+    case .tanh: return CodingKeys.tanh.rawValue
+    }
+  }
+
   enum CodingKeys: String, RecipeChoiceKeys {
     case linear, conv2d
     case batchNorm = "batch_norm"

@@ -85,6 +85,7 @@ public enum MethodValue: Codable, Equatable, Sendable, CustomStringConvertible {
   func converted(to kind: MethodKey.Kind) -> MethodValue? {
     switch (kind, self) {
     case (.number, .number), (.integer, .integer), (.flag, .flag), (.layers, .layers): return self
+    case (.choice(let words), .text(let word)): return words.contains(word) ? self : nil
     case (.number, .integer(let value)): return .number(Double(value))
     case (.layers, .integer(let value)): return .layers([value])
     default: return nil
@@ -106,6 +107,8 @@ public enum MethodValue: Codable, Equatable, Sendable, CustomStringConvertible {
 public struct MethodKey: Sendable {
   public enum Kind: Sendable {
     case number, integer, flag, layers
+    /// One of these words (a compression stage's `scope: global`).
+    case choice([String])
 
     /// What the recipe must give, for errors.
     var expected: String {
@@ -114,6 +117,7 @@ public struct MethodKey: Sendable {
       case .integer: return "an integer"
       case .flag: return "true or false"
       case .layers: return "a list of layer positions"
+      case .choice(let words): return "one of " + words.joined(separator: ", ")
       }
     }
   }
@@ -155,6 +159,14 @@ public struct MethodKey: Sendable {
     MethodKey(name: name, kind: .flag, defaultValue: .flag(value), help: help, requirement: nil, isValid: { _ in true })
   }
 
+  /// One of `words`, the first being the default unless `value` says otherwise.
+  public static func choice(_ name: String, _ words: [String], _ value: String, _ help: String) -> MethodKey {
+    precondition(words.contains(value), "\(name): default '\(value)' is not among \(words)")
+    return MethodKey(
+      name: name, kind: .choice(words), defaultValue: .text(value), help: help, requirement: nil,
+      isValid: { if case .text(let v) = $0 { return words.contains(v) } else { return false } })
+  }
+
   /// Layer positions (each ≥ 0; checked against the networks when the run builds them); the
   /// default, empty, lets the method choose.
   public static func layers(_ name: String, _ help: String) -> MethodKey {
@@ -179,13 +191,16 @@ extension MethodKey {
 
 /// The ranges number keys take.
 public enum NumberRange: Sendable {
-  case positive, nonNegative, unit, any
+  /// > 0, ≥ 0, [0, 1], [0, 1) (a fraction removed), (0, 1] (a fraction kept), any finite.
+  case positive, nonNegative, unit, belowOne, fraction, any
 
   func contains(_ value: Double) -> Bool {
     switch self {
     case .positive: return value > 0
     case .nonNegative: return value >= 0
     case .unit: return (0...1).contains(value)
+    case .belowOne: return (0..<1).contains(value)
+    case .fraction: return value > 0 && value <= 1
     case .any: return value.isFinite
     }
   }
@@ -195,6 +210,8 @@ public enum NumberRange: Sendable {
     case .positive: return "greater than 0"
     case .nonNegative: return "at least 0"
     case .unit: return "in [0, 1]"
+    case .belowOne: return "in [0, 1)"
+    case .fraction: return "in (0, 1]"
     case .any: return nil
     }
   }
@@ -208,6 +225,30 @@ public struct MethodSettings: Equatable, Sendable {
   public var given: [String: MethodValue]
 
   public init(_ given: [String: MethodValue] = [:]) { self.given = given }
+
+  /// `key` as a number (a `number` key), as given or its default.
+  public func number(_ key: String, in schema: [MethodKey]) -> Double {
+    guard case .number(let value) = value(key, in: schema) else { preconditionFailure("\(key) is not a number key") }
+    return value
+  }
+
+  /// `key` as an integer (an `integer` key), as given or its default.
+  public func integer(_ key: String, in schema: [MethodKey]) -> Int {
+    guard case .integer(let value) = value(key, in: schema) else { preconditionFailure("\(key) is not an integer key") }
+    return value
+  }
+
+  /// `key` as a word (a `choice` key), as given or its default.
+  public func word(_ key: String, in schema: [MethodKey]) -> String {
+    guard case .text(let value) = value(key, in: schema) else { preconditionFailure("\(key) is not a choice key") }
+    return value
+  }
+
+  /// `key` as layer positions (a `layers` key), as given or its default (empty: the default choice).
+  public func layers(_ key: String, in schema: [MethodKey]) -> [Int] {
+    guard case .layers(let value) = value(key, in: schema) else { preconditionFailure("\(key) is not a layers key") }
+    return value
+  }
 
   /// The value of `key` as its declaration's kind: as given, or its default.
   public func value(_ key: String, in schema: [MethodKey]) -> MethodValue {

@@ -17,6 +17,22 @@ public enum OptimizerSpec: Codable, Equatable, Sendable {
     }
   }
 
+  /// The same optimizer with its base learning rate times `factor` (a compression stage's
+  /// `lr_factor`).
+  public func scalingLearningRate(by factor: Double) -> OptimizerSpec {
+    switch self {
+    case .sgd(var spec):
+      spec.lr *= factor
+      return .sgd(spec)
+    case .adam(var spec):
+      spec.lr *= factor
+      return .adam(spec)
+    case .adamw(var spec):
+      spec.lr *= factor
+      return .adamw(spec)
+    }
+  }
+
   enum CodingKeys: String, RecipeChoiceKeys { case sgd, adam, adamw }
 
   public init(from decoder: any Decoder) throws {

@@ -1,8 +1,8 @@
 extension Recipe {
   /// Throws the first of `problems(file:methods:)`, if any. `Recipe.load` and `Recipe.parse`
   /// call it; call it yourself on a recipe built or edited in code.
-  public func validate(file: String = "<recipe>", methods: [MethodInfo]) throws {
-    if let first = problems(file: file, methods: methods).first { throw first }
+  public func validate(file: String = "<recipe>", methods: [MethodInfo], stages: [StageInfo] = []) throws {
+    if let first = problems(file: file, methods: methods, stages: stages).first { throw first }
   }
 
   /// Every range and consistency problem, in document order (`name`, `data`, `teacher`,
@@ -18,8 +18,10 @@ extension Recipe {
   /// - every distillation method needs a teacher; `hint` needs `distillation.hint`, and only it
   ///   takes one; the methods named and their sections' keys are among `methods`' (with the
   ///   closest suggested), of the declared kinds and in range;
+  /// - the `compress:` stages are among `stages` (the closest suggested), their keys declared,
+  ///   of the declared kinds and in range;
   /// - an explicit `layers` list ends with a `linear` layer producing one output per class.
-  public func problems(file: String = "<recipe>", methods: [MethodInfo]) -> [RecipeError] {
+  public func problems(file: String = "<recipe>", methods: [MethodInfo], stages: [StageInfo] = []) -> [RecipeError] {
     var checks = RecipeChecks(file: file)
     checks.name(name)
     checks.data(data)
@@ -27,6 +29,7 @@ extension Recipe {
     if let teacher { checks.teacher(teacher, classCount: classCount) }
     checks.student(student, classCount: classCount)
     checks.distillation(distillation, teacher: teacher, student: student, methods: methods)
+    checks.compression(compress, infos: stages)
     checks.checkpoint(checkpoint)
     checks.energy(energy)
     return checks.problems

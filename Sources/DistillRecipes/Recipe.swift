@@ -24,6 +24,8 @@ public struct Recipe: Codable, Equatable, Sendable {
   public var distillation: DistillationSpec
   /// Arithmetic precision of training. Default `f32`.
   public var precision: Precision
+  /// Compression stages run on the distilled student, in order (`compress:`). Default: none.
+  public var compress: [CompressionStageSpec]
   /// Checkpoint retention and activation recompute. Default: keep every epoch, no recompute.
   public var checkpoint: CheckpointSpec
   /// How energy is measured. Default: `meter: auto`.
@@ -33,8 +35,10 @@ public struct Recipe: Codable, Equatable, Sendable {
   public init(
     name: String, seed: UInt64 = 0, data: DataSpec, teacher: TeacherSpec? = nil, student: StudentSpec,
     distillation: DistillationSpec = DistillationSpec(), precision: Precision = .f32,
-    checkpoint: CheckpointSpec = CheckpointSpec(), energy: EnergySpec = EnergySpec()
+    checkpoint: CheckpointSpec = CheckpointSpec(), energy: EnergySpec = EnergySpec(),
+    compress: [CompressionStageSpec] = []
   ) {
+    self.compress = compress
     self.name = name
     self.seed = seed
     self.data = data
@@ -47,7 +51,7 @@ public struct Recipe: Codable, Equatable, Sendable {
   }
 
   enum CodingKeys: String, RecipeKeys {
-    case name, seed, data, teacher, student, distillation, precision, checkpoint, energy
+    case name, seed, data, teacher, student, distillation, compress, precision, checkpoint, energy
   }
 
   public init(from decoder: any Decoder) throws {
@@ -58,6 +62,7 @@ public struct Recipe: Codable, Equatable, Sendable {
     teacher = try c.decodeIfPresent(TeacherSpec.self, forKey: .teacher)
     student = try c.decode(StudentSpec.self, forKey: .student)
     distillation = try c.decodeIfPresent(DistillationSpec.self, forKey: .distillation) ?? DistillationSpec()
+    compress = try c.decodeIfPresent([CompressionStageSpec].self, forKey: .compress) ?? []
     precision = try c.decodeIfPresent(Precision.self, forKey: .precision) ?? .f32
     checkpoint = try c.decodeIfPresent(CheckpointSpec.self, forKey: .checkpoint) ?? CheckpointSpec()
     energy = try c.decodeIfPresent(EnergySpec.self, forKey: .energy) ?? EnergySpec()
@@ -71,6 +76,8 @@ public struct Recipe: Codable, Equatable, Sendable {
     try c.encodeIfPresent(teacher, forKey: .teacher)
     try c.encode(student, forKey: .student)
     try c.encode(distillation, forKey: .distillation)
+    // Written only when given, so that recipes without stages keep their canonical hash.
+    if !compress.isEmpty { try c.encode(compress, forKey: .compress) }
     try c.encode(precision, forKey: .precision)
     try c.encode(checkpoint, forKey: .checkpoint)
     try c.encode(energy, forKey: .energy)
@@ -85,7 +92,7 @@ extension Recipe {
   ///
   /// Throws `RecipeError`: `cannotRead` (missing or unreadable file), `syntax` (invalid YAML,
   /// with line and column), or the first schema or validation problem, with its key path.
-  public static func load(path: String, methods: [MethodInfo]) throws -> Recipe {
+  public static func load(path: String, methods: [MethodInfo], stages: [StageInfo] = []) throws -> Recipe {
     let text: String
     do {
       let attributes = try? FileManager.default.attributesOfItem(atPath: path)
@@ -106,12 +113,14 @@ extension Recipe {
         FileManager.default.fileExists(atPath: path) ? "not readable as UTF-8 text" : "no such file"
       throw RecipeError.cannotRead(file: path, reason: reason)
     }
-    return try parse(yaml: text, file: path, methods: methods)
+    return try parse(yaml: text, file: path, methods: methods, stages: stages)
   }
 
   /// Decodes and validates a recipe from YAML text; `file` is the name errors give it, and
   /// `methods` the distillation methods its sections are checked against.
-  public static func parse(yaml: String, file: String = "<recipe>", methods: [MethodInfo]) throws -> Recipe {
+  public static func parse(
+    yaml: String, file: String = "<recipe>", methods: [MethodInfo], stages: [StageInfo] = []
+  ) throws -> Recipe {
     try RecipeLimits.check(yaml, file: file)
     let root: Node?
     do {
@@ -125,7 +134,7 @@ extension Recipe {
     }
     try RecipeLimits.checkSize(of: root, file: file)
     let recipe = try Recipe(from: RecipeNodeDecoder(node: root, codingPath: [], file: file))
-    try recipe.validate(file: file, methods: methods)
+    try recipe.validate(file: file, methods: methods, stages: stages)
     return recipe
   }
 

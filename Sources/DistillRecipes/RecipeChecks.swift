@@ -3,7 +3,7 @@
 /// of the calls in `Recipe.problems(file:)` is the order problems are reported.
 struct RecipeChecks {
   let file: String
-  private(set) var problems: [RecipeError] = []
+  var problems: [RecipeError] = []
 
   init(file: String) { self.file = file }
 
@@ -244,22 +244,7 @@ struct RecipeChecks {
       if !methods.contains(name) {
         conflict(at, "'\(name)' settings are used only when distillation.method names \(name)")
       }
-      let keys = info.keys.map(\.name)
-      for (given, value) in settings.given.sorted(by: { $0.key < $1.key }) {
-        guard let key = info.keys.first(where: { $0.name == given }) else {
-          problems.append(
-            .unknownKey(
-              file: file, keyPath: at + "." + given, key: given, suggestion: KeySuggestion.closest(to: given, among: keys),
-              allowed: keys))
-          continue
-        }
-        guard let converted = value.converted(to: key.kind) else {
-          problems.append(
-            .wrongType(file: file, keyPath: at + "." + given, expected: key.kind.expected, found: "'\(value)'"))
-          continue
-        }
-        if !key.isValid(converted), let requirement = key.requirement { fail(at + "." + given, value.description, requirement) }
-      }
+      self.settings(settings, keys: info.keys, at: at)
     }
   }
 

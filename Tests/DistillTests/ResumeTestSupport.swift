@@ -110,6 +110,7 @@ let measuredFields: Set = [
 /// (anywhere), for comparing runs in two folders.
 func withoutTimings(_ path: String) throws -> [NSDictionary] {
   func strip(_ value: Any) -> Any {
+    if let list = value as? [Any] { return list.map(strip) }
     guard let object = value as? [String: Any] else { return value }
     return object.filter { !measuredFields.contains($0.key) }.mapValues(strip)
   }

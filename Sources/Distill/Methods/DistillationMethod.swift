@@ -208,7 +208,8 @@ extension DistillationMethod {
 
 /// The registry: every method a recipe can name, in the order `distill methods` lists them.
 public enum DistillationMethods {
-  static let all: [any DistillationMethod.Type] = [
+  static var all: [any DistillationMethod.Type] {
+    [
     KnowledgeDistillation.self,
     DecoupledKD.self,
     DISTMethod.self,
@@ -220,7 +221,8 @@ public enum DistillationMethods {
     SimilarityPreserving.self,
     RelationalKD.self,
     ContrastiveRD.self,
-  ]
+    ]
+  }
 
   /// What every registered method declares, in registry order; `none` is not a method.
   public static var infos: [MethodInfo] { all.map { $0.info } }

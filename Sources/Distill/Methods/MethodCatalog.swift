@@ -56,6 +56,28 @@ public enum MethodCatalog {
     return out
   }
 
+  /// Plain text, one block per compression stage (`distill stages`).
+  public static var stagesText: String {
+    var out = """
+      Compression stages (compress: a list run in order on the distilled student, each fine-tuned
+      with the recipe's distillation; model file student-<label>.h5, metrics under model: <label>).
+
+      """
+    for info in CompressionStages.infos {
+      out += "\n\(info.name): \(info.title)\n"
+      out += "  what:      \(info.summary)\n"
+      out += "  reference: \(info.reference)\n"
+      let width = info.keys.map { "compress[].\(info.name).\($0.name)".count }.max() ?? 0
+      for key in info.keys {
+        let name = "compress[].\(info.name).\(key.name)"
+        let padded = name + String(repeating: " ", count: width - name.count)
+        let requirement = key.requirement.map { "; \($0)" } ?? ""
+        out += "  \(padded)  default \(defaultText(key))\(requirement). \(key.help)\n"
+      }
+    }
+    return out
+  }
+
   /// A Markdown table, one row per method (the README and recipes/README.md carry it).
   public static var markdown: String {
     var out = "| method | paper | needs | keys (defaults) | CE weight | reference |\n| --- | --- | --- | --- | --- | --- |\n"

@@ -4,24 +4,25 @@ import DistillRecipes
 
 
 extension Recipe {
-  /// `Recipe.load(path:methods:)` with every registered method (`DistillationMethods.infos`).
+  /// `Recipe.load(path:methods:stages:)` with every registered method (`DistillationMethods.infos`)
+  /// and compression stage (`CompressionStages.infos`).
   public static func load(path: String) throws -> Recipe {
-    try load(path: path, methods: DistillationMethods.infos)
+    try load(path: path, methods: DistillationMethods.infos, stages: CompressionStages.infos)
   }
 
   /// `Recipe.parse(yaml:file:methods:)` with every registered method.
   public static func parse(yaml: String, file: String = "<recipe>") throws -> Recipe {
-    try parse(yaml: yaml, file: file, methods: DistillationMethods.infos)
+    try parse(yaml: yaml, file: file, methods: DistillationMethods.infos, stages: CompressionStages.infos)
   }
 
   /// `validate(file:methods:)` with every registered method.
   public func validate(file: String = "<recipe>") throws {
-    try validate(file: file, methods: DistillationMethods.infos)
+    try validate(file: file, methods: DistillationMethods.infos, stages: CompressionStages.infos)
   }
 
   /// `problems(file:methods:)` with every registered method.
   public func problems(file: String = "<recipe>") -> [RecipeError] {
-    problems(file: file, methods: DistillationMethods.infos)
+    problems(file: file, methods: DistillationMethods.infos, stages: CompressionStages.infos)
   }
 }
 
