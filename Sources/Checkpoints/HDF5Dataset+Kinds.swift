@@ -37,6 +37,19 @@ extension HDF5Group {
     }
   }
 
+  /// Writes `values` (row-major) as the int8 dataset `member` of `shape` (`numpy.int8`):
+  /// quantized weights.
+  public func writeDataset(_ member: String, int8s values: [Int8], shape: [Int]) throws(CheckpointError) {
+    precondition(values.count == shape.reduce(1, *), "\(values.count) values for shape \(shape)")
+    try writeDataset(member, shape: shape, fileType: distill_H5T_STD_I8LE()) { dataset in
+      values.withUnsafeBytes {
+        H5Dwrite(
+          dataset, distill_H5T_NATIVE_INT8(), distill_H5S_ALL(), distill_H5S_ALL(),
+          distill_H5P_DEFAULT(), $0.baseAddress)
+      }
+    }
+  }
+
   /// Writes `values` as the one-dimensional dataset `member` of variable-length UTF-8 strings,
   /// shape `[values.count]`; h5py reads it as an array of `bytes` (`.asstr()` gives `str`).
   /// The strings must not contain NUL characters.
@@ -81,6 +94,21 @@ extension HDF5Dataset {
     if count == 0 { return [] }
     var values = [UInt64](repeating: 0, count: count)
     try read(into: &values, memoryType: distill_H5T_NATIVE_UINT64())
+    return values
+  }
+
+  /// The values of an integer dataset as int8, row-major (`expectedShape` checked when given);
+  /// another element type, or a value outside −128…127, throws.
+  public func readInt8s(expectedShape: [Int]? = nil) throws(CheckpointError) -> [Int8] {
+    try requireShape(expectedShape)
+    let wide = try readIntegers()
+    var values = [Int8](repeating: 0, count: wide.count)
+    for (i, v) in wide.enumerated() {
+      guard let narrow = Int8(exactly: v) else {
+        throw .invalidValue(path: file.path, object: name, value: "\(v)", expected: "an int8 in -128...127")
+      }
+      values[i] = narrow
+    }
     return values
   }
 

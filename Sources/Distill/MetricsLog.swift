@@ -188,8 +188,8 @@ struct JSONObject {
     case number(Double)
     case bool(Bool)
     case null
-    case object(JSONObject)
-    case array([Value])
+    /// JSON text written as it is: a nested object or a list, each rendered with `text`.
+    case raw(String)
   }
 
   var members: [(String, Value)]
@@ -200,20 +200,19 @@ struct JSONObject {
     var out = "{"
     for (i, (key, value)) in members.enumerated() {
       if i > 0 { out += ", " }
-      out += Self.quoted(key) + ": " + Self.text(value)
+      out += Self.quoted(key) + ": " + Self.render(value)
     }
     return out + "}"
   }
 
-  static func text(_ value: Value) -> String {
+  static func render(_ value: Value) -> String {
     switch value {
     case .string(let s): return quoted(s)
     case .int(let n): return String(n)
     case .number(let x): return x.isFinite ? "\(x)" : "null"
     case .bool(let b): return b ? "true" : "false"
     case .null: return "null"
-    case .object(let o): return o.text
-    case .array(let values): return "[" + values.map(text).joined(separator: ", ") + "]"
+    case .raw(let json): return json
     }
   }
 

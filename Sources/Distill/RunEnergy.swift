@@ -1,3 +1,4 @@
+import Autodiff
 import Datasets
 import Energy
 import NN
@@ -14,13 +15,24 @@ public struct ModelEnergy: Equatable, Sendable {
   public var trainingDRAMJoules: Double?
   /// The final evaluation on the test split.
   public var testJoules: Double
-  /// Inference energy per sample, µJ: a dedicated window of whole evaluation passes over the
-  /// test split (forward in batches of 500, no tape), repeated until it lasts
-  /// `inferenceMinimumSeconds`, divided by the samples it saw.
+  /// Inference energy per sample at batch 1024, µJ: a dedicated window of whole passes over the
+  /// test split (forward in batches of `inferenceBatch`, evaluation mode, no tape), repeated
+  /// until it lasts `inferenceMinimumSeconds`, divided by the samples it saw.
   public var inferenceMicrojoulesPerSample: Double
-  /// The samples the inference window saw (passes × test samples).
+  /// The samples the batch-1024 window saw (passes × test samples).
   public var inferenceSamples: Int
+  /// Inference energy per sample at batch 1, µJ: a window of single-sample forward passes over
+  /// the test split in order (from its start again when it ends), until it lasts
+  /// `inferenceMinimumSeconds`; nil in results of versions that did not measure it.
+  public var singleSampleMicrojoules: Double? = nil
+  /// The samples the batch-1 window saw.
+  public var singleSamples: Int? = nil
+  /// The BLAS/oneDNN threads both windows ran on.
+  public var inferenceThreads: Int? = nil
 }
+
+/// The batch of the main inference window.
+let inferenceBatch = 1024
 
 /// The shortest inference window, seconds: short windows are dominated by the counters'
 /// update granularity (RAPL updates about every millisecond) and the clock reads.
@@ -86,20 +98,40 @@ func measureTest(
 ) -> (Evaluation, ModelEnergy) {
   let (evaluation, testWindow) = meter.measure("\(phase) test") { evaluate(model, on: test) }
   var passes = 0
-  let (_, inference) = meter.measure("\(phase) inference") {
+  let (_, inference) = meter.measure("\(phase) inference, batch \(inferenceBatch)") {
     let start = meter.read().seconds
     repeat {
-      _ = evaluate(model, on: test)
+      _ = evaluate(model, on: test, batchSize: inferenceBatch)
       passes += 1
     } while meter.read().seconds - start < inferenceMinimumSeconds
   }
   let samples = passes * test.count
+  var single = 0
+  let (_, singleWindow) = meter.measure("\(phase) inference, batch 1") {
+    let wasTraining = model.isTraining
+    model.eval()
+    defer { model.isTraining = wasTraining }
+    let shape = [1] + test.sampleShape
+    let size = test.sampleShape.reduce(1, *)
+    let start = meter.read().seconds
+    noGrad {
+      repeat {
+        // 16 samples between clock reads.
+        for _ in 0..<16 {
+          let i = single % test.count
+          _ = model(Tensor(shape: shape, storage: Array(test.features[(i * size)..<((i + 1) * size)])))
+          single += 1
+        }
+      } while meter.read().seconds - start < inferenceMinimumSeconds
+    }
+  }
   let drams = training.compactMap(\.dramJoules)
   let energy = ModelEnergy(
     source: meter.source, trainingJoules: training.reduce(0) { $0 + $1.joules },
     trainingDRAMJoules: drams.count == training.count && !drams.isEmpty ? drams.reduce(0, +) : nil,
     testJoules: testWindow.joules,
     inferenceMicrojoulesPerSample: samples > 0 ? inference.joules * 1e6 / Double(samples) : .nan,
-    inferenceSamples: samples)
+    inferenceSamples: samples, singleSampleMicrojoules: single > 0 ? singleWindow.joules * 1e6 / Double(single) : .nan,
+    singleSamples: single, inferenceThreads: BLAS.threadCount)
   return (evaluation, energy)
 }

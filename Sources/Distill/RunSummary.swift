@@ -51,34 +51,12 @@ public struct RunSummary: Equatable, Sendable {
 
   /// `summary.json`'s text.
   public var json: String {
-    func model(_ result: ModelResult) -> JSONObject.Value {
-      .object(
-        JSONObject([
-          ("test_accuracy", .number(result.test.accuracy)), ("test_loss", .number(result.test.loss)),
-          ("test_samples", .int(result.test.count)),
-          ("val_accuracy", result.lastValidation.map { .number($0.accuracy) } ?? .null),
-          ("train_loss", .number(result.finalTrainLoss)), ("epochs", .int(result.epochs)),
-          ("seconds", .number(result.seconds)),
-          ("joules", result.energy.map { .number($0.trainingJoules) } ?? .null),
-          ("energy_source", result.energy.map { .string($0.source.rawValue) } ?? .null),
-          ("dram_joules", result.energy?.trainingDRAMJoules.map { .number($0) } ?? .null),
-          ("test_joules", result.energy.map { .number($0.testJoules) } ?? .null),
-          ("inference_uj_per_sample", result.energy.map { .number($0.inferenceMicrojoulesPerSample) } ?? .null),
-          ("inference_samples", result.energy.map { .int($0.inferenceSamples) } ?? .null),
-          ("parameters", .int(result.parameterCount)),
-        ]))
-    }
-    func stage(_ stage: StageResult) -> JSONObject.Value {
-      guard case .object(var object) = model(stage.result) else { return .null }
-      object.members.insert(contentsOf: [("stage", .string(stage.label)), ("model_file", .string(stage.modelFile))], at: 0)
-      object.members += stage.figures.sorted { $0.key < $1.key }.map { ($0.key, .number($0.value)) }
-      return .object(object)
-    }
     var members: [(String, JSONObject.Value)] = [
       ("name", .string(name)), ("seed", .int(Int(truncatingIfNeeded: seed))),
       ("recipe_hash", .string(recipeHash)),
       ("test_split", .string(testSplit)), ("method", .string(method)),
-      ("teacher", teacher.map(model) ?? .null), ("student", model(student)), ("seconds", .number(seconds)),
+      ("teacher", teacher.map { .raw(Self.model($0).text) } ?? .null), ("student", .raw(Self.model(student).text)),
+      ("seconds", .number(seconds)),
       ("overrides", .string(overrides.joined(separator: "; "))),
       ("energy_meter", energyMeter.map { .string($0) } ?? .null),
       ("energy_warning", energyWarning.map { .string($0) } ?? .null),
@@ -86,10 +64,46 @@ public struct RunSummary: Equatable, Sendable {
     // Written only for runs with stages, so that other summaries keep their fields.
     if !stages.isEmpty {
       members += [
-        ("stages", .array(stages.map(stage))), ("result", .string(result)),
+        ("stages", .raw("[" + stages.map { Self.stage($0).text }.joined(separator: ", ") + "]")),
+        ("result", .string(result)),
         ("stopped", stopped.map { .string($0) } ?? .null),
       ]
     }
     return JSONObject(members).text
+  }
+
+  /// One model's object in `summary.json`.
+  private static func model(_ result: ModelResult) -> JSONObject {
+    let energy = result.energy
+    var members: [(String, JSONObject.Value)] = [
+      ("test_accuracy", .number(result.test.accuracy)), ("test_loss", .number(result.test.loss)),
+      ("test_samples", .int(result.test.count)),
+      ("val_accuracy", result.lastValidation.map { .number($0.accuracy) } ?? .null),
+      ("train_loss", .number(result.finalTrainLoss)), ("epochs", .int(result.epochs)),
+      ("seconds", .number(result.seconds)),
+    ]
+    members += [
+      ("joules", energy.map { .number($0.trainingJoules) } ?? .null),
+      ("energy_source", energy.map { .string($0.source.rawValue) } ?? .null),
+      ("dram_joules", energy?.trainingDRAMJoules.map { .number($0) } ?? .null),
+      ("test_joules", energy.map { .number($0.testJoules) } ?? .null),
+      ("inference_uj_per_sample", energy.map { .number($0.inferenceMicrojoulesPerSample) } ?? .null),
+      ("inference_samples", energy.map { .int($0.inferenceSamples) } ?? .null),
+    ]
+    members += [
+      ("inference_b1_uj_per_sample", energy?.singleSampleMicrojoules.map { .number($0) } ?? .null),
+      ("inference_b1_samples", energy?.singleSamples.map { .int($0) } ?? .null),
+      ("inference_threads", energy?.inferenceThreads.map { .int($0) } ?? .null),
+      ("parameters", .int(result.parameterCount)),
+    ]
+    return JSONObject(members)
+  }
+
+  /// A compression stage's object: its label and model file, the model's fields, its figures.
+  private static func stage(_ stage: StageResult) -> JSONObject {
+    var object = model(stage.result)
+    object.members.insert(contentsOf: [("stage", .string(stage.label)), ("model_file", .string(stage.modelFile))], at: 0)
+    object.members += stage.figures.sorted { $0.key < $1.key }.map { ($0.key, .number($0.value)) }
+    return object
   }
 }

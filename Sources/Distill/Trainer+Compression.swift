@@ -61,7 +61,7 @@ extension Trainer {
       let epochs = spec.settings.integer("epochs", in: type.info.keys)
       let context = StageContext(
         file: recipeFile, keyPath: "compress[\(index)].\(spec.name)", settings: spec.settings, model: student,
-        layers: layers, steps: epochs * stepsPerEpoch)
+        layers: layers, steps: epochs * stepsPerEpoch, seed: derivedSeed(recipe.seed, "\(labels[index]).stage"))
       return StageRun(index: index, label: labels[index], spec: spec, stage: try type.init(context: context))
     }
   }
@@ -112,7 +112,7 @@ extension Trainer {
           loss: loss)
         if let masters, let mixed = training.optimizer as? MixedPrecisionOptimizer { mixed.masterWeights = masters }
         let resumeHere = resumeStage == stage.index ? resume : nil
-        if resumeHere == nil { stage.stage.begin(training) }
+        if resumeHere == nil { stage.stage.begin(training, data: data) }
         let fitted = try fit(training, data: data, resume: resumeHere, checkpoints: checkpoints, onEvent: onEvent)
         masters = (training.optimizer as? MixedPrecisionOptimizer)?.masterWeights
         try saveStageModel(student, stage: stage, data: data)
@@ -124,7 +124,9 @@ extension Trainer {
       checkpoints.phaseResults[stage.label] = result.numbers
       outcome.results.append(result)
       // A stage of 0 epochs has no epoch's validation: evaluated here (finished ones passed).
-      let accuracy = result.result.lastValidation?.accuracy ?? (done ? nil : evaluate(student, on: data.validation).accuracy)
+      let accuracy =
+        result.result.lastValidation?.accuracy
+        ?? (done ? nil : evaluate(stage.stage.finalModel(student), on: data.validation).accuracy)
       if let before = previous.accuracy, let accuracy, (before - accuracy) * 100 > stage.maxAccuracyDrop {
         outcome.stopped = .stageLostAccuracy(
           file: recipeFile, keyPath: stage.keyPath + ".max_accuracy_drop", stage: stage.label,
@@ -141,9 +143,9 @@ extension Trainer {
   /// Writes `student-<label>.h5`: the student's group as `student.h5` has it (zeros included)
   /// and the stage's groups beside it (`masks`).
   func saveStageModel(_ model: Sequential, stage: StageRun, data: TrainingData) throws {
-    try saveModels(
-      [(ModelRole.student.rawValue, model, modelDescription(role: .student, spec: recipe.student.model, data: data).json)],
-      extraGroups: stage.stage.modelFileGroups, to: runFolder.stageModelPath(stage.label),
-      precision: recipe.precision == .f16Mixed ? .f16 : .f32)
+    try stage.stage.writeModel(
+      stage.stage.finalModel(model), group: ModelRole.student.rawValue,
+      architecture: modelDescription(role: .student, spec: recipe.student.model, data: data).json,
+      to: runFolder.stageModelPath(stage.label), precision: recipe.precision == .f16Mixed ? .f16 : .f32)
   }
 }

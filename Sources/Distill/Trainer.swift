@@ -373,7 +373,9 @@ public final class Trainer {
       if stopRequest?.isRequested == true, epoch + 1 < epochs || laterPhase { throw stopped() }
     }
     let seconds = Date().timeIntervalSince(started)
-    let (test, energy) = measureTest(model, on: data.test, phase: phase, meter: meter, training: windows)
+    // A stage's result is the model it produces (a quantized network), tested and measured.
+    let tested = training.stage?.stage.finalModel(model) ?? model
+    let (test, energy) = measureTest(tested, on: data.test, phase: phase, meter: meter, training: windows)
     model.eval()
     onEvent(.tested(phase: phase, evaluation: test, split: data.testSplit))
     return ModelResult(

@@ -62,7 +62,10 @@ public struct ResumePoint: Sendable {
           trainingDRAMJoules: numbers["energy_training_dram_joules"],
           testJoules: numbers["energy_test_joules"] ?? 0,
           inferenceMicrojoulesPerSample: numbers["energy_inference_uj_per_sample"] ?? .nan,
-          inferenceSamples: Int(numbers["energy_inference_samples"] ?? 0))
+          inferenceSamples: Int(numbers["energy_inference_samples"] ?? 0),
+          singleSampleMicrojoules: numbers["energy_inference_b1_uj_per_sample"],
+          singleSamples: numbers["energy_inference_b1_samples"].map { Int($0) },
+          inferenceThreads: numbers["energy_inference_threads"].map { Int($0) })
       })
   }
 
@@ -110,6 +113,9 @@ public struct ResumePoint: Sendable {
       numbers["energy_test_joules"] = energy.testJoules
       numbers["energy_inference_uj_per_sample"] = energy.inferenceMicrojoulesPerSample
       numbers["energy_inference_samples"] = Double(energy.inferenceSamples)
+      numbers["energy_inference_b1_uj_per_sample"] = energy.singleSampleMicrojoules
+      numbers["energy_inference_b1_samples"] = energy.singleSamples.map(Double.init)
+      numbers["energy_inference_threads"] = energy.inferenceThreads.map(Double.init)
     }
     return numbers
   }

@@ -118,8 +118,12 @@ public func evaluateWeights(
   }
   let network = try ModelBuilder(file: errorsFile, keyPath: keyPath).build(
     model, inputShape: data.sampleShape, classCount: data.classCount, seed: 0)
-  try loadModel(group: group, from: weightsFile, into: network)
+  // An int8 model file (a quantize stage's) runs its quantized layers in int8.
+  let loaded =
+    try isQuantizedModel(group: group, in: weightsFile)
+    ? loadQuantizedModel(group: group, from: weightsFile, into: network)
+    : { try loadModel(group: group, from: weightsFile, into: network); return network }()
   return WeightsEvaluation(
-    group: group, evaluation: evaluate(network, on: data.test), split: data.testSplit,
+    group: group, evaluation: evaluate(loaded, on: data.test), split: data.testSplit,
     dataset: dataSpec.dataset.rawValue, seed: splitSeed, recipeMatches: recipeMatches)
 }

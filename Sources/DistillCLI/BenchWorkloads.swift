@@ -83,6 +83,12 @@ enum Workload: String, CaseIterable {
   case cnnBN = "cnn_bn"
   case inferMLP1200 = "infer_mlp_1200"
   case inferMLP800 = "infer_mlp_800"
+  /// infer_mlp_800 one sample at a time (Float), the reference of `int8MLP800Single`.
+  case inferMLP800Single = "infer_mlp_800_b1"
+  /// The 784-800-800-10 MLP after post-training int8 quantization (`QuantizedLinear`, the
+  /// `quantize` stage's network), at batch 1024 and 1, each paired with its Float reference.
+  case int8MLP800 = "int8_mlp_800"
+  case int8MLP800Single = "int8_mlp_800_b1"
   /// Ours alone: the deep MLP with and without activation recomputation (`BenchRecompute.swift`).
   case deepMLPRecompute = "deep_mlp_recompute"
   /// A distillation method's student step, timed in alternating rounds with its `reference`:
@@ -97,19 +103,31 @@ enum Workload: String, CaseIterable {
     switch self {
     case .dkdStep, .crdStep: return .kdStep
     case .atStep: return .kdCNNStep
+    case .int8MLP800: return .inferMLP800
+    case .int8MLP800Single: return .inferMLP800Single
     default: return nil
     }
   }
 
   /// What a method step may cost relative to its reference (issue targets: logit methods
-  /// ≤ 1.1×, feature methods ≤ 1.5×).
-  var targetRatio: Double { self == .dkdStep ? 1.1 : 1.5 }
+  /// ≤ 1.1×, feature methods ≤ 1.5×); for the int8 workloads, the speed-up over Float they
+  /// should reach (≥ 3× at batch 1024, ≥ 1.5× at batch 1).
+  var targetRatio: Double {
+    switch self {
+    case .dkdStep: return 1.1
+    case .int8MLP800: return 3
+    default: return 1.5
+    }
+  }
+
+  /// Whether the workload is compared with its reference by speed-up (int8) rather than cost.
+  var isSpeedup: Bool { self == .int8MLP800 || self == .int8MLP800Single }
 
   /// Whether the workload's models convolve (and so can be run with each `BenchConvolution`).
   var convolves: Bool { [.cnn, .cnnBN, .kdCNNStep, .atStep].contains(self) }
 
   /// Whether the workload trains (and so has a precision and a graph to measure).
-  var trains: Bool { self != .inferMLP1200 && self != .inferMLP800 }
+  var trains: Bool { ![.inferMLP1200, .inferMLP800, .inferMLP800Single, .int8MLP800, .int8MLP800Single].contains(self) }
 
   /// Whether the workload compares settings of its own, timed by itself in f32
   /// (`DeepMLPRecompute.measure`), rather than a step `prepare` builds.
@@ -164,11 +182,19 @@ enum Workload: String, CaseIterable {
         steps: max(5, steps / 4), precision: precision, generator: &generator)
     case .deepMLPRecompute:
       preconditionFailure("deep_mlp_recompute times its settings itself (DeepMLPRecompute.measure)")
-    case .inferMLP1200, .inferMLP800:
+    case .inferMLP1200, .inferMLP800, .inferMLP800Single, .int8MLP800, .int8MLP800Single:
       let model = benchMLP(hidden: self == .inferMLP1200 ? [1200, 1200] : [800, 800], generator: &generator)
       model.eval()
+      let single = self == .inferMLP800Single || self == .int8MLP800Single
       let inputs = Tensor.normal([1024, 784], generator: &generator)
-      return PreparedRun(batch: 1024, steps: steps, step: { _ = noGrad { model(inputs) } }, memory: nil)
+      let network = self == .int8MLP800 || self == .int8MLP800Single ? quantizedBenchMLP(model, calibration: inputs) : model
+      if single {
+        // One sample per call, 256 calls a step: latency-bound serving.
+        let samples = (0..<256).map { Tensor(shape: [1, 784], storage: Array(inputs.storage[($0 * 784)..<(($0 + 1) * 784)])) }
+        return PreparedRun(
+          batch: 256, steps: steps, step: { noGrad { for x in samples { _ = network(x) } } }, memory: nil)
+      }
+      return PreparedRun(batch: 1024, steps: steps, step: { _ = noGrad { network(inputs) } }, memory: nil)
     }
   }
 }
@@ -255,6 +281,24 @@ final class TrainingStep {
 }
 
 /// 784-hidden…-10 with ReLU, as the PyTorch script's `mlp(hidden)`.
+/// `model` with every Linear quantized as the `quantize` stage does (min-max ranges of each
+/// layer's inputs over `calibration`).
+func quantizedBenchMLP(_ model: Sequential, calibration: Tensor) -> Sequential {
+  var layers = model.layers
+  var x = calibration
+  noGrad {
+    for (i, layer) in model.layers.enumerated() {
+      if let linear = layer as? Linear {
+        layers[i] = QuantizedLinear(linear, input: ActivationQuantization(min: x.storage.min()!, max: x.storage.max()!))
+      }
+      x = layer(x)
+    }
+  }
+  let network = Sequential(layers)
+  network.eval()
+  return network
+}
+
 func benchMLP(hidden: [Int], generator: inout SeededGenerator) -> Sequential {
   var layers: [any Layer] = []
   var width = 784

@@ -14,23 +14,33 @@ public struct StageInfo: Sendable {
   public let summary: String
   /// Its own keys; every stage also takes `StageInfo.commonKeys`.
   public let ownKeys: [MethodKey]
+  /// The default of its `epochs` (5 for fine-tuning stages, 0 for post-training quantization).
+  public let defaultEpochs: Int
+  /// Its model is not a student a later stage could fine-tune (an int8 network): it must be the
+  /// last stage.
+  public let isFinal: Bool
 
-  public init(name: String, title: String, reference: String, summary: String, keys: [MethodKey]) {
+  public init(
+    name: String, title: String, reference: String, summary: String, keys: [MethodKey], defaultEpochs: Int = 5,
+    isFinal: Bool = false
+  ) {
+    self.isFinal = isFinal
     self.name = name
     self.title = title
     self.reference = reference
     self.summary = summary
     self.ownKeys = keys
+    self.defaultEpochs = defaultEpochs
   }
 
   /// Its own keys, then the common ones.
-  public var keys: [MethodKey] { ownKeys + Self.commonKeys }
+  public var keys: [MethodKey] { ownKeys + Self.commonKeys(epochs: defaultEpochs) }
 
   /// The keys of every stage: how long and how fast it fine-tunes, and how much accuracy it may
-  /// lose.
-  public static let commonKeys: [MethodKey] = [
+  /// lose; `epochs` defaults to `epochs`.
+  public static func commonKeys(epochs: Int) -> [MethodKey] { [
     .integer(
-      "epochs", 5,
+      "epochs", epochs,
       "fine-tuning epochs, with the student's train section (optimizer, batch size, augmentation) and "
         + "the recipe's distillation; the learning-rate schedule restarts over these epochs",
       minimum: 0, maximum: 100_000),
@@ -41,7 +51,7 @@ public struct StageInfo: Sendable {
       "validation accuracy, in points, the stage may lose against the model before it; a stage that "
         + "loses more stops the run, keeping the previous model as its result (default 100: never stops)",
       .nonNegative),
-  ]
+  ] }
 }
 
 /// One entry of `compress:`: a stage's name and its keys as given (`- prune: {amount: 0.9}`,
@@ -109,6 +119,11 @@ extension RecipeChecks {
         continue
       }
       settings(stage.settings, keys: info.keys, at: "\(at).\(stage.name)")
+      if info.isFinal && i + 1 < stages.count {
+        conflict(
+          at, "'\(stage.name)' must be the last stage: its model is not one a later stage can fine-tune; "
+            + "move compress[\(i + 1)] (\(stages[i + 1].name)) before it")
+      }
     }
   }
 

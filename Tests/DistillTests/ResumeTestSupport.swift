@@ -86,14 +86,20 @@ func resumable(
   }
 }
 
-/// Every dataset of every group of an HDF5 file we wrote, by absolute name, as bit patterns.
+/// Every dataset of every group of an HDF5 file we wrote, by absolute name, as bit patterns
+/// (integer datasets, int8 weights and zero points, as their values).
 func datasetBits(_ path: String) throws -> [String: [UInt32]] {
   let root = try HDF5File.openReadOnly(path).rootGroup()
   var result: [String: [UInt32]] = [:]
   for group in try root.memberNames() {
     let g = try root.group(group)
     for key in try g.memberNames() {
-      result["/\(group)/\(key)"] = try g.dataset(key).readFloats().map(\.bitPattern)
+      let dataset = try g.dataset(key)
+      if case .integer = dataset.elementType {
+        result["/\(group)/\(key)"] = try dataset.readIntegers().map { UInt32(truncatingIfNeeded: $0) }
+      } else {
+        result["/\(group)/\(key)"] = try dataset.readFloats().map(\.bitPattern)
+      }
     }
   }
   return result
@@ -103,7 +109,7 @@ func datasetBits(_ path: String) throws -> [String: [UInt32]] {
 /// energy source stays), and the run folder's name.
 let measuredFields: Set = [
   "seconds", "run_folder", "joules", "avg_watts", "eval_joules", "dram_joules", "test_joules",
-  "inference_uj_per_sample", "inference_samples",
+  "inference_uj_per_sample", "inference_samples", "inference_b1_uj_per_sample", "inference_b1_samples",
 ]
 
 /// The JSON of a file of `metrics.jsonl` lines or `summary.json` without `measuredFields`

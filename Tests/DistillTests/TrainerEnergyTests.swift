@@ -28,6 +28,10 @@ func assertEnergyFields(
     let total = own.reduce(0) { $0 + number($1["joules"]) }
     XCTAssertEqual(result.energy?.trainingJoules ?? .nan, total, accuracy: 1e-9, file: file, line: line)
     XCTAssertGreaterThan(result.energy?.inferenceSamples ?? 0, 0, file: file, line: line)
+    // Batch 1 as well, on the threads the run used.
+    XCTAssertGreaterThan(result.energy?.singleSamples ?? 0, 0, file: file, line: line)
+    XCTAssertGreaterThanOrEqual(result.energy?.singleSampleMicrojoules ?? -1, 0, file: file, line: line)
+    XCTAssertEqual(result.energy?.inferenceThreads, BLAS.threadCount, file: file, line: line)
   }
 }
 

@@ -8,6 +8,7 @@
 #define DISTILL_CDNNL_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -108,6 +109,18 @@ distill_matmul *distill_matmul_create(long m, long n, long k, int trans_a, int t
                                       long ldc, int bf16, int accumulate);
 void distill_matmul_destroy(distill_matmul *mm);
 int distill_matmul_run(distill_matmul *mm, const void *a, const void *b, float *c);
+
+typedef struct distill_int8_matmul distill_int8_matmul;
+
+/// Quantized inference: C[m, n] = scales[j] · Σ_k (A[i, k] − zero_point) · W[j, k] for
+/// C[i, j], f32, exact in its int32 sums. A is uint8 [m, k] row-major (per-tensor asymmetric
+/// activations), W int8 [n, k] row-major (a Linear's [out, in] weights, per-channel symmetric),
+/// `scales` [n] (activation scale × each row's weight scale). The weights are copied and put
+/// into oneDNN's layout once. Returns NULL when oneDNN cannot run the product.
+distill_int8_matmul *distill_int8_matmul_create(long m, long n, long k, const int8_t *weights, const float *scales,
+                                                int zero_point);
+void distill_int8_matmul_destroy(distill_int8_matmul *mm);
+int distill_int8_matmul_run(distill_int8_matmul *mm, const uint8_t *a, float *c);
 
 /// The message of the last failure on this thread ("" if none).
 const char *distill_dnnl_last_error(void);

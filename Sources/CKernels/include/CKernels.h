@@ -23,6 +23,13 @@ const char *distill_half_conversion_path(void);
 /// CPU (or build) lacks the path or the name is unknown, leaving the path as it was.
 int distill_half_use_conversion_path(const char *name);
 
+/// Quantizes `count` Floats to uint8: clamp(rint(x · inverse_scale) + zero_point, 0, 255),
+/// ties to even, NaN to 0; AVX-512 where the CPU has it, else a portable loop with the same bytes.
+void distill_quantize_u8(const float *src, uint8_t *dst, size_t count, float inverse_scale, int zero_point);
+
+/// Tests: forces the quantization path ("portable" or "avx512"); 0, or -1 when the CPU lacks it.
+int distill_quantize_use_path(const char *name);
+
 /// Rounds `count` Floats to bfloat16 bit patterns (the upper 16 bits of a Float): to nearest,
 /// ties to even; subnormal inputs and results become signed zero and NaN a quiet NaN, as
 /// AVX512-BF16's VCVTNEPS2BF16 does (the path used where the CPU has it).

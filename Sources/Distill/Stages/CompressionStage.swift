@@ -20,6 +20,9 @@ struct StageContext {
   let layers: [LayerSpec]
   /// Optimizer steps the stage's fine-tuning takes (epochs × steps per epoch).
   let steps: Int
+  /// Seeds the stage's own random choices (its calibration samples): derived from the run's
+  /// seed and the stage's label.
+  let seed: UInt64
 
   /// An error about this stage's settings that only the built student reveals.
   func mismatch(_ key: String, _ reason: String) -> TrainingError {
@@ -35,8 +38,9 @@ protocol CompressionStage: AnyObject {
   /// Builds the stage; throws `TrainingError` naming the file and key when its settings do not
   /// fit the student.
   init(context: StageContext) throws
-  /// The stage begins (not called again when a run resumes within the stage).
-  func begin(_ training: ModelTraining)
+  /// The stage begins, with the run's data at hand (not called again when a run resumes within
+  /// the stage).
+  func begin(_ training: ModelTraining, data: TrainingData)
   /// After each micro-batch's backward pass.
   func afterBackward(_ training: ModelTraining)
   /// After each optimizer step; `step` counts the stage's steps, 1-based.
@@ -49,6 +53,13 @@ protocol CompressionStage: AnyObject {
   var figures: [(name: String, value: Double)] { get }
   /// Groups written beside the model in the stage's model file (`masks`).
   var modelFileGroups: [(name: String, arrays: [NamedArray])] { get }
+  /// The model the stage produces from the fine-tuned `model`: tested, measured and saved as
+  /// the stage's result (`model` itself, or a quantized network built from it).
+  func finalModel(_ model: Sequential) -> Sequential
+  /// Writes `model` (`finalModel`'s) as the group `group` of the model file at `path`: by
+  /// default as `saveModels` does, with `modelFileGroups` beside it.
+  func writeModel(
+    _ model: Sequential, group: String, architecture: String, to path: String, precision: StoragePrecision) throws
 }
 
 extension CompressionStage {
@@ -58,13 +69,19 @@ extension CompressionStage {
   func restore(_ state: MethodState, file: String) throws {}
   var figures: [(name: String, value: Double)] { [] }
   var modelFileGroups: [(name: String, arrays: [NamedArray])] { [] }
+  func finalModel(_ model: Sequential) -> Sequential { model }
+  func writeModel(
+    _ model: Sequential, group: String, architecture: String, to path: String, precision: StoragePrecision
+  ) throws {
+    try saveModels([(group, model, architecture)], extraGroups: modelFileGroups, to: path, precision: precision)
+  }
 }
 
 /// The registry: every stage a recipe's `compress:` can name, in the order `distill stages`
 /// lists them.
 public enum CompressionStages {
   static var all: [any CompressionStage.Type] {
-    [MagnitudePruning.self]
+    [MagnitudePruning.self, Int8Quantization.self]
   }
 
   /// What every registered stage declares, in registry order.

@@ -87,7 +87,7 @@ final class MagnitudePruning: CompressionStage {
     masks = found.map { [Float](repeating: 1, count: $0.tensor.count) }
   }
 
-  func begin(_ training: ModelTraining) {
+  func begin(_ training: ModelTraining, data: TrainingData) {
     if !gradual { prune(to: amount, training) }
   }
 

@@ -1,0 +1,150 @@
+import CDNNL
+import CKernels
+import Foundation
+import Synchronization
+
+/// Per-tensor asymmetric quantization of activations to uint8 (PyTorch's `quint8` with
+/// `per_tensor_affine`): q = clamp(rint(x · (1 / scale)) + zeroPoint, 0, 255), rounding half to
+/// even (as fbgemm's quantize, which multiplies by the inverse scale), and x ≈ scale · (q − zeroPoint).
+public struct ActivationQuantization: Equatable, Sendable {
+  public var scale: Float
+  public var zeroPoint: Int32
+
+  public init(scale: Float, zeroPoint: Int32) {
+    precondition(scale > 0 && scale.isFinite && (0...255).contains(zeroPoint), "scale \(scale), zero point \(zeroPoint)")
+    self.scale = scale
+    self.zeroPoint = zeroPoint
+  }
+
+  /// The parameters covering [min, max] widened to hold 0 (PyTorch's `MinMaxObserver` for
+  /// `quint8`): scale = (max − min) / 255, zero point = clamp(round(−min / scale), 0, 255); a
+  /// range of width 0 takes scale 1 (as PyTorch's `eps` floor would, for a constant 0).
+  public init(min: Float, max: Float) {
+    let low = Swift.min(min, 0)
+    let high = Swift.max(max, 0)
+    let scale = high > low ? (high - low) / 255 : 1
+    let zero = (-low / scale).rounded(.toNearestOrEven)
+    self.init(scale: scale, zeroPoint: Int32(Swift.max(0, Swift.min(255, zero))))
+  }
+
+  /// `values` quantized: clamp(rint(x · (1 / scale)) + zeroPoint, 0, 255), ties to even, NaN
+  /// to 0 (a C kernel, AVX-512 where the CPU has it).
+  public func quantize(_ values: UnsafeBufferPointer<Float>, into out: UnsafeMutableBufferPointer<UInt8>) {
+    precondition(out.count >= values.count)
+    distill_quantize_u8(values.baseAddress, out.baseAddress, values.count, 1 / scale, zeroPoint)
+  }
+}
+
+/// Symmetric per-output-channel quantization of a Linear's weights `[out, in]` to int8 in
+/// [−127, 127]: scaleₒ = max |W[o, :]| / 127 (1 for an all-zero row), W_q = round(W / scaleₒ),
+/// half to even. Returns the int8 values row-major and the scales.
+public func quantizeWeightsPerChannel(_ weights: [Float], rows: Int, columns: Int) -> (values: [Int8], scales: [Float]) {
+  precondition(weights.count == rows * columns)
+  var values = [Int8](repeating: 0, count: weights.count)
+  var scales = [Float](repeating: 1, count: rows)
+  for r in 0..<rows {
+    let row = weights[(r * columns)..<((r + 1) * columns)]
+    let largest = row.reduce(0) { Swift.max($0, abs($1)) }
+    let scale = largest > 0 ? largest / 127 : 1
+    scales[r] = scale
+    for (c, w) in row.enumerated() {
+      values[r * columns + c] = Int8(Swift.max(-127, Swift.min(127, (w / scale).rounded(.toNearestOrEven))))
+    }
+  }
+  return (values, scales)
+}
+
+/// A quantized matrix product: y = x · Wᵀ for a Linear `[out, in]`, with x quantized per
+/// tensor to uint8 and W per output channel to int8, summed exactly in int32 and scaled to
+/// Float: y[i, o] = (inputScale · weightScaleₒ) · Σₖ (x_q[i, k] − zeroPoint) · W_q[o, k].
+///
+/// Runs on oneDNN's u8 × s8 matmul (VNNI where the CPU has it), one primitive per batch size
+/// (kept, the weights reordered once); where oneDNN refuses a shape, the same sums in Swift
+/// (`reference`), which the tests compare the oneDNN result with.
+public final class Int8Product: @unchecked Sendable {
+  public let outFeatures: Int
+  public let inFeatures: Int
+  /// `[out, in]` row-major.
+  public let weights: [Int8]
+  public let weightScales: [Float]
+  public let input: ActivationQuantization
+  /// `input.scale × weightScales`: the output scale of each column.
+  let outputScales: [Float]
+  private let primitives = Mutex<[Int: PrimitiveBox]>([:])
+  /// Batch sizes oneDNN refused (reported once), computed by `reference` instead.
+  private let refused = Mutex<Set<Int>>([])
+
+  final class PrimitiveBox: @unchecked Sendable {
+    let handle: OpaquePointer
+    init(_ handle: OpaquePointer) { self.handle = handle }
+    deinit { distill_int8_matmul_destroy(handle) }
+  }
+
+  public init(weights: [Int8], weightScales: [Float], input: ActivationQuantization, outFeatures: Int, inFeatures: Int) {
+    precondition(weights.count == outFeatures * inFeatures && weightScales.count == outFeatures)
+    self.weights = weights
+    self.weightScales = weightScales
+    self.input = input
+    self.outFeatures = outFeatures
+    self.inFeatures = inFeatures
+    outputScales = weightScales.map { $0 * input.scale }
+  }
+
+  /// `x` `[batch, in]` (Float) through the product: `[batch, out]`.
+  public func apply(_ x: [Float], batch: Int) -> [Float] {
+    precondition(x.count == batch * inFeatures)
+    var quantized = [UInt8](repeating: 0, count: x.count)
+    x.withUnsafeBufferPointer { values in quantized.withUnsafeMutableBufferPointer { input.quantize(values, into: $0) } }
+    return apply(quantized: quantized, batch: batch)
+  }
+
+  /// Already quantized inputs `[batch, in]` through the product.
+  public func apply(quantized x: [UInt8], batch: Int) -> [Float] {
+    var y = [Float](repeating: 0, count: batch * outFeatures)
+    if let handle = primitive(batch: batch) {
+      let status = x.withUnsafeBufferPointer { a in
+        y.withUnsafeMutableBufferPointer { c in distill_int8_matmul_run(handle.handle, a.baseAddress, c.baseAddress) }
+      }
+      checkOneDNN(status, "int8 matmul")
+      return y
+    }
+    return reference(quantized: x, batch: batch)
+  }
+
+  /// The same product in Swift: int32 sums, then one Float multiplication per output.
+  public func reference(quantized x: [UInt8], batch: Int) -> [Float] {
+    var y = [Float](repeating: 0, count: batch * outFeatures)
+    let zero = input.zeroPoint
+    for i in 0..<batch {
+      for o in 0..<outFeatures {
+        var sum: Int32 = 0
+        for k in 0..<inFeatures {
+          sum &+= (Int32(x[i * inFeatures + k]) - zero) * Int32(weights[o * inFeatures + k])
+        }
+        y[i * outFeatures + o] = outputScales[o] * Float(sum)
+      }
+    }
+    return y
+  }
+
+  private func primitive(batch: Int) -> PrimitiveBox? {
+    if let box = primitives.withLock({ $0[batch] }) { return box }
+    if refused.withLock({ $0.contains(batch) }) || OneDNNRefusal.isSimulated { return nil }
+    let handle = weights.withUnsafeBufferPointer { w in
+      outputScales.withUnsafeBufferPointer { s in
+        distill_int8_matmul_create(batch, outFeatures, inFeatures, w.baseAddress, s.baseAddress, input.zeroPoint)
+      }
+    }
+    guard let handle else {
+      let message = String(cString: distill_dnnl_last_error())
+      if refused.withLock({ $0.insert(batch).inserted }) {
+        FileHandle.standardError.write(
+          Data("warning: oneDNN refused the int8 product [\(batch), \(inFeatures)] × [\(inFeatures), \(outFeatures)] (\(message)); computing it in Swift\n".utf8))
+      }
+      return nil
+    }
+    let box = PrimitiveBox(handle)
+    primitives.withLock { $0[batch] = box }
+    return box
+  }
+}

@@ -1,0 +1,145 @@
+import Autodiff
+import Checkpoints
+import Datasets
+import Foundation
+import NN
+import DistillRecipes
+
+/// Post-training int8 quantization (`compress: [quantize: {…}]`), as PyTorch's eager-mode
+/// static quantization with a per-channel qconfig: the inputs of the quantized linear layers
+/// are observed on `calibration_samples` training samples (the float student in evaluation
+/// mode), each layer's input gets a per-tensor uint8 scale and zero point from its observed
+/// range, and its weights are quantized per output channel to int8 (symmetric). The result is a
+/// network whose linear layers are `QuantizedLinear`s on oneDNN's u8 × s8 product (the other
+/// layers stay Float), tested, measured (inference µJ) and written as an int8 model file
+/// (`Sources/Checkpoints/README.md`, "int8 model files").
+///
+/// Observers: `minmax` takes the observed minimum and maximum (PyTorch's `MinMaxObserver`);
+/// `percentile` clips at the `percentile`-th and (100 − `percentile`)-th percentiles of the
+/// observed values, so that rare outliers do not stretch the scale. Either range is widened to
+/// hold 0.
+final class Int8Quantization: CompressionStage {
+  static let info = StageInfo(
+    name: "quantize", title: "int8 post-training quantization (linear layers)",
+    reference: "torch.ao.quantization static quantization: MinMaxObserver (quint8, per_tensor_affine) for "
+      + "activations, PerChannelMinMaxObserver (qint8, per_channel_symmetric) for weights; oneDNN u8 × s8 matmul",
+    summary: "calibrates each linear layer's input range on training samples and runs the layer in int8",
+    keys: [
+      .integer("calibration_samples", 1000, "training samples the activation ranges are observed on", minimum: 1, maximum: 1 << 24),
+      .choice(
+        "observer", ["minmax", "percentile"], "minmax",
+        "minmax: the observed range; percentile: clipped at the percentile and its mirror"),
+      .number("percentile", 99.99, "percentile observer: the upper percentile kept, in (50, 100]"),
+      .layers("layers", "positions of the linear layers to quantize (default: every linear layer)"),
+    ], defaultEpochs: 0, isFinal: true)
+
+  /// The positions quantized, in order.
+  let positions: [Int]
+  let calibrationSamples: Int
+  let percentile: Double?
+  let seed: UInt64
+  /// The quantized network, built by `begin`.
+  private(set) var quantized: Sequential?
+  /// The activation parameters chosen for each position.
+  private(set) var inputs: [Int: ActivationQuantization] = [:]
+
+  init(context: StageContext) throws {
+    let keys = Self.info.keys
+    let settings = context.settings
+    if settings.integer("epochs", in: keys) > 0 {
+      throw context.mismatch(
+        "epochs",
+        "quantization-aware fine-tuning is not available yet: quantize runs post-training (epochs: 0); "
+          + "fine-tune with a prune stage before it instead")
+    }
+    calibrationSamples = settings.integer("calibration_samples", in: keys)
+    let p = settings.number("percentile", in: keys)
+    if settings.word("observer", in: keys) == "percentile" {
+      guard p > 50 && p <= 100 else {
+        throw context.mismatch("percentile", "is \(p); it must be in (50, 100] (99.99 keeps all but 0.01% at each end)")
+      }
+      percentile = p
+    } else {
+      percentile = nil
+    }
+    seed = context.seed
+    let layers = context.model.layers
+    let given = settings.layers("layers", in: keys)
+    for position in given {
+      guard position < layers.count else {
+        throw context.mismatch(
+          "layers", "the student has \(layers.count) layers (positions 0…\(layers.count - 1)), so there is no layer \(position)")
+      }
+      guard layers[position] is Linear else {
+        let kind = context.layers.indices.contains(position) ? context.layers[position].kindName : "this layer"
+        throw context.mismatch(
+          "layers", "layer \(position) is \(kind), which quantize cannot handle; it quantizes linear layers")
+      }
+    }
+    positions = given.isEmpty ? layers.indices.filter { layers[$0] is Linear } : given.sorted()
+    if positions.isEmpty { throw context.mismatch("", "the student has no linear layer to quantize") }
+  }
+
+  func begin(_ training: ModelTraining, data: TrainingData) {
+    let model = training.model
+    model.eval()
+    // The calibration samples: the first `calibrationSamples` of a seeded order of the training split.
+    var batches = EpochBatches(dataset: data.train, batchSize: 250, seed: seed, epoch: 0)
+    let shape = data.train.sampleShape
+    var x: [Float] = []
+    var y: [Int] = []
+    var observed = [Int: [Float]]()
+    var seen = 0
+    let captures = Set(positions.filter { $0 > 0 }.map { $0 - 1 })
+    noGrad {
+      while seen < calibrationSamples, let n = batches.next(features: &x, labels: &y) {
+        let take = min(n, calibrationSamples - seen)
+        let input = Tensor(shape: [take] + shape, storage: Array(x.prefix(take * shape.reduce(1, *))))
+        let (captured, _) = model.forward(input, capturing: captures)
+        for position in positions {
+          let values = position == 0 ? input.storage : captured[position - 1]!.storage
+          if percentile == nil, let range = observed[position] {
+            observed[position] = [min(range[0], values.min() ?? 0), max(range[1], values.max() ?? 0)]
+          } else if percentile == nil {
+            observed[position] = [values.min() ?? 0, values.max() ?? 0]
+          } else {
+            observed[position, default: []] += values
+          }
+        }
+        seen += take
+      }
+    }
+    var layers = model.layers
+    for position in positions {
+      let values = observed[position] ?? [0]
+      let (low, high): (Float, Float)
+      if let percentile {
+        let sorted = values.sorted()
+        func at(_ p: Double) -> Float { sorted[min(sorted.count - 1, max(0, Int((p / 100 * Double(sorted.count - 1)).rounded())))] }
+        (low, high) = (at(100 - percentile), at(percentile))
+      } else {
+        (low, high) = (values[0], values[1])
+      }
+      let input = ActivationQuantization(min: low, max: high)
+      inputs[position] = input
+      layers[position] = QuantizedLinear(layers[position] as! Linear, input: input)
+    }
+    let network = Sequential(layers)
+    network.eval()
+    quantized = network
+  }
+
+  func finalModel(_ model: Sequential) -> Sequential { quantized ?? model }
+
+  var figures: [(name: String, value: Double)] {
+    guard let quantized else { return [] }
+    let int8 = quantized.layers.compactMap { ($0 as? QuantizedLinear)?.product.weights.count }.reduce(0, +)
+    return [("quantized_layers", Double(positions.count)), ("int8_weights", Double(int8))]
+  }
+
+  func writeModel(
+    _ model: Sequential, group: String, architecture: String, to path: String, precision: StoragePrecision
+  ) throws {
+    try saveQuantizedModel(model, group: group, architecture: architecture, to: path)
+  }
+}

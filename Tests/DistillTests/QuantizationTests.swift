@@ -1,0 +1,139 @@
+import Autodiff
+import Checkpoints
+import Foundation
+import NN
+import XCTest
+import _TestSupport
+
+@testable import Distill
+@testable import DistillRecipes
+
+/// The `quantize` stage: its recipe checks, a distil → prune → quantize run (int8 model file,
+/// its accuracy through `distill eval`, the int8 network against the float one), the same file
+/// after a stop and resume, and the int8 file's errors.
+final class QuantizationTests: XCTestCase {
+  private let folders = TemporaryFolders(prefix: "distill-quantization-tests")
+  override func tearDown() { folders.removeAll() }
+
+  static let yaml =
+    PruningTests.recipeYAML
+    + "compress:\n  - prune: {amount: 0.5, epochs: 1}\n  - quantize: {calibration_samples: 300}\n"
+
+  func testRecipeChecksOfTheQuantizeStage() throws {
+    func problem(_ compress: String) -> String {
+      do {
+        let trainer = try makeTrainer(PruningTests.recipeYAML + "compress:\n" + compress, folder: folders.make())
+        _ = try trainer.run()
+        return "no error"
+      } catch {
+        return "\(error)"
+      }
+    }
+    let order = problem("  - quantize\n  - prune\n")
+    XCTAssertTrue(order.contains("compress[0]") && order.contains("must be the last stage"), order)
+    let qat = problem("  - quantize: {epochs: 2}\n")
+    XCTAssertTrue(qat.contains("compress[0].quantize.epochs") && qat.contains("post-training"), qat)
+    let percentile = problem("  - quantize: {observer: percentile, percentile: 40}\n")
+    XCTAssertTrue(percentile.contains("compress[0].quantize.percentile") && percentile.contains("(50, 100]"), percentile)
+    let layer = problem("  - quantize: {layers: [2]}\n")
+    XCTAssertTrue(layer.contains("compress[0].quantize.layers") && layer.contains("relu"), layer)
+    let observer = problem("  - quantize: {observer: histogram}\n")
+    XCTAssertTrue(observer.contains("compress[0].quantize.observer") && observer.contains("minmax, percentile"), observer)
+  }
+
+  /// The run straight through once for the whole class.
+  static let straight: Result<(String, RunSummary), any Error> = Result {
+    let folder = NSTemporaryDirectory() + "distill-quantization-straight-\(UUID().uuidString)"
+    return (folder, try makeTrainer(yaml, folder: folder).run())
+  }
+
+  override class func tearDown() {
+    if case .success(let (folder, _)) = straight { try? FileManager.default.removeItem(atPath: folder) }
+  }
+
+  func testDistilPruneQuantizeWritesAnInt8ModelThatEvaluatesAsTheStageSaid() throws {
+    let (folder, summary) = try Self.straight.get()
+    XCTAssertEqual(summary.stages.map(\.label), ["prune", "quantize"])
+    XCTAssertEqual(summary.result, "student-quantize.h5")
+    let stage = summary.stages[1]
+    XCTAssertEqual(stage.figures["quantized_layers"], 2)
+    XCTAssertEqual(stage.figures["int8_weights"], Double(24 * 64 + 10 * 24))
+    // int8 costs little accuracy on this student.
+    XCTAssertEqual(stage.result.test.accuracy, summary.stages[0].result.test.accuracy, accuracy: 0.03)
+    let path = folder + "/student-quantize.h5"
+    let file = try HDF5File.openReadOnly(path)
+    let group = try file.group("student")
+    XCTAssertTrue(group.hasAttribute(quantizationAttribute))
+    let weights = try group.dataset("1.weight")
+    XCTAssertEqual(weights.shape, [24, 64])
+    guard case .integer(1, true) = weights.elementType else { return XCTFail("\(weights.elementType)") }
+    XCTAssertEqual(try group.dataset("1.weight_scale").shape, [24])
+    XCTAssertEqual(try group.dataset("4.input_zero_point").readIntegers(expectedShape: []).count, 1)
+    // The pruned zeros stay zeros in int8.
+    let pruned = try HDF5File.openReadOnly(folder + "/student-prune.h5").group("student").dataset("1.weight").readFloats()
+    let int8 = try weights.readInt8s()
+    for (w, q) in zip(pruned, int8) where w == 0 { XCTAssertEqual(q, 0) }
+    // distill eval reads the int8 file and gets the stage's test accuracy.
+    let evaluated = try evaluateWeights(file: path)
+    XCTAssertEqual(evaluated.evaluation.accuracy, stage.result.test.accuracy, accuracy: 1e-12)
+    XCTAssertEqual(evaluated.evaluation.loss, stage.result.test.loss, accuracy: 1e-6)
+  }
+
+  func testStoppedBeforeQuantizeThenResumedGivesTheSameInt8Model() throws {
+    let (reference, _) = try Self.straight.get()
+    let folder = folders.make()
+    XCTAssertNil(
+      try runStopping(makeTrainer(Self.yaml, folder: folder)) {
+        if case .epoch(let r) = $0 { return r.stage == "prune" && r.epoch == 1 } else { return false }
+      })
+    let (trainer, point) = try resumable(folder)
+    XCTAssertEqual(point.state.phase, "prune")
+    XCTAssertNotNil(try runStopping(trainer, from: point))
+    XCTAssertEqual(try datasetBits(reference + "/student-quantize.h5"), try datasetBits(folder + "/student-quantize.h5"))
+    try assertSameResults(reference, folder)
+  }
+
+  func testABrokenInt8FileIsRefusedNamingTheObject() throws {
+    let (folder, _) = try Self.straight.get()
+    let source = folder + "/student-quantize.h5"
+    /// A copy of the int8 file with one dataset replaced (`write` writes it) or left out.
+    func broken(_ name: String, _ write: ((HDF5Group) throws(CheckpointError) -> Void)?) throws -> String {
+      let path = folders.make() + ".h5"
+      let stored = try HDF5File.openReadOnly(source).group("student")
+      try HDF5File.writeAtomically(to: path) { file throws(CheckpointError) in
+        let group = try file.createGroup("student")
+        try group.setAttribute(architectureAttribute, string: try stored.stringAttribute(architectureAttribute))
+        try group.setAttribute(quantizationAttribute, string: try stored.stringAttribute(quantizationAttribute))
+        for member in try stored.memberNames() {
+          let dataset = try stored.dataset(member)
+          if member == name {
+            try write?(group)
+          } else if case .integer(1, _) = dataset.elementType {
+            try group.writeDataset(member, int8s: try dataset.readInt8s(), shape: dataset.shape)
+          } else if case .integer = dataset.elementType {
+            try group.writeDataset(member, integers: try dataset.readIntegers(), shape: dataset.shape)
+          } else {
+            try group.writeDataset(member, floats: try dataset.readFloats(), shape: dataset.shape)
+          }
+        }
+      }
+      do {
+        _ = try evaluateWeights(file: path)
+        return "no error"
+      } catch {
+        return "\(error)"
+      }
+    }
+    XCTAssertEqual(try broken("none", nil), "no error")
+    let scale = try broken("1.weight_scale") { group throws(CheckpointError) in try group.writeDataset("1.weight_scale", floats: [Float](repeating: -1, count: 24), shape: [24]) }
+    XCTAssertTrue(scale.contains("/student/1.weight_scale") && scale.contains("scales > 0"), scale)
+    let zero = try broken("4.input_zero_point") { group throws(CheckpointError) in try group.writeDataset("4.input_zero_point", integers: [300], shape: []) }
+    XCTAssertTrue(zero.contains("/student/4.input_zero_point") && zero.contains("0...255"), zero)
+    let wide = try broken("1.weight") { group throws(CheckpointError) in try group.writeDataset("1.weight", integers: [Int64](repeating: 200, count: 24 * 64), shape: [24, 64]) }
+    XCTAssertTrue(wide.contains("/student/1.weight") && wide.contains("int8"), wide)
+    let missing = try broken("4.input_scale", nil)
+    XCTAssertTrue(missing.contains("4.input_scale"), missing)
+    let shape = try broken("1.weight") { group throws(CheckpointError) in try group.writeDataset("1.weight", int8s: [Int8](repeating: 1, count: 24), shape: [24]) }
+    XCTAssertTrue(shape.contains("/student/1.weight"), shape)
+  }
+}
