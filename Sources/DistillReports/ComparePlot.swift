@@ -2,18 +2,60 @@ import Foundation
 import Distill
 import DistillRecipes
 
+/// What the x axis of a compare plot shows: the training energy that produced each model
+/// (teacher + student, and the compression stages up to it), or the model's inference energy
+/// per sample.
+public enum ComparePlotAxis: Sendable {
+  case training, inference
+
+  func value(_ run: ComparedRun) -> Double? {
+    switch self {
+    case .training: return run.totalJoules
+    case .inference: return run.inferenceMicrojoulesPerSample
+    }
+  }
+
+  var title: String {
+    switch self {
+    case .training: return "Test accuracy against training energy (teacher + student)"
+    case .inference: return "Test accuracy against inference energy per sample"
+    }
+  }
+
+  var axisLabel: String {
+    switch self {
+    case .training: return "training energy, joules (log scale)"
+    case .inference: return "inference energy per sample, µJ (log scale, batch 1024)"
+    }
+  }
+
+  func tickLabel(_ value: Double) -> String {
+    switch self {
+    case .training: return CompareReport.joulesLabel(value)
+    case .inference: return CompareReport.trimmed(value) + " µJ"
+    }
+  }
+}
+
 extension CompareReport {
-  /// An SVG plot of test accuracy (%) against training joules, teacher + student, on a log
-  /// scale: one point per run labelled with its recipe and data set, filled for RAPL
-  /// measurements and hollow for estimates (the legend says which; labels add `(estimate)`
-  /// when the plot mixes sources); the Pareto front of each source on each data set
-  /// joined by a line of the source's colour (accuracies on different data sets do not
-  /// compare). Runs without energy figures are left out (the table lists them).
-  public var svg: String {
+  /// An SVG plot of test accuracy (%) against training joules, teacher + student (and the
+  /// compression stages up to a stage's model), on a log scale: one point per row labelled with
+  /// its run folder (and stage) and data set, filled for RAPL measurements and hollow for
+  /// estimates (the legend says which; labels add `(estimate)` when the plot mixes sources);
+  /// the Pareto front of each source on each data set joined by a line of the source's colour
+  /// (accuracies on different data sets do not compare). Rows without energy figures are left
+  /// out (the table lists them).
+  public var svg: String { plot(.training) }
+
+  /// The same plot against each model's inference energy per sample (batch 1024): which model
+  /// costs the fewest joules every time it runs, for its accuracy.
+  public var inferenceSVG: String { plot(.inference) }
+
+  func plot(_ axis: ComparePlotAxis) -> String {
     let (width, height) = (760.0, 480.0)
     let (left, right, top, bottom) = (70.0, 40.0, 40.0, 60.0)
-    let plotted = runs.indices.filter { runs[$0].totalJoules.map { $0 > 0 } ?? false }
-    let logs = plotted.map { log10(runs[$0].totalJoules!) }
+    let plotted = runs.indices.filter { axis.value(runs[$0]).map { $0 > 0 } ?? false }
+    let logs = plotted.map { log10(axis.value(runs[$0])!) }
     var (x0, x1) = (floor(logs.min() ?? 0), ceil(logs.max() ?? 1))
     if x1 <= x0 { x1 = x0 + 1 }
     let accuracies = plotted.map { runs[$0].testAccuracy * 100 }
@@ -30,7 +72,7 @@ extension CompareReport {
         + "viewBox=\"0 0 \(Int(width)) \(Int(height))\" font-family=\"sans-serif\" font-size=\"12\">",
       "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>",
       "<text x=\"\(f(width / 2))\" y=\"22\" text-anchor=\"middle\" font-size=\"15\">"
-        + "Test accuracy against training energy (teacher + student)</text>",
+        + "\(axis.title)</text>",
     ]
     // Axes, decade ticks with 2× and 5× minor ticks, accuracy grid.
     out.append(
@@ -44,7 +86,7 @@ extension CompareReport {
             + "stroke=\"#ddd\"\(m == 1 ? "" : " stroke-dasharray=\"2,3\"")/>")
         out.append(
           "<text x=\"\(f(px))\" y=\"\(f(height - bottom + 16))\" text-anchor=\"middle\">"
-            + "\(Self.joulesLabel(m * pow(10, Double(decade))))</text>")
+            + "\(axis.tickLabel(m * pow(10, Double(decade))))</text>")
       }
     }
     var tick = y0
@@ -58,7 +100,7 @@ extension CompareReport {
     }
     out.append(
       "<text x=\"\(f((left + width - right) / 2))\" y=\"\(f(height - 18))\" text-anchor=\"middle\">"
-        + "training energy, joules (log scale)</text>")
+        + "\(axis.axisLabel)</text>")
     out.append(
       "<text transform=\"translate(18 \(f((top + height - bottom) / 2))) rotate(-90)\" "
         + "text-anchor=\"middle\">test accuracy, %</text>")
@@ -67,12 +109,12 @@ extension CompareReport {
     var fronts = Set<Int>()
     for source in ["rapl", "estimate", "mixed"] {
       for dataset in datasets {
-        let front = paretoFront(source: source, dataset: dataset).sorted {
-          runs[$0].totalJoules! < runs[$1].totalJoules!
+        let front = paretoFront(source: source, dataset: dataset, axis: axis).sorted {
+          axis.value(runs[$0])! < axis.value(runs[$1])!
         }
         fronts.formUnion(front)
         guard front.count > 1 else { continue }
-        let points = front.map { "\(f(x(runs[$0].totalJoules!))),\(f(y(runs[$0].testAccuracy * 100)))" }
+        let points = front.map { "\(f(x(axis.value(runs[$0])!))),\(f(y(runs[$0].testAccuracy * 100)))" }
         out.append(
           "<polyline points=\"\(points.joined(separator: " "))\" fill=\"none\" stroke=\"\(colours[source]!)\" "
             + "stroke-width=\"2\" opacity=\"0.6\"/>")
@@ -85,14 +127,14 @@ extension CompareReport {
     var placedLabels: [(Double, Double, Double, Double)] =
       [(left, top, left + 460, top + 6 + 18 * Double(sources.count))]
       + plotted.map { i in
-        let (px, py) = (x(runs[i].totalJoules!), y(runs[i].testAccuracy * 100))
+        let (px, py) = (x(axis.value(runs[i])!), y(runs[i].testAccuracy * 100))
         return (px - 7, py - 7, px + 7, py + 7)
       }
     for i in plotted {
       let run = runs[i]
       let source = run.energySource ?? "mixed"
       let onFront = fronts.contains(i)
-      let (px, py) = (x(run.totalJoules!), y(run.testAccuracy * 100))
+      let (px, py) = (x(axis.value(run)!), y(run.testAccuracy * 100))
       let colour = colours[source] ?? "#7f7f7f"
       out.append(
         "<circle cx=\"\(f(px))\" cy=\"\(f(py))\" r=\"\(onFront ? 6 : 4)\" stroke=\"\(colour)\" stroke-width=\"2\" "
@@ -100,7 +142,8 @@ extension CompareReport {
       )
       // Hollow circles and the legend mark estimates; the label says so too when the plot
       // mixes sources, where a glance at the text must tell them apart.
-      let label = URL(fileURLWithPath: run.folder).lastPathComponent + " [\(run.dataset)]" + (run.isEstimate && mixesSources ? " (\(source))" : "")
+      let label = URL(fileURLWithPath: run.folder).lastPathComponent + (run.stage.map { " › \($0)" } ?? "")
+        + " [\(run.dataset)]" + (run.isEstimate && mixesSources ? " (\(source))" : "")
         + (onFront ? " ★" : "")
       // The first of eight places (right or left of the point, above or below it) that stays
       // inside the picture and clear of the labels placed so far; about 6.5 px per character.

@@ -50,7 +50,7 @@ public struct CompareReport: Sendable {
       let identity = URL(fileURLWithPath: folder).resolvingSymlinksInPath().standardizedFileURL.path
       if let first = seen[identity] { throw CompareError.duplicate(folder: folder, first: first) }
       seen[identity] = folder
-      runs.append(try ComparedRun(folder: folder))
+      runs.append(contentsOf: try ComparedRun.rows(folder: folder))
     }
     guard !runs.isEmpty else { throw CompareError.nothingToCompare(skipped: skipped) }
     self.init(runs: runs)
@@ -73,7 +73,8 @@ public struct CompareReport: Sendable {
     }
     return runs.map { run in
       [
-        run.recipe + (run.isEstimate && run.energySource != nil && !csv ? "*" : ""), run.folder,
+        run.recipe + (run.isEstimate && run.energySource != nil && !csv ? "*" : ""),
+        run.folder + (run.stage.map { " (\($0))" } ?? ""),
         run.seed.map(String.init) ?? (csv ? "" : "—"), run.dataset, run.method,
         String(run.studentParameters), number(run.studentFLOPs.map { Double($0) / 1e6 }, 3),
         number(run.testAccuracy * 100, 2), number(run.studentJoules, 1), number(run.totalJoules, 1),
@@ -145,17 +146,18 @@ public struct CompareReport: Sendable {
     return runs.map(\.dataset).filter { seen.insert($0).inserted }
   }
 
-  /// Indices of `runs` on the Pareto front of (training joules ↓, test accuracy ↑) among the
+  /// Indices of `runs` on the Pareto front of (`axis`'s joules ↓, test accuracy ↑) among the
   /// runs on `dataset` whose source is `source`: no other such run is at least as accurate for
-  /// no more joules, and strictly better in one.
-  public func paretoFront(source: String, dataset: String) -> [Int] {
+  /// no more joules, and strictly better in one. `axis`: training joules, teacher + student
+  /// (the default), or inference µJ per sample.
+  public func paretoFront(source: String, dataset: String, axis: ComparePlotAxis = .training) -> [Int] {
     let group = runs.indices.filter {
-      runs[$0].energySource == source && runs[$0].dataset == dataset && runs[$0].totalJoules != nil
+      runs[$0].energySource == source && runs[$0].dataset == dataset && axis.value(runs[$0]) != nil
     }
     return group.filter { i in
-      let (a, j) = (runs[i].testAccuracy, runs[i].totalJoules!)
+      let (a, j) = (runs[i].testAccuracy, axis.value(runs[i])!)
       return !group.contains { k in
-        let (b, l) = (runs[k].testAccuracy, runs[k].totalJoules!)
+        let (b, l) = (runs[k].testAccuracy, axis.value(runs[k])!)
         return k != i && b >= a && l <= j && (b > a || l < j)
       }
     }

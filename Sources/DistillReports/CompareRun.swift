@@ -39,6 +39,9 @@ public struct ComparedRun: Equatable, Sendable {
   public var energySource: String?
   /// Why a figure is missing, for the table's notes.
   public var note: String?
+  /// The compression stage whose model this row is (`prune`, `quantize`), nil for the
+  /// distilled student itself (`ComparedRun.rows(folder:)`).
+  public var stage: String? = nil
 
   /// Percentage points of test accuracy per kJ of training (teacher + student):
   /// `100 · accuracy / (totalJoules / 1000)`.
@@ -98,7 +101,58 @@ extension ComparedRun {
     return FileManager.default.fileExists(atPath: run.metricsPath) ? nil : "has no metrics.jsonl"
   }
 
-  /// Reads the run folder `folder`. Throws `CompareError`.
+  /// The rows of the run folder `folder`: the distilled student, then one per compression
+  /// stage (`summary.json`'s `stages`), each with the test accuracy and inference energy of that
+  /// stage's model, its parameters less those pruned, and the training joules it took to reach
+  /// it: the student's and every stage's up to it (teacher included in `totalJoules`); the recipe
+  /// column reads `name/label`. Throws `CompareError`.
+  public static func rows(folder: String) throws -> [ComparedRun] {
+    let student = try ComparedRun(folder: folder)
+    let run = RunFolder(path: folder)
+    let summary = try jsonObject(run.summaryPath)
+    guard let stages = summary["stages"] as? [[String: Any]] else { return [student] }
+    let joules = try stageJoules(run.metricsPath)
+    var rows = [student]
+    var spent = 0.0
+    for (index, stage) in stages.enumerated() {
+      guard let label = stage["stage"] as? String, let accuracy = (stage["test_accuracy"] as? NSNumber)?.doubleValue
+      else {
+        throw CompareError.badFile(path: run.summaryPath, reason: "stages[\(index)] lacks stage or test_accuracy")
+      }
+      spent += joules[label] ?? 0
+      var row = student
+      row.stage = label
+      row.recipe = student.recipe + "/" + label
+      row.testAccuracy = accuracy
+      row.inferenceMicrojoulesPerSample = (stage["inference_uj_per_sample"] as? NSNumber)?.doubleValue
+      let pruned = (stage["pruned_weights"] as? NSNumber)?.intValue ?? 0
+      row.studentParameters = ((stage["parameters"] as? NSNumber)?.intValue ?? student.studentParameters) - pruned
+      row.studentJoules = student.studentJoules.map { $0 + spent }
+      row.totalJoules = student.totalJoules.map { $0 + spent }
+      rows.append(row)
+    }
+    return rows
+  }
+
+  /// The joules of each compression stage's lines in `metrics.jsonl` (those whose `model` is
+  /// neither teacher nor student), by label.
+  private static func stageJoules(_ path: String) throws -> [String: Double] {
+    guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+      throw CompareError.badFile(path: path, reason: "cannot read")
+    }
+    var joules: [String: Double] = [:]
+    for line in text.split(separator: "\n") {
+      guard let record = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+        let model = record["model"] as? String, model != "teacher", model != "student",
+        let value = (record["joules"] as? NSNumber)?.doubleValue
+      else { continue }
+      joules[model, default: 0] += value
+    }
+    return joules
+  }
+
+  /// Reads the run folder `folder`: its distilled student (`rows(folder:)` adds the compression
+  /// stages). Throws `CompareError`.
   public init(folder: String) throws {
     let run = RunFolder(path: folder)
     let missing = ["summary.json", "metrics.jsonl"].filter {
@@ -149,7 +203,8 @@ extension ComparedRun {
       note = "metrics.jsonl has no joules (run before energy measurement): retrain to measure"
     } else {
       studentJoules = joules["student"]
-      totalJoules = joules.values.reduce(0, +)
+      // The teacher's and the student's: a compression stage's lines count for its own row.
+      totalJoules = (joules["teacher"] ?? 0) + joules["student"]!
       energySource = sources.count == 1 ? sources.first : "mixed"
       note = studentFLOPs == nil ? "student.h5 unreadable: FLOPs unknown" : nil
     }

@@ -20,7 +20,7 @@ final class CompareTests: XCTestCase {
     try? FileManager.default.removeItem(atPath: folder)
   }
 
-  private func train(_ name: String, teacher: Bool, teacherFrom: String? = nil) throws -> String {
+  private func train(_ name: String, teacher: Bool, teacherFrom: String? = nil, compress: String = "") throws -> String {
     let teacherSection =
       teacherFrom.map { "teacher: {from: \($0)}" }
       ?? "teacher:\n  model: {mlp: {hidden: [32]}}\n  train: {epochs: 2, batch_size: 64, optimizer: {sgd: {lr: 0.1}}}"
@@ -33,6 +33,7 @@ final class CompareTests: XCTestCase {
         train: {epochs: 2, batch_size: 64, optimizer: {sgd: {lr: 0.1}}}
       distillation: {method: \(teacher ? "kd" : "none")}
       energy: {meter: estimate}
+      \(compress)
 
       """
     let all = try loadEmbeddedDigits(root: repositoryRoot)
@@ -47,6 +48,35 @@ final class CompareTests: XCTestCase {
       options: TrainingOptions(runFolder: out)
     ).run(data: data)
     return out
+  }
+
+  func testARunWithStagesGivesOneRowPerStageAndAnInferencePlot() throws {
+    let run = try train(
+      "staged", teacher: true,
+      compress: "compress: [{prune: {amount: 0.5, epochs: 1, schedule: one_shot}}, {quantize: {calibration_samples: 50}}]")
+    let report = try CompareReport(folders: [run])
+
+    let byStage = Dictionary(uniqueKeysWithValues: report.runs.map { ($0.stage ?? "student", $0) })
+    XCTAssertEqual(Set(byStage.keys), ["student", "prune", "quantize"])
+    let joules = try metricsJoules(run)
+    let (student, prune, quantize) = (byStage["student"]!, byStage["prune"]!, byStage["quantize"]!)
+    // Each row's training energy: the student's, plus the stages up to it; the teacher in the total.
+    XCTAssertEqual(student.studentJoules ?? -1, joules["student"]!, accuracy: 1e-9)
+    XCTAssertEqual(student.totalJoules ?? -1, joules["student"]! + joules["teacher"]!, accuracy: 1e-9)
+    XCTAssertEqual(prune.studentJoules ?? -1, joules["student"]! + joules["prune"]!, accuracy: 1e-9)
+    XCTAssertEqual(quantize.totalJoules ?? -1, prune.totalJoules ?? -2, accuracy: 1e-9)  // no epochs
+    XCTAssertEqual(prune.recipe, "staged/prune")
+    let summary = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: run + "/summary.json"))) as! [String: Any]
+    let stages = summary["stages"] as! [[String: Any]]
+    XCTAssertEqual(prune.testAccuracy, (stages[0]["test_accuracy"] as! NSNumber).doubleValue)
+    XCTAssertEqual(prune.studentParameters, student.studentParameters - (stages[0]["pruned_weights"] as! NSNumber).intValue)
+    XCTAssertEqual(quantize.inferenceMicrojoulesPerSample, (stages[1]["inference_uj_per_sample"] as! NSNumber).doubleValue)
+    // The inference plot places every row by its µJ per sample and marks a front.
+    let svg = report.inferenceSVG
+    XCTAssertTrue(svg.contains("inference energy per sample"))
+    XCTAssertEqual(svg.components(separatedBy: "<circle").count - 1, 3 + 1)  // three rows and the legend
+    XCTAssertFalse(report.paretoFront(source: "estimate", dataset: "digits", axis: .inference).isEmpty)
+    XCTAssertTrue(report.text.contains("(prune)") && report.text.contains("(quantize)"))
   }
 
   private func metricsJoules(_ run: String) throws -> [String: Double] {
