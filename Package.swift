@@ -52,7 +52,8 @@ let package = Package(
       dependencies: ["DistillRecipes", "Autodiff", "NN", "Datasets", "Checkpoints", "Energy", "CKernels"],
       exclude: ["README.md"]),
     // What reads finished run folders: `distill compare`'s table and plot.
-    .target(name: "DistillReports", dependencies: ["Distill", "DistillRecipes", "Checkpoints"], exclude: ["README.md"]),
+    .target(
+      name: "DistillReports", dependencies: ["Distill", "DistillRecipes", "Checkpoints", "NN", "Energy"], exclude: ["README.md"]),
     .executableTarget(
       name: "DistillCLI",
       dependencies: [

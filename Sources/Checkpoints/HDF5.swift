@@ -201,3 +201,10 @@ public final class HDF5File {
     .hdf5(path: path, object: object, operation: operation, detail: HDF5Library.currentError().detail)
   }
 }
+
+/// libhdf5's version, "major.minor.release" (for run records and energy labels).
+public var hdf5LibraryVersion: String {
+  var (major, minor, release): (UInt32, UInt32, UInt32) = (0, 0, 0)
+  _ = H5get_libversion(&major, &minor, &release)
+  return "\(major).\(minor).\(release)"
+}

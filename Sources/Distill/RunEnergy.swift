@@ -32,7 +32,7 @@ public struct ModelEnergy: Equatable, Sendable {
 }
 
 /// The batch of the main inference window.
-let inferenceBatch = 1024
+public let inferenceBatch = 1024
 
 /// The shortest inference window, seconds: short windows are dominated by the counters'
 /// update granularity (RAPL updates about every millisecond) and the clock reads.
@@ -134,4 +134,35 @@ func measureTest(
     inferenceSamples: samples, singleSampleMicrojoules: single > 0 ? singleWindow.joules * 1e6 / Double(single) : .nan,
     singleSamples: single, inferenceThreads: BLAS.threadCount)
   return (evaluation, energy)
+}
+
+/// Inference energy per sample, µJ, of each of `models` at batch `batch` on `inputShape`
+/// (random normal inputs: dense layers cost the same whatever the values), measured in
+/// `rounds` alternating rounds of at least `seconds` each with `meter`; the median round of each
+/// model. What `distill label` grades a model with, beside its reference set, on one machine.
+public func pairedInferenceMicrojoules(
+  _ models: [Sequential], inputShape: [Int], batch: Int = inferenceBatch, rounds: Int = 3, seconds: Double = 0.3,
+  meter: any EnergyMeter
+) -> [Double] {
+  var generator = SeededGenerator(seed: 0)
+  let input = Tensor.normal([batch] + inputShape, generator: &generator)
+  for model in models { model.eval() }
+  var measured = [[Double]](repeating: [], count: models.count)
+  noGrad {
+    for model in models { _ = model(input) }  // primitives created, buffers pooled
+    for _ in 0..<rounds {
+      for (i, model) in models.enumerated() {
+        var passes = 0
+        let (_, window) = meter.measure("label inference \(i)") {
+          let start = meter.read().seconds
+          repeat {
+            _ = model(input)
+            passes += 1
+          } while meter.read().seconds - start < seconds
+        }
+        measured[i].append(window.joules * 1e6 / Double(passes * batch))
+      }
+    }
+  }
+  return measured.map { $0.sorted()[$0.count / 2] }
 }

@@ -48,6 +48,8 @@ public struct RunSummary: Equatable, Sendable {
   public var result = "student.h5"
   /// Why the stages stopped early (`TrainingError.stageLostAccuracy`'s message); nil otherwise.
   public var stopped: String? = nil
+  /// The machine and software the run ended on; nil in summaries read back from older runs.
+  public var environment: RunEnvironment? = nil
 
   /// `summary.json`'s text.
   public var json: String {
@@ -60,6 +62,7 @@ public struct RunSummary: Equatable, Sendable {
       ("overrides", .string(overrides.joined(separator: "; "))),
       ("energy_meter", energyMeter.map { .string($0) } ?? .null),
       ("energy_warning", energyWarning.map { .string($0) } ?? .null),
+      ("environment", environment.map { .raw($0.json.text) } ?? .null),
     ]
     // Written only for runs with stages, so that other summaries keep their fields.
     if !stages.isEmpty {

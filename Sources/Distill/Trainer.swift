@@ -266,6 +266,7 @@ public final class Trainer {
       seconds: Date().timeIntervalSince(started), overrides: overrides)
     (summary.stages, summary.stopped) = (compression.results, compression.stopped?.description)
     summary.result = compression.result
+    summary.environment = .current()
     (summary.energyMeter, summary.energyWarning) = (selected.meter.summary, selected.warning)
     try runFolder.writeSummary(summary)
     if let stopped = compression.stopped { throw stopped }

@@ -1,3 +1,4 @@
+import NN
 import Checkpoints
 import Foundation
 import DistillRecipes
@@ -126,4 +127,24 @@ public func evaluateWeights(
   return WeightsEvaluation(
     group: group, evaluation: evaluate(loaded, on: data.test), split: data.testSplit,
     dataset: dataSpec.dataset.rawValue, seed: splitSeed, recipeMatches: recipeMatches)
+}
+
+/// The model of group `group` (default: `student`) of a model file we wrote, built from its
+/// `architecture` attribute and loaded, in evaluation mode: an int8 network for an int8 model
+/// file. Throws `TrainingError.badWeights` for a file without the group or the attribute, and
+/// the `CheckpointError` of weights that do not fit.
+public func loadModelFile(_ path: String, group: String = ModelRole.student.rawValue) throws
+  -> (model: Sequential, description: ModelDescription)
+{
+  guard let description = try StoredModel(path: path, group: group).description else {
+    throw TrainingError.badWeights(file: path, reason: "/\(group) has no \"\(architectureAttribute)\" attribute")
+  }
+  let network = try ModelBuilder(file: path, keyPath: "architecture").build(
+    description.model, inputShape: description.inputShape, classCount: description.classes, seed: 0)
+  let model =
+    try isQuantizedModel(group: group, in: path)
+    ? loadQuantizedModel(group: group, from: path, into: network)
+    : { try loadModel(group: group, from: path, into: network); return network }()
+  model.eval()
+  return (model, description)
 }

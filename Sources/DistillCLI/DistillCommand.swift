@@ -14,7 +14,7 @@ struct DistillCommand: ParsableCommand {
       """,
     subcommands: [
       BenchCommand.self, TrainCommand.self, ResumeCommand.self, EvalCommand.self, EnergyCommand.self,
-      CompareCommand.self, MethodsCommand.self, StagesCommand.self, ReadHDF5Command.self,
+      CompareCommand.self, LabelCommand.self, MethodsCommand.self, StagesCommand.self, ReadHDF5Command.self,
     ])
 
   static func main() {

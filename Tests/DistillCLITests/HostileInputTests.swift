@@ -136,6 +136,15 @@ final class HostileInputTests: XCTestCase {
     assertRefused(try distill(["bench", "--buffer-pool-mb=-1"]), mentioning: ["--buffer-pool-mb", "-1"])
   }
 
+  func testLabelRefusesWhatIsNotOneRecipesRunsBeforeMeasuring() throws {
+    assertRefused(try distill(["label"]), mentioning: ["run folders of one recipe"])
+    assertRefused(try distill(["label", "nowhere"]), mentioning: ["nowhere", "no such file or folder"])
+    assertRefused(
+      try distill(["label", ".", "--grid-intensity=-5"]), mentioning: ["--grid-intensity", "-5"])
+    try write("name: x\n", to: "recipe.yaml")
+    assertRefused(try distill(["label", folder]), mentioning: [folder, "has not finished", "distill resume"])
+  }
+
   func testHoldingOutEveryTrainingSampleIsRefused() throws {
     let data = try writeMNISTFolder("data", train: 20)
     for validation in ["20", "25"] {

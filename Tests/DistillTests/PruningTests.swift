@@ -247,3 +247,31 @@ final class PruningTests: XCTestCase {
     _ = trainer
   }
 }
+
+extension PruningTests {
+  /// f16-mixed: the masks reach the Float masters (pruned masters stay exactly 0, so the binary16
+  /// weights do), and a stop within the gradual ramp resumes bit for bit.
+  func testPruningUnderF16MixedHoldsTheMastersAtZeroAndResumesExactly() throws {
+    let yaml = Self.recipeYAML + "precision: f16-mixed\ncompress: [{prune: {amount: 0.6, epochs: 2, frequency: 5}}]\n"
+    let reference = folders.make()
+    _ = try makeTrainer(yaml, folder: reference).run()
+    let folder = folders.make()
+    XCTAssertNil(
+      try runStopping(makeTrainer(yaml, folder: folder)) {
+        if case .batch(let p) = $0 { return p.phase == "prune" && p.epoch == 1 && p.batch == 17 } else { return false }
+      })
+    let (trainer, point) = try resumable(folder)
+    XCTAssertEqual(point.state.phase, "prune")
+    let masks = Dictionary(uniqueKeysWithValues: point.state.stageArrays.map { ($0.name, $0.values) })
+    for master in point.state.masterWeights where masks[master.name] != nil {
+      for (m, w) in zip(masks[master.name]!, master.values) where m == 0 {
+        XCTAssertEqual(w, 0, "\(master.name): a pruned master weight is not zero")
+      }
+    }
+    XCTAssertNotNil(try runStopping(trainer, from: point))
+    XCTAssertEqual(try datasetBits(reference + "/student-prune.h5"), try datasetBits(folder + "/student-prune.h5"))
+    let file = try HDF5File.openReadOnly(folder + "/student-prune.h5").group("student")
+    let mask = try HDF5File.openReadOnly(folder + "/student-prune.h5").group(maskGroup).dataset("1.weight").readFloats()
+    for (m, w) in zip(mask, try file.dataset("1.weight").readFloats()) where m == 0 { XCTAssertEqual(w, 0) }
+  }
+}

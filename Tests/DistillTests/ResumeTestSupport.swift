@@ -109,7 +109,7 @@ func datasetBits(_ path: String) throws -> [String: [UInt32]] {
 /// energy source stays), and the run folder's name.
 let measuredFields: Set = [
   "seconds", "run_folder", "joules", "avg_watts", "eval_joules", "dram_joules", "test_joules",
-  "inference_uj_per_sample", "inference_samples", "inference_b1_uj_per_sample", "inference_b1_samples",
+  "inference_uj_per_sample", "inference_samples", "inference_b1_uj_per_sample", "inference_b1_samples", "finished",
 ]
 
 /// The JSON of a file of `metrics.jsonl` lines or `summary.json` without `measuredFields`
