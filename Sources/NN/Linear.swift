@@ -15,6 +15,9 @@ public final class Linear: Layer {
   /// `[outputFeatures]`, or `nil` without bias.
   public let bias: Tensor?
   public var isTraining = true
+  /// Quantization-aware training: when set, the forward pass reads the input and the weights
+  /// fake-quantized (see `LinearFakeQuantization`). nil (the default) for Float.
+  public var fakeQuantization: LinearFakeQuantization?
 
   /// Creates a layer with PyTorch's default uniform initialisation.
   public init(
@@ -40,8 +43,13 @@ public final class Linear: Layer {
   public func callAsFunction(_ x: Tensor) -> Tensor {
     precondition(
       x.shape.last == inputFeatures, "Linear(\(inputFeatures)→\(outputFeatures)) got input \(x.shape)")
-    let rows = x.rank == 2 ? x : x.reshaped([-1, inputFeatures])
-    var y = Tensor.matmul(rows, weight, transposeB: true)
+    var rows = x.rank == 2 ? x : x.reshaped([-1, inputFeatures])
+    var w = weight
+    if let fake = fakeQuantization {
+      rows = fake.input(rows, observing: isTraining)
+      w = fake.weight(weight)
+    }
+    var y = Tensor.matmul(rows, w, transposeB: true)
     if let bias { y = y + bias }
     return x.rank == 2 ? y : y.reshaped(Array(x.shape.dropLast()) + [outputFeatures])
   }

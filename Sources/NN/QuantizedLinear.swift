@@ -51,3 +51,43 @@ public final class QuantizedLinear: Layer {
     return Tensor(shape: Array(x.shape.dropLast()) + [outputFeatures], storage: y)
   }
 }
+
+/// Quantization-aware training of one `Linear` (`Linear.fakeQuantization`): its forward pass
+/// reads its input fake-quantized per tensor to uint8 with the observed range, and its weights
+/// fake-quantized per output channel to int8 (symmetric, scales from the current weights), with
+/// the straight-through estimator (`Tensor.fakeQuantized`), as PyTorch's QAT modules do. In
+/// training mode each forward pass moves the observed range towards the batch's minimum and
+/// maximum with `averagingConstant` (PyTorch's `MovingAverageMinMaxObserver`, 0.01).
+public final class LinearFakeQuantization {
+  public var inputMin: Float
+  public var inputMax: Float
+  public let averagingConstant: Float
+
+  public init(inputMin: Float, inputMax: Float, averagingConstant: Float = 0.01) {
+    self.inputMin = inputMin
+    self.inputMax = inputMax
+    self.averagingConstant = averagingConstant
+  }
+
+  /// The activation quantization of the range observed so far.
+  public var input: ActivationQuantization { ActivationQuantization(min: inputMin, max: inputMax) }
+
+  /// `x` fake-quantized, after moving the range towards `x`'s when `observing`.
+  func input(_ x: Tensor, observing: Bool) -> Tensor {
+    if observing {
+      let values = x.storage
+      if let low = values.min(), let high = values.max(), low.isFinite, high.isFinite {
+        inputMin += averagingConstant * (low - inputMin)
+        inputMax += averagingConstant * (high - inputMax)
+      }
+    }
+    let q = input
+    return x.fakeQuantized(scales: [q.scale], zeroPoint: q.zeroPoint, range: 0...255)
+  }
+
+  /// `weight` `[out, in]` fake-quantized per row, symmetric int8.
+  func weight(_ weight: Tensor) -> Tensor {
+    let (_, scales) = quantizeWeightsPerChannel(weight.storage, rows: weight.shape[0], columns: weight.shape[1])
+    return weight.fakeQuantized(scales: scales, zeroPoint: 0, range: -127...127)
+  }
+}

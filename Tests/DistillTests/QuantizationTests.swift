@@ -31,8 +31,6 @@ final class QuantizationTests: XCTestCase {
     }
     let order = problem("  - quantize\n  - prune\n")
     XCTAssertTrue(order.contains("compress[0]") && order.contains("must be the last stage"), order)
-    let qat = problem("  - quantize: {epochs: 2}\n")
-    XCTAssertTrue(qat.contains("compress[0].quantize.epochs") && qat.contains("post-training"), qat)
     let percentile = problem("  - quantize: {observer: percentile, percentile: 40}\n")
     XCTAssertTrue(percentile.contains("compress[0].quantize.percentile") && percentile.contains("(50, 100]"), percentile)
     let layer = problem("  - quantize: {layers: [2]}\n")
@@ -91,6 +89,45 @@ final class QuantizationTests: XCTestCase {
     XCTAssertNotNil(try runStopping(trainer, from: point))
     XCTAssertEqual(try datasetBits(reference + "/student-quantize.h5"), try datasetBits(folder + "/student-quantize.h5"))
     try assertSameResults(reference, folder)
+  }
+
+  /// Quantization-aware fine-tuning: the ranges move from the calibration, the int8 network is
+  /// built from the fine-tuned weights, and a stop mid-epoch resumes bit for bit.
+  func testQuantizationAwareFineTuningResumesExactly() throws {
+    let yaml = PruningTests.recipeYAML + "compress: [{quantize: {calibration_samples: 200, epochs: 2}}]\n"
+    let reference = folders.make()
+    let summary = try makeTrainer(yaml, folder: reference).run()
+    let stage = try XCTUnwrap(summary.stages.first)
+    XCTAssertEqual(stage.result.epochs, 2)
+    XCTAssertEqual(stage.result.test.accuracy, summary.student.test.accuracy, accuracy: 0.05)
+    XCTAssertEqual(try evaluateWeights(file: reference + "/student-quantize.h5").evaluation.accuracy, stage.result.test.accuracy, accuracy: 1e-12)
+    let folder = folders.make()
+    XCTAssertNil(
+      try runStopping(makeTrainer(yaml, folder: folder)) {
+        if case .batch(let p) = $0 { return p.phase == "quantize" && p.epoch == 2 && p.batch == 9 } else { return false }
+      })
+    let (trainer, point) = try resumable(folder)
+    XCTAssertEqual(point.state.phase, "quantize")
+    XCTAssertEqual(point.state.stageArrays.map(\.name).sorted(), ["1.input_range", "4.input_range"])
+    XCTAssertNotNil(try runStopping(trainer, from: point))
+    XCTAssertEqual(try datasetBits(reference + "/student-quantize.h5"), try datasetBits(folder + "/student-quantize.h5"))
+    try assertSameResults(reference, folder)
+  }
+
+  func testFakeQuantizationIsTheStraightThroughEstimator() {
+    let x = Tensor(shape: [2, 3], storage: [0.26, -0.74, 3.0, 1.25, 0.5, -9], requiresGrad: true)
+    // Rows with scales 0.5 and 0.25, int8 range [-4, 4]: row 0 → 0.5, -0.5, 2 (clamped from 3);
+    // row 1 → 1 (clamped from 5 steps), 0.5, -1 (clamped from -9).
+    let y = x.fakeQuantized(scales: [0.5, 0.25], zeroPoint: 0, range: -4...4)
+    XCTAssertEqual(y.storage, [0.5, -0.5, 2, 1, 0.5, -1])
+    (y * Tensor(shape: [2, 3], storage: [1, 2, 3, 4, 5, 6])).sum().backward()
+    XCTAssertEqual(x.grad?.storage, [1, 2, 0, 0, 5, 0])  // zero where clamped
+    // Per tensor with a zero point, as activations: q = rint(x/0.1) + 3 in [0, 255].
+    let a = Tensor(shape: [3], storage: [-0.3, -0.35, 30], requiresGrad: true)
+    let b = a.fakeQuantized(scales: [0.1], zeroPoint: 3, range: 0...255)
+    XCTAssertEqual(b.storage.map { ($0 * 1000).rounded() / 1000 }, [-0.3, -0.3, 25.2])
+    b.sum().backward()
+    XCTAssertEqual(a.grad?.storage, [1, 0, 0])  // -0.35 → rint(-3.5) = -4 + 3 = -1 < 0: clamped
   }
 
   func testABrokenInt8FileIsRefusedNamingTheObject() throws {

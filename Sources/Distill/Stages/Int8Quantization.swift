@@ -18,6 +18,13 @@ import DistillRecipes
 /// `percentile` clips at the `percentile`-th and (100 − `percentile`)-th percentiles of the
 /// observed values, so that rare outliers do not stretch the scale. Either range is widened to
 /// hold 0.
+///
+/// With `epochs` above 0, quantization-aware fine-tuning follows the calibration (PyTorch's
+/// eager-mode QAT): the quantized layers train with their inputs and weights fake-quantized
+/// (`LinearFakeQuantization`, straight-through estimator), each input range starting from the
+/// calibration and moving with every training batch (moving-average min-max, 0.01), with the
+/// recipe's distillation; the int8 network is then built from the fine-tuned weights and ranges.
+/// The ranges are the stage's checkpointed state.
 final class Int8Quantization: CompressionStage {
   static let info = StageInfo(
     name: "quantize", title: "int8 post-training quantization (linear layers)",
@@ -33,25 +40,25 @@ final class Int8Quantization: CompressionStage {
       .layers("layers", "positions of the linear layers to quantize (default: every linear layer)"),
     ], defaultEpochs: 0, isFinal: true)
 
+  /// The student, whose linear layers the stage quantizes.
+  let model: Sequential
+
   /// The positions quantized, in order.
   let positions: [Int]
   let calibrationSamples: Int
   let percentile: Double?
   let seed: UInt64
-  /// The quantized network, built by `begin`.
-  private(set) var quantized: Sequential?
-  /// The activation parameters chosen for each position.
-  private(set) var inputs: [Int: ActivationQuantization] = [:]
+  /// Whether the stage fine-tunes (quantization-aware).
+  let fineTunes: Bool
+  /// Each quantized position's input range [min, max]: calibrated by `begin`, then, when the
+  /// stage fine-tunes, the fake quantization's moving range.
+  private(set) var ranges: [Int: (Float, Float)] = [:]
 
   init(context: StageContext) throws {
     let keys = Self.info.keys
     let settings = context.settings
-    if settings.integer("epochs", in: keys) > 0 {
-      throw context.mismatch(
-        "epochs",
-        "quantization-aware fine-tuning is not available yet: quantize runs post-training (epochs: 0); "
-          + "fine-tune with a prune stage before it instead")
-    }
+    fineTunes = settings.integer("epochs", in: keys) > 0
+    model = context.model
     calibrationSamples = settings.integer("calibration_samples", in: keys)
     let p = settings.number("percentile", in: keys)
     if settings.word("observer", in: keys) == "percentile" {
@@ -109,32 +116,72 @@ final class Int8Quantization: CompressionStage {
         seen += take
       }
     }
-    var layers = model.layers
     for position in positions {
       let values = observed[position] ?? [0]
-      let (low, high): (Float, Float)
       if let percentile {
         let sorted = values.sorted()
         func at(_ p: Double) -> Float { sorted[min(sorted.count - 1, max(0, Int((p / 100 * Double(sorted.count - 1)).rounded())))] }
-        (low, high) = (at(100 - percentile), at(percentile))
+        ranges[position] = (at(100 - percentile), at(percentile))
       } else {
-        (low, high) = (values[0], values[1])
+        ranges[position] = (values[0], values[1])
       }
-      let input = ActivationQuantization(min: low, max: high)
-      inputs[position] = input
-      layers[position] = QuantizedLinear(layers[position] as! Linear, input: input)
+    }
+    if fineTunes { attachFakeQuantization() }
+    model.train()
+  }
+
+  /// Sets each quantized Linear's fake quantization from `ranges` (QAT).
+  private func attachFakeQuantization() {
+    for position in positions {
+      let (low, high) = ranges[position]!
+      (model.layers[position] as! Linear).fakeQuantization = LinearFakeQuantization(inputMin: low, inputMax: high)
+    }
+  }
+
+  /// The current input range of `position`: the fake quantization's while fine-tuning.
+  private func range(_ position: Int) -> (Float, Float) {
+    if let fake = (model.layers[position] as? Linear)?.fakeQuantization { return (fake.inputMin, fake.inputMax) }
+    return ranges[position] ?? (0, 0)
+  }
+
+  /// The int8 network of `model`'s current weights and the current input ranges.
+  func finalModel(_ model: Sequential) -> Sequential {
+    var layers = model.layers
+    for position in positions {
+      let (low, high) = range(position)
+      layers[position] = QuantizedLinear(model.layers[position] as! Linear, input: ActivationQuantization(min: low, max: high))
     }
     let network = Sequential(layers)
     network.eval()
-    quantized = network
+    return network
   }
 
-  func finalModel(_ model: Sequential) -> Sequential { quantized ?? model }
-
   var figures: [(name: String, value: Double)] {
-    guard let quantized else { return [] }
-    let int8 = quantized.layers.compactMap { ($0 as? QuantizedLinear)?.product.weights.count }.reduce(0, +)
+    let int8 = positions.reduce(0) { $0 + (model.layers[$1] as! Linear).weight.count }
     return [("quantized_layers", Double(positions.count)), ("int8_weights", Double(int8))]
+  }
+
+  var state: MethodState {
+    MethodState(
+      arrays: positions.map { p in
+        let (low, high) = range(p)
+        return NamedArray(name: "\(p).input_range", shape: [2], values: [low, high])
+      })
+  }
+
+  func restore(_ state: MethodState, file: String) throws {
+    let stored = Dictionary(state.arrays.map { ($0.name, $0.values) }, uniquingKeysWith: { a, _ in a })
+    var restored: [Int: (Float, Float)] = [:]
+    for position in positions {
+      guard let values = stored["\(position).input_range"], values.count == 2, values[0] <= values[1] else {
+        throw TrainingError.checkpointMismatch(
+          file: file, object: "/state/stage/arrays/\(position).input_range",
+          reason: "is missing or not a [min, max] pair; the quantize stage resumes only with its layers' input ranges")
+      }
+      restored[position] = (values[0], values[1])
+    }
+    ranges = restored
+    if fineTunes { attachFakeQuantization() }
   }
 
   func writeModel(
