@@ -167,18 +167,24 @@ public struct EnergyLabel: Sendable {
     classes = description.classes
     megaflops = (try? ComparedRun.flops(description)).map { Double($0) / 1e6 }
     let quantized = (try? isQuantizedModel(group: ModelRole.student.rawValue, in: first)) ?? false
-    precision =
-      quantized
-      ? "int8 linear layers, float32 others"
-      : ((try? HDF5File.openReadOnly(first).group("student").dataset("1.weight").elementType).map {
-        if case .float(2) = $0 { return "float16" } else { return "float32" }
-      } ?? "float32")
+    precision = quantized ? "int8 linear layers, float32 others" : Self.storedPrecision(first)
     // The grade: the model and its reference set measured side by side, now, on this machine.
     let references = try Self.referenceModels(inputShape: inputShape, classes: classes)
     let measured = pairedInferenceMicrojoules([model] + references.map(\.1), inputShape: inputShape, meter: meter)
     gradedMicrojoules = measured[0]
     self.references = zip(references, measured.dropFirst()).map { Reference(name: $0.0.0, microjoules: $0.1) }
     grade = Self.grade(measured[0], references: Array(measured.dropFirst()))
+  }
+
+  /// `float16` when the model group's first weight is stored as binary16 (an f16-mixed run's
+  /// model file), else `float32`.
+  static func storedPrecision(_ path: String) -> String {
+    guard let group = try? HDF5File.openReadOnly(path).group(ModelRole.student.rawValue),
+      let name = (try? group.memberNames())?.first(where: { $0.hasSuffix(".weight") }),
+      let type = try? group.dataset(name).elementType
+    else { return "float32" }
+    if case .float(2) = type { return "float16" }
+    return "float32"
   }
 
   /// FNV-1a 64 over the model group's datasets, in name order: each name, shape and values (as

@@ -1,4 +1,7 @@
+import Autodiff
+import Checkpoints
 import Energy
+import NN
 import Foundation
 import XCTest
 import _TestSupport
@@ -81,5 +84,17 @@ final class EnergyLabelTests: XCTestCase {
       XCTAssertTrue("\(error)".contains("one recipe") && "\(error)".contains("one, two"), "\(error)")
     }
     XCTAssertThrowsError(try EnergyLabel(runs: [], meter: EstimateMeter()))
+  }
+}
+
+extension EnergyLabelTests {
+  func testThePrecisionIsReadFromTheModelFile() throws {
+    var generator = SeededGenerator(seed: 1)
+    let model = Sequential(Conv2D(inChannels: 1, outChannels: 2, kernelSize: 3, generator: &generator), ReLU())
+    for (precision, expected) in [(StoragePrecision.f16, "float16"), (.f32, "float32")] {
+      let path = folders.make() + ".h5"
+      try saveModels([("student", model, nil)], to: path, precision: precision)
+      XCTAssertEqual(EnergyLabel.storedPrecision(path), expected)  // its first weight is 0.weight
+    }
   }
 }
