@@ -119,11 +119,7 @@ public func evaluateWeights(
   }
   let network = try ModelBuilder(file: errorsFile, keyPath: keyPath).build(
     model, inputShape: data.sampleShape, classCount: data.classCount, seed: 0)
-  // An int8 model file (a quantize stage's) runs its quantized layers in int8.
-  let loaded =
-    try isQuantizedModel(group: group, in: weightsFile)
-    ? loadQuantizedModel(group: group, from: weightsFile, into: network)
-    : { try loadModel(group: group, from: weightsFile, into: network); return network }()
+  let loaded = try loadNetwork(group: group, from: weightsFile, into: network)
   return WeightsEvaluation(
     group: group, evaluation: evaluate(loaded, on: data.test), split: data.testSplit,
     dataset: dataSpec.dataset.rawValue, seed: splitSeed, recipeMatches: recipeMatches)
@@ -141,10 +137,17 @@ public func loadModelFile(_ path: String, group: String = ModelRole.student.rawV
   }
   let network = try ModelBuilder(file: path, keyPath: "architecture").build(
     description.model, inputShape: description.inputShape, classCount: description.classes, seed: 0)
-  let model =
-    try isQuantizedModel(group: group, in: path)
-    ? loadQuantizedModel(group: group, from: path, into: network)
-    : { try loadModel(group: group, from: path, into: network); return network }()
+  let model = try loadNetwork(group: group, from: path, into: network)
   model.eval()
   return (model, description)
+}
+
+/// `network` (built in Float from the group's architecture) with the weights of `group`: the
+/// network itself for a model file, the int8 network for an int8 model file (a quantize stage's).
+func loadNetwork(group: String, from path: String, into network: Sequential) throws -> Sequential {
+  if try isQuantizedModel(group: group, in: path) {
+    return try loadQuantizedModel(group: group, from: path, into: network)
+  }
+  try loadModel(group: group, from: path, into: network)
+  return network
 }

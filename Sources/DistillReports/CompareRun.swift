@@ -42,6 +42,8 @@ public struct ComparedRun: Equatable, Sendable {
   /// The compression stage whose model this row is (`prune`, `quantize`), nil for the
   /// distilled student itself (`ComparedRun.rows(folder:)`).
   public var stage: String? = nil
+  /// Joules of the run's `metrics.jsonl` lines by `model` (teacher, student, each stage).
+  var joulesByModel: [String: Double] = [:]
 
   /// Percentage points of test accuracy per kJ of training (teacher + student):
   /// `100 · accuracy / (totalJoules / 1000)`.
@@ -111,7 +113,7 @@ extension ComparedRun {
     let run = RunFolder(path: folder)
     let summary = try jsonObject(run.summaryPath)
     guard let stages = summary["stages"] as? [[String: Any]] else { return [student] }
-    let joules = try stageJoules(run.metricsPath)
+    let joules = student.joulesByModel
     var rows = [student]
     var spent = 0.0
     for (index, stage) in stages.enumerated() {
@@ -132,23 +134,6 @@ extension ComparedRun {
       rows.append(row)
     }
     return rows
-  }
-
-  /// The joules of each compression stage's lines in `metrics.jsonl` (those whose `model` is
-  /// neither teacher nor student), by label.
-  private static func stageJoules(_ path: String) throws -> [String: Double] {
-    guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
-      throw CompareError.badFile(path: path, reason: "cannot read")
-    }
-    var joules: [String: Double] = [:]
-    for line in text.split(separator: "\n") {
-      guard let record = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
-        let model = record["model"] as? String, model != "teacher", model != "student",
-        let value = (record["joules"] as? NSNumber)?.doubleValue
-      else { continue }
-      joules[model, default: 0] += value
-    }
-    return joules
   }
 
   /// Reads the run folder `folder`: its distilled student (`rows(folder:)` adds the compression
@@ -188,6 +173,7 @@ extension ComparedRun {
       }
     }
     self.folder = folder
+    self.joulesByModel = joules
     self.recipe = name
     self.seed = (summary["seed"] as? NSNumber).map { UInt64(truncating: $0) }
     self.method = summary["method"] as? String ?? "?"

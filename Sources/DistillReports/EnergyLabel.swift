@@ -191,13 +191,8 @@ public struct EnergyLabel: Sendable {
   /// stored: float32 bits, or int8 bytes widened), so equal weights hash equally whatever
   /// HDF5's timestamps; `fnv1a64:<16 hex digits>`.
   static func modelHash(_ path: String) throws -> String {
-    var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-    func mix<S: Sequence>(_ bytes: S) where S.Element == UInt8 {
-      for byte in bytes {
-        hash ^= UInt64(byte)
-        hash = hash &* 0x0000_0100_0000_01b3
-      }
-    }
+    var bytes: [UInt8] = []
+    func mix<S: Sequence>(_ more: S) where S.Element == UInt8 { bytes.append(contentsOf: more) }
     do {
       let group = try HDF5File.openReadOnly(path).group(ModelRole.student.rawValue)
       for name in try group.memberNames().sorted() {
@@ -213,6 +208,6 @@ public struct EnergyLabel: Sendable {
     } catch {
       throw CompareError.badFile(path: path, reason: "\(error)")
     }
-    return "fnv1a64:" + String(format: "%016llx", hash)
+    return "fnv1a64:" + String(format: "%016llx", Recipe.fnv1a64(bytes))
   }
 }

@@ -185,25 +185,16 @@ extension DistillationMethod {
   func afterBackward() {}
 
   /// A number setting.
-  static func number(_ key: String, _ settings: MethodSettings) -> Double {
-    if case .number(let value) = settings.value(key, in: info.keys) { return value }
-    preconditionFailure("\(key) is not a number key")
-  }
+  static func number(_ key: String, _ settings: MethodSettings) -> Double { settings.number(key, in: info.keys) }
 
-  static func integer(_ key: String, _ settings: MethodSettings) -> Int {
-    if case .integer(let value) = settings.value(key, in: info.keys) { return value }
-    preconditionFailure("\(key) is not an integer key")
-  }
+  static func integer(_ key: String, _ settings: MethodSettings) -> Int { settings.integer(key, in: info.keys) }
 
   static func flag(_ key: String, _ settings: MethodSettings) -> Bool {
     if case .flag(let value) = settings.value(key, in: info.keys) { return value }
     preconditionFailure("\(key) is not a flag key")
   }
 
-  static func layers(_ key: String, _ settings: MethodSettings) -> [Int] {
-    if case .layers(let value) = settings.value(key, in: info.keys) { return value }
-    preconditionFailure("\(key) is not a layers key")
-  }
+  static func layers(_ key: String, _ settings: MethodSettings) -> [Int] { settings.layers(key, in: info.keys) }
 }
 
 /// The registry: every method a recipe can name, in the order `distill methods` lists them.
