@@ -72,8 +72,14 @@ public struct ModelBuilder {
       let input = index == 0 ? inputShape : shapes[index - 1]
       switch layer {
       case .linear(let spec):
-        built.append(
-          Linear(inputFeatures: input[0], outputFeatures: spec.out, bias: spec.bias, generator: &weights))
+        if let rank = spec.rank {
+          built.append(
+            LowRankLinear(
+              inputFeatures: input[0], outputFeatures: spec.out, rank: rank, bias: spec.bias, generator: &weights))
+        } else {
+          built.append(
+            Linear(inputFeatures: input[0], outputFeatures: spec.out, bias: spec.bias, generator: &weights))
+        }
       case .conv2d(let spec):
         built.append(
           Conv2D(
@@ -122,7 +128,9 @@ public struct ModelBuilder {
       let input = index == 0 ? inputShape : shapes[index - 1]
       var count: Int? = 0
       switch layer {
-      case .linear(let spec): count = add(product([input[0], spec.out]), spec.bias ? spec.out : 0)
+      case .linear(let spec):
+        let weights = spec.rank.map { add(product([input[0], $0]), product([$0, spec.out])) } ?? product([input[0], spec.out])
+        count = add(weights, spec.bias ? spec.out : 0)
       case .conv2d(let spec):
         count = add(product([input[0], spec.out, spec.kernel, spec.kernel]), spec.bias ? spec.out : 0)
       case .batchNorm: count = product([4, input[0]])

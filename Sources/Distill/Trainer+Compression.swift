@@ -46,24 +46,30 @@ extension RunFolder {
 
 extension Trainer {
   /// The recipe's `compress:` stages built for `student`, before anything trains.
-  func makeStages(student: Sequential, data: TrainingData) throws -> [StageRun] {
+  func makeStages(student: StudentNetwork, data: TrainingData) throws -> [StageRun] {
+    try recipe.compress.indices.map { try makeStage($0, student: student, data: data) }
+  }
+
+  /// Stage `index` of `compress:` built for `student` (the recipe's, or the network an
+  /// earlier stage handed on).
+  func makeStage(_ index: Int, student: StudentNetwork, data: TrainingData, resuming: Bool = false) throws -> StageRun {
     let labels = CompressionStageSpec.labels(of: recipe.compress)
     let train = recipe.student.train
     let batches = (data.train.count + train.batchSize - 1) / train.batchSize
     let stepsPerEpoch = (batches + train.accumulate - 1) / train.accumulate
-    let layers = recipe.student.model.expandedLayers(classCount: data.classCount)
-    return try recipe.compress.enumerated().map { index, spec in
-      guard let type = CompressionStages.named(spec.name) else {
-        // Validation refuses unknown names; a recipe built in code could still hold one.
-        throw TrainingError.methodMismatch(
-          file: recipeFile, keyPath: "compress[\(index)]", reason: "'\(spec.name)' is not a compression stage")
-      }
-      let epochs = spec.settings.integer("epochs", in: type.info.keys)
-      let context = StageContext(
-        file: recipeFile, keyPath: "compress[\(index)].\(spec.name)", settings: spec.settings, model: student,
-        layers: layers, steps: epochs * stepsPerEpoch, seed: derivedSeed(recipe.seed, "\(labels[index]).stage"))
-      return StageRun(index: index, label: labels[index], spec: spec, stage: try type.init(context: context))
+    let spec = recipe.compress[index]
+    guard let type = CompressionStages.named(spec.name) else {
+      // Validation refuses unknown names; a recipe built in code could still hold one.
+      throw TrainingError.methodMismatch(
+        file: recipeFile, keyPath: "compress[\(index)]", reason: "'\(spec.name)' is not a compression stage")
     }
+    let epochs = spec.settings.integer("epochs", in: type.info.keys)
+    let context = StageContext(
+      file: recipeFile, keyPath: "compress[\(index)].\(spec.name)", settings: spec.settings, model: student.model,
+      layers: student.layers, steps: epochs * stepsPerEpoch, seed: derivedSeed(recipe.seed, "\(labels[index]).stage"),
+      resuming: resuming)
+    return StageRun(
+      index: index, label: labels[index], spec: spec, stage: try type.init(context: context), student: student.model)
   }
 
   /// The run epoch before each phase's first (`RunCheckpoints`).
@@ -79,19 +85,36 @@ extension Trainer {
   }
 
   /// Runs the stages in order on the distilled `student` (from `resumeStage` on, when a run
-  /// resumes within one), each fine-tuning with the student's loss (`distillation` and `loss`)
-  /// and writing its model file; stops after a stage that loses more validation accuracy than its
-  /// `max_accuracy_drop`. `masters`: the student's Float masters in f16-mixed.
+  /// resumes within one; then `student` is the network of the checkpoint), each fine-tuning
+  /// with the student's loss (`distillation`, or the labels alone) and writing its model file;
+  /// stops after a stage that loses more validation accuracy than its `max_accuracy_drop`.
+  /// `masters`: the student's Float masters in f16-mixed. A stage that changes the network
+  /// (`reshape`, or a `finalModel` with other widths) hands the next one the new network, and
+  /// the distillation is built again for it (`distill`), its own modules freshly initialised.
   func compress(
-    _ student: Sequential, stages: [StageRun], after studentResult: ModelResult, masters: [String: [Float]]?,
-    distillation: DistillationRun?, loss: @escaping BatchLoss, data: TrainingData, resume: ResumePoint?,
-    resumeStage: Int?, checkpoints: RunCheckpoints, onEvent: (TrainingEvent) -> Void
+    _ student: StudentNetwork, stages: [StageRun], after studentResult: ModelResult, masters: [String: [Float]]?,
+    distillation: DistillationRun?, distill: (StudentNetwork) throws -> DistillationRun?, data: TrainingData,
+    resume: ResumePoint?, resumeStage: Int?, checkpoints: RunCheckpoints, onEvent: (TrainingEvent) -> Void
   ) throws -> CompressionOutcome {
     var outcome = CompressionOutcome()
-    var masters = masters
-    var previous = (label: ModelRole.student.rawValue, accuracy: studentResult.lastValidation?.accuracy)
+    var (current, masters, distillation) = (student, masters, distillation)
+    // A student trained for 0 epochs (loaded with `student.init`) has no epoch's validation.
+    var previous = (
+      label: ModelRole.student.rawValue,
+      accuracy: studentResult.lastValidation?.accuracy
+        ?? (stages.isEmpty ? nil : evaluate(student.model, on: data.validation).accuracy)
+    )
     var lossEpochOffset = recipe.student.train.epochs
-    for stage in stages {
+    /// A new network: the masters and the distillation's modules start again from it.
+    func handOn(_ network: StudentNetwork) throws {
+      current = network
+      masters = nil
+      distillation = try distill(network)
+    }
+    if resumeStage != nil, let first = stages.first, current.model !== first.student {
+      distillation = try distill(current)
+    }
+    for var stage in stages {
       defer { lossEpochOffset += stage.epochs }
       let file = URL(fileURLWithPath: runFolder.stageModelPath(stage.label)).lastPathComponent
       let result: StageResult
@@ -104,18 +127,26 @@ extension Trainer {
         }
         result = StageResult(label: stage.label, name: stage.spec.name, result: saved, figures: figures, modelFile: file)
       } else {
+        // Built for the recipe's student before training; again for the network it receives.
+        let resumeHere = resumeStage == stage.index ? resume : nil
+        if stage.student !== current.model {
+          stage = try makeStage(stage.index, student: current, data: data, resuming: resumeHere != nil)
+        }
+        if resumeHere == nil, let reshaped = try stage.stage.reshape(current, masters: masters) {
+          try handOn(reshaped)
+        }
+        checkpoints.studentLayers = current.layers
         var train = recipe.student.train
         train.epochs = stage.epochs
         train.optimizer = train.optimizer.scalingLearningRate(by: stage.learningRateFactor)
         let training = makeTraining(
-          .student, student, train, distillation: distillation, stage: stage, lossEpochOffset: lossEpochOffset,
-          loss: loss)
+          .student, current.model, train, distillation: distillation, stage: stage, lossEpochOffset: lossEpochOffset,
+          loss: studentLoss(distillation))
         if let masters, let mixed = training.optimizer as? MixedPrecisionOptimizer { mixed.masterWeights = masters }
-        let resumeHere = resumeStage == stage.index ? resume : nil
         if resumeHere == nil { stage.stage.begin(training, data: data) }
         let fitted = try fit(training, data: data, resume: resumeHere, checkpoints: checkpoints, onEvent: onEvent)
         masters = (training.optimizer as? MixedPrecisionOptimizer)?.masterWeights
-        try saveStageModel(student, stage: stage, data: data)
+        try saveStageModel(current, stage: stage, data: data)
         result = StageResult(
           label: stage.label, name: stage.spec.name, result: fitted,
           figures: Dictionary(stage.stage.figures.map { ($0.name, $0.value) }, uniquingKeysWith: { a, _ in a }),
@@ -126,7 +157,7 @@ extension Trainer {
       // A stage of 0 epochs has no epoch's validation: evaluated here (finished ones passed).
       let accuracy =
         result.result.lastValidation?.accuracy
-        ?? (done ? nil : evaluate(stage.stage.finalModel(student), on: data.validation).accuracy)
+        ?? (done ? nil : evaluate(stage.stage.finalModel(current.model), on: data.validation).accuracy)
       if let before = previous.accuracy, let accuracy, (before - accuracy) * 100 > stage.maxAccuracyDrop {
         outcome.stopped = .stageLostAccuracy(
           file: recipeFile, keyPath: stage.keyPath + ".max_accuracy_drop", stage: stage.label,
@@ -136,16 +167,27 @@ extension Trainer {
       }
       previous = (stage.label, accuracy)
       outcome.result = file
+      // Structured pruning hands on the smaller network.
+      if !done, !stage.info.isFinal, let layers = stage.stage.finalLayers {
+        try handOn(StudentNetwork(model: stage.stage.finalModel(current.model), layers: layers))
+      }
     }
     return outcome
   }
 
-  /// Writes `student-<label>.h5`: the student's group as `student.h5` has it (zeros included)
-  /// and the stage's groups beside it (`masks`).
-  func saveStageModel(_ model: Sequential, stage: StageRun, data: TrainingData) throws {
+  /// The student's loss: the distillation's, or the labels alone without one.
+  func studentLoss(_ distillation: DistillationRun?) -> BatchLoss {
+    distillation.map { run in { run.loss($0, $1) } }
+      ?? labelLoss(labelSmoothing: recipe.student.train.labelSmoothing)
+  }
+
+  /// Writes `student-<label>.h5`: the stage's model (`finalModel`) with its layer list as the
+  /// architecture (zeros included), and the stage's groups beside it (`masks`).
+  func saveStageModel(_ student: StudentNetwork, stage: StageRun, data: TrainingData) throws {
+    let layers = stage.stage.finalLayers ?? student.layers
     try stage.stage.writeModel(
-      stage.stage.finalModel(model), group: ModelRole.student.rawValue,
-      architecture: modelDescription(role: .student, spec: recipe.student.model, data: data).json,
+      stage.stage.finalModel(student.model), group: ModelRole.student.rawValue,
+      architecture: modelDescription(role: .student, spec: .layers(layers), data: data).json,
       to: runFolder.stageModelPath(stage.label), precision: recipe.precision == .f16Mixed ? .f16 : .f32)
   }
 }

@@ -206,12 +206,28 @@ public final class Trainer {
     }
     // The methods are built before anything trains, so a setting that does not fit the
     // networks (a layer the teacher of `teacher.from` lacks) costs no training time.
-    let distillation = try teacher.flatMap { teacher -> DistillationRun? in
-      guard recipe.distillation.usesTeacher else { return nil }
-      return try makeDistillation(teacher: teacher, student: student, data: data, fromFile: teacherFile != nil)
+    let studentNetwork = StudentNetwork(
+      model: student, layers: recipe.student.model.expandedLayers(classCount: classCount))
+    let distill = { (network: StudentNetwork) throws -> DistillationRun? in
+      try teacher.flatMap { teacher -> DistillationRun? in
+        guard self.recipe.distillation.usesTeacher else { return nil }
+        return try self.makeDistillation(
+          teacher: teacher, student: network, data: data, fromFile: teacherFile != nil)
+      }
     }
+    let distillation = try distill(studentNetwork)
     // The stages too: a `layers` key naming a layer they cannot handle fails before training.
-    let stages = try makeStages(student: student, data: data)
+    let stages = try makeStages(student: studentNetwork, data: data)
+    // Resumed within a stage after one that changed the network (`low_rank`, structured
+    // pruning): the student is the checkpoint's network, built from its architecture.
+    var resumedStudent = studentNetwork
+    if resumeStage != nil {
+      let stored = try openWeights(resume!.path, keyPath: "resume", role: .student)
+      let loaded = try loadWeights(
+        stored, keyPath: "resume", role: .student, model: nil, sampleShape: data.sampleShape, classCount: classCount)
+      let layers = loaded.spec.expandedLayers(classCount: classCount)
+      if layers != studentNetwork.layers { resumedStudent = StudentNetwork(model: loaded.model, layers: layers) }
+    }
 
     // Resuming, the folder's files change only once the checkpoint has been restored (`fit`).
     if resume == nil {
@@ -240,7 +256,7 @@ public final class Trainer {
     }
 
     let train = recipe.student.train
-    let studentLoss = distillation.map { run in { run.loss($0, $1) } } ?? labelLoss(labelSmoothing: train.labelSmoothing)
+    let studentLoss = self.studentLoss(distillation)
     let studentResult: ModelResult
     /// The student's Float masters in f16-mixed, handed from phase to phase.
     var masters: [String: [Float]]?
@@ -256,8 +272,9 @@ public final class Trainer {
     checkpoints.phaseResults[ModelRole.student.rawValue] = ResumePoint.numbers(of: studentResult)
 
     let compression = try compress(
-      student, stages: stages, after: studentResult, masters: masters, distillation: distillation, loss: studentLoss,
-      data: data, resume: resume, resumeStage: resumeStage, checkpoints: checkpoints, onEvent: onEvent)
+      resumedStudent, stages: stages, after: studentResult, masters: masters, distillation: distillation,
+      distill: distill, data: data, resume: resume, resumeStage: resumeStage, checkpoints: checkpoints,
+      onEvent: onEvent)
 
     var summary = RunSummary(
       name: recipe.name, seed: recipe.seed, recipeHash: recipe.canonicalHash, runFolder: runFolder.path,
@@ -289,12 +306,14 @@ public final class Trainer {
 
   /// The recipe's distillation methods built for the two networks (`DistillationRun`).
   private func makeDistillation(
-    teacher: (model: Sequential, spec: ModelSpec, train: TrainSpec?), student: Sequential, data: TrainingData,
+    teacher: (model: Sequential, spec: ModelSpec, train: TrainSpec?), student: StudentNetwork, data: TrainingData,
     fromFile: Bool
   ) throws -> DistillationRun {
     let context = try MethodContext(
       file: recipeFile, spec: recipe.distillation, teacher: (teacher.model, teacher.spec),
-      teacherFile: fromFile ? recipe.teacher?.from : nil, student: (student, recipe.student.model),
+      teacherFile: fromFile ? recipe.teacher?.from : nil,
+      student: (student.model, student.layers == recipe.student.model.expandedLayers(classCount: data.classCount)
+        ? recipe.student.model : .layers(student.layers)),
       inputShape: data.sampleShape, classCount: data.classCount, trainLabels: data.train.labels, seed: recipe.seed)
     return try DistillationRun(
       spec: recipe.distillation, context: context, labelSmoothing: recipe.student.train.labelSmoothing)
@@ -381,7 +400,8 @@ public final class Trainer {
     onEvent(.tested(phase: phase, evaluation: test, split: data.testSplit))
     return ModelResult(
       role: role, test: test, lastValidation: lastValidation, epochs: epochs, seconds: seconds,
-      parameterCount: model.parameterCount, finalTrainLoss: lastLoss, energy: energy)
+      parameterCount: training.stage?.stage.finalLayers != nil ? tested.parameterCount : model.parameterCount,
+      finalTrainLoss: lastLoss, energy: energy)
   }
 
   /// The error that ends a run after a stop request, once `latest.h5` is written.

@@ -75,6 +75,9 @@ final class RunCheckpoints {
   /// The student's and each finished stage's result, by phase, set as each ends; saved in the
   /// checkpoints of the stages after them.
   var phaseResults: [String: [String: Double]] = [:]
+  /// The student's layer list once a compression stage changed it (`low_rank`, structured
+  /// pruning): the architecture the student's checkpoints record; nil for the recipe's.
+  var studentLayers: [LayerSpec]?
   /// Wall time of the last write, for reports.
   private(set) var lastWriteSeconds = 0.0
 
@@ -134,7 +137,8 @@ final class RunCheckpoints {
       models.append((ModelRole.teacher.rawValue, teacher.model, description.json))
     }
     if training.role == .student {
-      let description = trainer.modelDescription(role: .student, spec: recipe.student.model, data: data)
+      let description = trainer.modelDescription(
+        role: .student, spec: studentLayers.map { .layers($0) } ?? recipe.student.model, data: data)
       models.append((ModelRole.student.rawValue, training.model, description.json))
     }
     let folder = trainer.runFolder

@@ -19,12 +19,16 @@ public struct StageInfo: Sendable {
   /// Its model is not a student a later stage could fine-tune (an int8 network): it must be the
   /// last stage.
   public let isFinal: Bool
+  /// The default of its `lr_factor` (1; 0.1 for low-rank factors, which a full learning rate
+  /// throws off: a step on B·A moves W by about the squared singular values more).
+  public let defaultLearningRateFactor: Double
 
   public init(
     name: String, title: String, reference: String, summary: String, keys: [MethodKey], defaultEpochs: Int = 5,
-    isFinal: Bool = false
+    defaultLearningRateFactor: Double = 1, isFinal: Bool = false
   ) {
     self.isFinal = isFinal
+    self.defaultLearningRateFactor = defaultLearningRateFactor
     self.name = name
     self.title = title
     self.reference = reference
@@ -34,18 +38,20 @@ public struct StageInfo: Sendable {
   }
 
   /// Its own keys, then the common ones.
-  public var keys: [MethodKey] { ownKeys + Self.commonKeys(epochs: defaultEpochs) }
+  public var keys: [MethodKey] {
+    ownKeys + Self.commonKeys(epochs: defaultEpochs, learningRateFactor: defaultLearningRateFactor)
+  }
 
   /// The keys of every stage: how long and how fast it fine-tunes, and how much accuracy it may
-  /// lose; `epochs` defaults to `epochs`.
-  public static func commonKeys(epochs: Int) -> [MethodKey] { [
+  /// lose; `epochs` and `lr_factor` default to the values given.
+  public static func commonKeys(epochs: Int, learningRateFactor: Double = 1) -> [MethodKey] { [
     .integer(
       "epochs", epochs,
       "fine-tuning epochs, with the student's train section (optimizer, batch size, augmentation) and "
         + "the recipe's distillation; the learning-rate schedule restarts over these epochs",
       minimum: 0, maximum: 100_000),
     .number(
-      "lr_factor", 1, "the stage's learning rate is this times the student's lr (its schedule restarts)"),
+      "lr_factor", learningRateFactor, "the stage's learning rate is this times the student's lr (its schedule restarts)"),
     .number(
       "max_accuracy_drop", 100,
       "validation accuracy, in points, the stage may lose against the model before it; a stage that "

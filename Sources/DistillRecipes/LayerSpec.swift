@@ -86,31 +86,41 @@ public enum LayerSpec: Codable, Equatable, Sendable {
   }
 }
 
-/// A fully connected layer: `linear: {out: 128}`.
+/// A fully connected layer: `linear: {out: 128}`. With `rank: r` it is the low-rank
+/// factorisation `W ≈ B·A` of such a layer (the `low_rank` compression stage writes it): two
+/// layers in a row, `nn.Sequential(nn.Linear(in, r, bias=False), nn.Linear(r, out, bias))`,
+/// whose parameters are `i.0.weight` [r, in], `i.1.weight` [out, r] and `i.1.bias`.
 public struct LinearSpec: Codable, Equatable, Sendable {
   /// Output features, ≥ 1. Required.
   public var out: Int
   /// Whether the layer adds a bias. Default true.
   public var bias: Bool
+  /// The inner width of a factorised layer, ≥ 1; nil (absent) for a plain linear layer.
+  public var rank: Int?
 
   /// Linear layer settings.
-  public init(out: Int, bias: Bool = true) {
+  public init(out: Int, bias: Bool = true, rank: Int? = nil) {
     self.out = out
     self.bias = bias
+    self.rank = rank
   }
 
-  enum CodingKeys: String, RecipeKeys { case out, bias }
+  enum CodingKeys: String, RecipeKeys { case out, bias, rank }
 
   public init(from decoder: any Decoder) throws {
     let c = try decoder.container(keyedBy: CodingKeys.self)
     out = try c.decode(Int.self, forKey: .out)
     bias = try c.decodeIfPresent(Bool.self, forKey: .bias) ?? true
+    rank = try c.decodeIfPresent(Int.self, forKey: .rank)
   }
 
+  /// `rank` only when set, so a plain layer's canonical form (and every existing recipe's hash)
+  /// is unchanged.
   public func encode(to encoder: any Encoder) throws {
     var c = encoder.container(keyedBy: CodingKeys.self)
     try c.encode(out, forKey: .out)
     try c.encode(bias, forKey: .bias)
+    try c.encodeIfPresent(rank, forKey: .rank)
   }
 }
 
@@ -191,7 +201,7 @@ extension LayerSpec {
   /// window), for bounds checks.
   public var sizes: [Int] {
     switch self {
-    case .linear(let spec): return [spec.out]
+    case .linear(let spec): return [spec.out] + (spec.rank.map { [$0] } ?? [])
     case .conv2d(let spec): return [spec.out, spec.kernel, spec.padding, spec.stride]
     case .maxPool(let k), .avgPool(let k): return [k]
     case .batchNorm, .dropout, .flatten, .relu, .gelu, .tanh: return []

@@ -48,6 +48,7 @@ extension RecipeChecks {
     switch layer {
     case .linear(let linear):
       size(linear.out, 1, at + ".linear.out")
+      if let rank = linear.rank { size(rank, 1, at + ".linear.rank") }
     case .conv2d(let conv):
       size(conv.out, 1, at + ".conv2d.out")
       size(conv.kernel, 1, at + ".conv2d.kernel")

@@ -99,11 +99,19 @@ struct RecipeChecks {
   mutating func student(_ student: StudentSpec, classCount: Int?) {
     model(student.model, "student.model", classCount: classCount)
     path(student.initialWeights, "student.init")
-    train(student.train, "student.train")
+    // A student loaded with `student.init` may train for 0 epochs: it is tested as loaded
+    // (and handed to the `compress:` stages).
+    train(student.train, "student.train", loaded: student.initialWeights != nil)
   }
 
-  mutating func train(_ train: TrainSpec, _ at: String) {
-    atLeast(train.epochs, 1, at + ".epochs")
+  mutating func train(_ train: TrainSpec, _ at: String, loaded: Bool = false) {
+    if loaded {
+      atLeast(train.epochs, 0, at + ".epochs")
+    } else if train.epochs < 1 {
+      fail(
+        at + ".epochs", "\(train.epochs)",
+        at.hasPrefix("student") ? "at least 1 (0 only for a student loaded with student.init)" : "at least 1")
+    }
     atLeast(train.batchSize, 1, at + ".batch_size")
     atLeast(train.accumulate, 1, at + ".accumulate")
     optimizer(train.optimizer, at + ".optimizer")

@@ -105,7 +105,8 @@ extension ComparedRun {
 
   /// The rows of the run folder `folder`: the distilled student, then one per compression
   /// stage (`summary.json`'s `stages`), each with the test accuracy and inference energy of that
-  /// stage's model, its parameters less those pruned, and the training joules it took to reach
+  /// stage's model, its parameters less those pruned, its FLOPs (from its model file's
+  /// architecture), and the training joules it took to reach
   /// it: the student's and every stage's up to it (teacher included in `totalJoules`); the recipe
   /// column reads `name/label`. Throws `CompareError`.
   public static func rows(folder: String) throws -> [ComparedRun] {
@@ -116,6 +117,9 @@ extension ComparedRun {
     let joules = student.joulesByModel
     var rows = [student]
     var spent = 0.0
+    // Weights an unstructured prune set to zero: they stay zero in later stages' models until
+    // a stage builds a new network (structured pruning, low rank).
+    var pruned = 0
     for (index, stage) in stages.enumerated() {
       guard let label = stage["stage"] as? String, let accuracy = (stage["test_accuracy"] as? NSNumber)?.doubleValue
       else {
@@ -127,8 +131,16 @@ extension ComparedRun {
       row.recipe = student.recipe + "/" + label
       row.testAccuracy = accuracy
       row.inferenceMicrojoulesPerSample = (stage["inference_uj_per_sample"] as? NSNumber)?.doubleValue
-      let pruned = (stage["pruned_weights"] as? NSNumber)?.intValue ?? 0
+      if let zeros = (stage["pruned_weights"] as? NSNumber)?.intValue {
+        pruned = zeros
+      } else if stage["removed_neurons"] != nil || stage["parameters_kept"] != nil {
+        pruned = 0
+      }
       row.studentParameters = ((stage["parameters"] as? NSNumber)?.intValue ?? student.studentParameters) - pruned
+      // The stage's own network (smaller after structured pruning or low rank).
+      if let description = try? Self.description(studentFile: run.stageModelPath(label)) {
+        row.studentFLOPs = try? Self.flops(description)
+      }
       row.studentJoules = student.studentJoules.map { $0 + spent }
       row.totalJoules = student.totalJoules.map { $0 + spent }
       rows.append(row)
@@ -229,7 +241,10 @@ extension ComparedRun {
     var total = 0
     for (layer, output) in zip(layers, shapes) {
       switch layer {
-      case .linear(let spec): total += 2 * input.reduce(1, *) * spec.out
+      case .linear(let spec):
+        // A factorised layer (`rank`) multiplies by A [rank, in], then by B [out, rank].
+        let features = input.reduce(1, *)
+        total += spec.rank.map { 2 * features * $0 + 2 * $0 * spec.out } ?? 2 * features * spec.out
       case .conv2d(let spec): total += 2 * input[0] * spec.kernel * spec.kernel * output.reduce(1, *)
       default: break
       }

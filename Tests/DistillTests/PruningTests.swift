@@ -240,11 +240,28 @@ final class PruningTests: XCTestCase {
         if case .batch(let p) = $0 { return p.phase == "prune" && p.batch == 3 } else { return false }
       })
     var (trainer, point) = try resumable(folder)
+    let original = point
     point = ResumePoint(path: point.path, state: { var s = point.state; s.stageArrays = []; return s }(), warnings: [])
     XCTAssertThrowsError(try trainer.resume(from: point)) { error in
       XCTAssertTrue("\(error)".contains("/state/stage/arrays") && "\(error)".contains("lacks the mask"), "\(error)")
     }
-    _ = trainer
+    // A mask of a parameter the stage does not prune.
+    var extra = original.state
+    extra.stageArrays.append(NamedArray(name: "9.weight", shape: [2], values: [1, 0]))
+    XCTAssertThrowsError(try trainer.resume(from: ResumePoint(path: point.path, state: extra, warnings: []))) { error in
+      XCTAssertTrue("\(error)".contains("/state/stage/arrays") && "\(error)".contains("9.weight"), "\(error)")
+    }
+    // A phase that names no stage of the recipe.
+    var phase = original.state
+    phase.phase = "distil-more"
+    XCTAssertThrowsError(try trainer.resume(from: ResumePoint(path: point.path, state: phase, warnings: []))) { error in
+      XCTAssertTrue(
+        "\(error)".contains("/state@phase") && "\(error)".contains("distil-more") && "\(error)".contains("prune, prune-2"),
+        "\(error)")
+    }
+    // None of them changed the folder: the checkpoint still resumes.
+    (trainer, point) = try resumable(folder)
+    XCTAssertNotNil(try runStopping(trainer, from: point))
   }
 }
 

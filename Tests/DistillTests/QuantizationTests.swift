@@ -106,9 +106,16 @@ final class QuantizationTests: XCTestCase {
       try runStopping(makeTrainer(yaml, folder: folder)) {
         if case .batch(let p) = $0 { return p.phase == "quantize" && p.epoch == 2 && p.batch == 9 } else { return false }
       })
-    let (trainer, point) = try resumable(folder)
+    var (trainer, point) = try resumable(folder)
     XCTAssertEqual(point.state.phase, "quantize")
     XCTAssertEqual(point.state.stageArrays.map(\.name).sorted(), ["1.input_range", "4.input_range"])
+    // A checkpoint without one layer's input range is refused, naming the object, and changes nothing.
+    var broken = point.state
+    broken.stageArrays.removeAll { $0.name == "4.input_range" }
+    XCTAssertThrowsError(try trainer.resume(from: ResumePoint(path: point.path, state: broken, warnings: []))) {
+      XCTAssertTrue("\($0)".contains("/state/stage/arrays/4.input_range") && "\($0)".contains("missing"), "\($0)")
+    }
+    (trainer, point) = try resumable(folder)
     XCTAssertNotNil(try runStopping(trainer, from: point))
     XCTAssertEqual(try datasetBits(reference + "/student-quantize.h5"), try datasetBits(folder + "/student-quantize.h5"))
     try assertSameResults(reference, folder)

@@ -8,7 +8,7 @@ import XCTest
 final class RecipeLoadingTests: XCTestCase {
   static let shipped = [
     "digits-kd", "digits-student-baseline", "fashion-cnn-kd", "fashion-student-baseline", "fashion-hinton",
-    "mnist-hinton", "mnist-student-baseline",
+    "mnist-hinton", "mnist-student-baseline", "digits-compress", "fashion-compress",
   ]
 
   /// The methods table's recipes (`recipes/methods/`): each loads, names its method as its file

@@ -8,6 +8,13 @@ import DistillRecipes
 // begins, the hooks it keeps while the student fine-tunes, its state, its figures) and a line in
 // `CompressionStages.all`. The checklist is in docs/DESIGN.md ("Adding a compression stage").
 
+/// The student as a stage receives it and hands it on: the network and its layer list (the
+/// architecture its model files and checkpoints record).
+struct StudentNetwork {
+  var model: Sequential
+  var layers: [LayerSpec]
+}
+
 /// What a stage may look at when a run builds it, before anything trains.
 struct StageContext {
   /// The recipe file and the key path of the stage's settings (`compress[0].prune`), for errors.
@@ -23,6 +30,17 @@ struct StageContext {
   /// Seeds the stage's own random choices (its calibration samples): derived from the run's
   /// seed and the stage's label.
   let seed: UInt64
+  /// The run resumes within this stage: `model` is the checkpoint's network, which a stage
+  /// that reshapes (`reshape`) has reshaped already.
+  var resuming = false
+
+  /// Throws when the student has no layer at `position` (a `layers` entry).
+  func requireLayer(_ position: Int) throws {
+    let count = model.layers.count
+    if position >= count {
+      throw mismatch("layers", "the student has \(count) layers (positions 0…\(count - 1)), so there is no layer \(position)")
+    }
+  }
 
   /// An error about this stage's settings that only the built student reveals.
   func mismatch(_ key: String, _ reason: String) -> TrainingError {
@@ -53,9 +71,18 @@ protocol CompressionStage: AnyObject {
   var figures: [(name: String, value: Double)] { get }
   /// Groups written beside the model in the stage's model file (`masks`).
   var modelFileGroups: [(name: String, arrays: [NamedArray])] { get }
+  /// Before the stage fine-tunes (not when a run resumes within it): a stage that changes the
+  /// student's architecture (`low_rank`) returns the new network, built from `student`'s
+  /// weights (`masters`, the Float masters, in f16-mixed), and its layer list; nil keeps the
+  /// student. The stage's hooks then see the new network.
+  func reshape(_ student: StudentNetwork, masters: [String: [Float]]?) throws -> StudentNetwork?
   /// The model the stage produces from the fine-tuned `model`: tested, measured and saved as
-  /// the stage's result (`model` itself, or a quantized network built from it).
+  /// the stage's result, and the student the next stage receives (`model` itself, a smaller
+  /// network without the pruned neurons, or a quantized network built from it).
   func finalModel(_ model: Sequential) -> Sequential
+  /// `finalModel`'s layer list when it differs from the list the stage received (structured
+  /// pruning's smaller widths); nil when it is the same.
+  var finalLayers: [LayerSpec]? { get }
   /// Writes `model` (`finalModel`'s) as the group `group` of the model file at `path`: by
   /// default as `saveModels` does, with `modelFileGroups` beside it.
   func writeModel(
@@ -69,7 +96,9 @@ extension CompressionStage {
   func restore(_ state: MethodState, file: String) throws {}
   var figures: [(name: String, value: Double)] { [] }
   var modelFileGroups: [(name: String, arrays: [NamedArray])] { [] }
+  func reshape(_ student: StudentNetwork, masters: [String: [Float]]?) throws -> StudentNetwork? { nil }
   func finalModel(_ model: Sequential) -> Sequential { model }
+  var finalLayers: [LayerSpec]? { nil }
   func writeModel(
     _ model: Sequential, group: String, architecture: String, to path: String, precision: StoragePrecision
   ) throws {
@@ -81,7 +110,7 @@ extension CompressionStage {
 /// lists them.
 public enum CompressionStages {
   static var all: [any CompressionStage.Type] {
-    [MagnitudePruning.self, Int8Quantization.self]
+    [MagnitudePruning.self, LowRankFactorization.self, Int8Quantization.self]
   }
 
   /// What every registered stage declares, in registry order.
@@ -99,6 +128,8 @@ struct StageRun {
   let label: String
   let spec: CompressionStageSpec
   let stage: any CompressionStage
+  /// The network the stage was built for (its hooks hold that network's tensors).
+  let student: Sequential
   var info: StageInfo { type(of: stage).info }
   var epochs: Int { spec.settings.integer("epochs", in: info.keys) }
   var learningRateFactor: Double { spec.settings.number("lr_factor", in: info.keys) }

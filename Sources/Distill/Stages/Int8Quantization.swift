@@ -73,10 +73,7 @@ final class Int8Quantization: CompressionStage {
     let layers = context.model.layers
     let given = settings.layers("layers", in: keys)
     for position in given {
-      guard position < layers.count else {
-        throw context.mismatch(
-          "layers", "the student has \(layers.count) layers (positions 0…\(layers.count - 1)), so there is no layer \(position)")
-      }
+      try context.requireLayer(position)
       guard layers[position] is Linear else {
         let kind = context.layers.indices.contains(position) ? context.layers[position].kindName : "this layer"
         throw context.mismatch(

@@ -42,11 +42,23 @@ final class MagnitudePruning: CompressionStage {
       .integer(
         "frequency", 100, "gradual: optimizer steps between mask updates (Zhu & Gupta's Δt)", minimum: 1,
         maximum: 1 << 30),
-      .layers("layers", "layer positions whose linear and conv2d weights are pruned (default: every one)"),
+      .choice(
+        "structure", ["unstructured", "structured"], "unstructured",
+        "unstructured: single weights; structured: whole neurons (rows of a linear weight) and channels (conv2d "
+          + "filters) by L1 norm, removed from the network when the stage ends, so the layers really shrink"),
+      .layers(
+        "layers",
+        "layer positions whose linear and conv2d weights are pruned (default: every one; structured: every one "
+          + "but the last, which gives the class scores)"),
     ])
 
-  /// The pruned weights: parameter name and tensor.
+  /// The masked tensors: parameter name and tensor (unstructured: the pruned weights;
+  /// structured: each pruned layer's weight and bias and the batch norm after it).
   let weights: [(name: String, tensor: Tensor)]
+  /// Structured: the pruned layers, each with its row count and which of `weights` it masks.
+  let groups: [StructuredGroup]
+  /// The student's layer list as the stage received it (structured: `finalLayers` shrinks it).
+  let layerSpecs: [LayerSpec]
   /// Each pruned weight's mask (1 kept, 0 pruned), in `weights` order.
   private(set) var masks: [[Float]]
   let amount: Double
@@ -67,10 +79,20 @@ final class MagnitudePruning: CompressionStage {
     rampSteps = max(1, Int((ramp * Double(context.steps)).rounded()))
     let given = settings.layers("layers", in: keys)
     let layers = context.model.layers
-    for position in given where position >= layers.count {
-      throw context.mismatch(
-        "layers", "the student has \(layers.count) layers (positions 0…\(layers.count - 1)), so there is no layer \(position)")
+    layerSpecs = context.layers
+    for position in given { try context.requireLayer(position) }
+    if settings.word("structure", in: keys) == "structured" {
+      if global {
+        throw context.mismatch(
+          "scope", "is global, but structured pruning ranks the neurons of each layer on their own (as "
+            + "torch.nn.utils.prune.ln_structured); use scope: layer")
+      }
+      groups = try Self.structuredGroups(context: context, given: given, amount: amount)
+      weights = groups.flatMap { $0.tensors }
+      masks = weights.map { [Float](repeating: 1, count: $0.tensor.count) }
+      return
     }
+    groups = []
     var found: [(name: String, tensor: Tensor)] = []
     for position in given.isEmpty ? Array(layers.indices) : given {
       let inside = weightLayers(of: layers[position], path: "\(position)")
@@ -116,7 +138,10 @@ final class MagnitudePruning: CompressionStage {
     let mixed = training.optimizer as? MixedPrecisionOptimizer
     var masters = mixed?.masterWeights ?? [:]
     let values = weights.map { masters[$0.name] ?? $0.tensor.storage }
-    masks = Self.selectMasks(values: values, pruned: masks, target: target, global: global)
+    masks =
+      groups.isEmpty
+      ? Self.selectMasks(values: values, pruned: masks, target: target, global: global)
+      : structuredMasks(values: values, target: target)
     // The weights, the masters and the optimizer state where the masks are 0.
     var state = training.optimizer.state
     for (l, (name, tensor)) in weights.enumerated() {
@@ -211,10 +236,15 @@ final class MagnitudePruning: CompressionStage {
 
   var figures: [(name: String, value: Double)] {
     let zeros = masks.reduce(0) { $0 + $1.lazy.filter { $0 == 0 }.count }
-    return [("sparsity", sparsity), ("pruned_weights", Double(zeros))]
+    guard !groups.isEmpty else { return [("sparsity", sparsity), ("pruned_weights", Double(zeros))] }
+    let rows = groups.reduce(0) { $0 + $1.rows }
+    let removed = groups.indices.reduce(0) { $0 + keptRows($1).filter { !$0 }.count }
+    return [("sparsity", sparsity), ("removed_neurons", Double(removed)), ("neurons_kept", Double(rows - removed) / Double(rows))]
   }
 
+  /// Unstructured: the masks beside the model (its zeros stay in place). Structured: none;
+  /// the model file holds the smaller network.
   var modelFileGroups: [(name: String, arrays: [NamedArray])] {
-    [(maskGroup, state.arrays)]
+    groups.isEmpty ? [(maskGroup, state.arrays)] : []
   }
 }
