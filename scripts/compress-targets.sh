@@ -11,10 +11,10 @@
 #   scripts/compress-targets.sh FASHION_MNIST_DIR [OUT] [SEEDS] [JOBS]
 #
 # OUT defaults to runs/compress, SEEDS to "1 2 3", JOBS (runs at a time, each --threads 1) to
-# 2. Finished runs are skipped, so the script continues after an interruption (an interrupted
+# 2; STUDENTS (environment) to "mlp cnn", DISTILL to .build/release/distill. Finished runs are skipped, so the script continues after an interruption (an interrupted
 # run is started again: delete its folder or `distill resume` it). Then
 #   distill compare OUT/* --out report/compress
-# tabulates them. Needs the release binary (.build/release/distill).
+# tabulates them.
 set -euo pipefail
 data="$1"; out="${2:-runs/compress}"; seeds="${3:-1 2 3}"; jobs="${4:-2}"
 distill="${DISTILL:-.build/release/distill}"
@@ -41,7 +41,7 @@ declare -A stages=(
 )
 runs=()
 for k in $seeds; do
-  for student in mlp cnn; do
+  for student in ${STUDENTS:-mlp cnn}; do
     init="runs/methods/$student-kd-seed$k/student.h5"
     [ -f "$init" ] || { echo "error: $init is missing: train the methods table's $student-kd recipe with --seed $k first" >&2; exit 1; }
     for kind in int8 sparse structured; do

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """An int8 model file of swift-distill (a `quantize` stage's student-quantize.h5) run in numpy
 alone, on the MNIST-format test split (MNIST, Fashion-MNIST): prints its test accuracy, which
-`distill eval FILE` prints too (README, "int8 inference"). Needs numpy and h5py.
+`distill eval FILE` prints too (README, "int8 inference"). Linear and conv2d layers (int8 or
+float), batch norm, ReLU, max pooling, flatten. Needs numpy and h5py.
 
     python3 scripts/int8_numpy.py RUN/student-quantize.h5 PATH/TO/t10k-images-idx3-ubyte.gz PATH/TO/t10k-labels-idx1-ubyte.gz
 """
@@ -21,27 +22,63 @@ def idx(path):
     return np.frombuffer(data, np.uint8, offset=4 + 4 * dims).reshape(shape)
 
 
+def quantized_input(x, i):
+    """The layer's input quantized to uint8 per tensor, as int32 with the zero point taken off."""
+    scale = g[f"{i}.input_scale"][()].astype(np.float32)
+    zero = int(g[f"{i}.input_zero_point"][()])
+    q = np.clip(np.rint(x * (np.float32(1) / scale)) + zero, 0, 255).astype(np.int32)
+    return q - zero, scale
+
+
+def conv2d(x, w, stride, padding):
+    """Cross-correlation of x [N, C, H, W] with w [O, C, k, k] (int32 or float32), zero padding."""
+    k = w.shape[2]
+    x = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
+    windows = np.lib.stride_tricks.sliding_window_view(x, (k, k), axis=(2, 3))[:, :, ::stride, ::stride]
+    return np.einsum("nchwuv,ocuv->nohw", windows, w, optimize=True)
+
+
+def forward(x):
+    for i, layer in enumerate(layers):
+        kind, settings = next(iter(layer.items()))
+        if kind == "flatten":
+            x = x.reshape(len(x), -1)
+        elif kind == "relu":
+            x = np.maximum(x, np.float32(0))
+        elif kind == "dropout":
+            pass  # evaluation mode
+        elif kind == "max_pool":
+            n, c, h, w = x.shape
+            x = x[:, :, : h - h % settings, : w - w % settings].reshape(n, c, h // settings, settings, w // settings, settings).max(axis=(3, 5))
+        elif kind == "batch_norm":
+            shape = (1, -1, 1, 1) if x.ndim == 4 else (1, -1)
+            inv = g[f"{i}.weight"][()] / np.sqrt(g[f"{i}.running_var"][()] + np.float32(settings["eps"]))
+            x = (x - g[f"{i}.running_mean"][()].reshape(shape)) * inv.reshape(shape) + g[f"{i}.bias"][()].reshape(shape)
+        elif kind in ("linear", "conv2d") and i in quantized:
+            q, scale = quantized_input(x, i)
+            weight = g[f"{i}.weight"][()].astype(np.int32)
+            scales = g[f"{i}.weight_scale"][()] * scale
+            if kind == "linear":
+                x = (q @ weight.T).astype(np.float32) * scales  # exact int32 sums
+            else:  # the padding is the real 0: q − zero = 0 there
+                x = conv2d(q, weight, settings["stride"], settings["padding"]).astype(np.float32) * scales.reshape(1, -1, 1, 1)
+            if f"{i}.bias" in g:
+                x = x + (g[f"{i}.bias"][()].reshape(1, -1, 1, 1) if kind == "conv2d" else g[f"{i}.bias"][()])
+        elif kind == "linear":
+            x = x @ g[f"{i}.weight"][()].T + g[f"{i}.bias"][()]
+        elif kind == "conv2d":
+            x = conv2d(x, g[f"{i}.weight"][()], settings["stride"], settings["padding"]) + g[f"{i}.bias"][()].reshape(1, -1, 1, 1)
+        else:
+            sys.exit(f"layer {i}: {kind} is not handled by this snippet")
+    return x
+
+
 model, images, labels = sys.argv[1:4]
 g = h5py.File(model, "r")["student"]
-layers = json.loads(g.attrs["architecture"])["model"]["layers"]
+description = json.loads(g.attrs["architecture"])
+layers = description["model"]["layers"]
 quantized = json.loads(g.attrs["quantization"])["layers"]
-x = idx(images).reshape(-1, 784).astype(np.float32) / np.float32(255)  # features as distill reads them
-for i, layer in enumerate(layers):
-    kind = next(iter(layer))
-    if kind == "flatten":
-        x = x.reshape(len(x), -1)
-    elif kind == "relu":
-        x = np.maximum(x, np.float32(0))
-    elif kind == "dropout":
-        pass  # evaluation mode
-    elif kind == "linear" and i in quantized:
-        scale = g[f"{i}.input_scale"][()].astype(np.float32)
-        zero = int(g[f"{i}.input_zero_point"][()])
-        q = np.clip(np.rint(x * (np.float32(1) / scale)) + zero, 0, 255).astype(np.int32)
-        acc = (q - zero) @ g[f"{i}.weight"][()].astype(np.int32).T  # exact int32 sums
-        x = acc.astype(np.float32) * (g[f"{i}.weight_scale"][()] * scale) + g[f"{i}.bias"][()]
-    elif kind == "linear":
-        x = x @ g[f"{i}.weight"][()].T + g[f"{i}.bias"][()]
-    else:
-        sys.exit(f"layer {i}: {kind} is not handled by this snippet")
-print(f"int8 test accuracy {100 * np.mean(x.argmax(1) == idx(labels)):.2f}%")
+pixels = idx(images).astype(np.float32) / np.float32(255)  # features as distill reads them
+pixels = pixels.reshape([len(pixels)] + description["input_shape"])
+predicted = np.concatenate([forward(pixels[s : s + 500]).argmax(1) for s in range(0, len(pixels), 500)])
+print(f"int8 test accuracy {100 * np.mean(predicted == idx(labels)):.2f}%")

@@ -74,10 +74,15 @@ public final class Int8Product: @unchecked Sendable {
   /// Batch sizes oneDNN refused (reported once), computed by `reference` instead.
   private let refused = Mutex<Set<Int>>([])
 
+  /// A oneDNN primitive of ours and the function that frees it.
   final class PrimitiveBox: @unchecked Sendable {
     let handle: OpaquePointer
-    init(_ handle: OpaquePointer) { self.handle = handle }
-    deinit { distill_int8_matmul_destroy(handle) }
+    let destroy: (OpaquePointer) -> Void
+    init(_ handle: OpaquePointer, destroy: @escaping (OpaquePointer) -> Void = { distill_int8_matmul_destroy($0) }) {
+      self.handle = handle
+      self.destroy = destroy
+    }
+    deinit { destroy(handle) }
   }
 
   public init(weights: [Int8], weightScales: [Float], input: ActivationQuantization, outFeatures: Int, inFeatures: Int) {

@@ -21,29 +21,38 @@ public func saveQuantizedModel(
   _ model: Sequential, group groupName: String, architecture: String?, to path: String
 ) throws(CheckpointError) {
   var quantized: [Int] = []
-  for (index, layer) in model.layers.enumerated() where layer is QuantizedLinear { quantized.append(index) }
+  for (index, layer) in model.layers.enumerated() where layer is QuantizedLinear || layer is QuantizedConv2D {
+    quantized.append(index)
+  }
   let description =
     "{\"activations\":\"uint8 per tensor: q = clamp(rint(x * float32(1 / input_scale)) + input_zero_point, 0, 255), ties to even\","
     + "\"format\":\"\(int8ModelFormat)\",\"layers\":[\(quantized.map(String.init).joined(separator: ","))],"
-    + "\"product\":\"y = input_scale * weight_scale[o] * sum_k (q_k - input_zero_point) * weight[o, k] + bias[o]\","
+    + "\"product\":\"y = input_scale * weight_scale[o] * sum_k (q_k - input_zero_point) * weight[o, k] + bias[o]; "
+    + "conv2d: k runs over each output pixel's window, the padding holding input_zero_point (the real 0)\","
     + "\"weights\":\"int8 per output channel, symmetric: weight in [-127, 127], W ~ weight_scale[o] * weight\"}"
   try HDF5File.writeAtomically(to: path) { file throws(CheckpointError) in
     let group = try file.createGroup(groupName)
     if let architecture { try group.setAttribute(architectureAttribute, string: architecture) }
     try group.setAttribute(quantizationAttribute, string: description)
     for (index, layer) in model.layers.enumerated() {
-      guard let q = layer as? QuantizedLinear else {
+      let int8: (weights: [Int8], shape: [Int], scales: [Float], input: ActivationQuantization, bias: [Float]?)
+      if let q = layer as? QuantizedLinear {
+        let p = q.product
+        int8 = (p.weights, [p.outFeatures, p.inFeatures], p.weightScales, p.input, q.bias)
+      } else if let q = layer as? QuantizedConv2D {
+        let c = q.convolution
+        int8 = (c.weights, [c.outChannels, c.inChannels, c.kernelSize, c.kernelSize], c.weightScales, c.input, q.bias)
+      } else {
         for (key, tensor) in layer.stateDict {
           try group.writeDataset("\(index).\(key)", floats: tensor.storage, shape: tensor.shape)
         }
         continue
       }
-      let p = q.product
-      try group.writeDataset("\(index).weight", int8s: p.weights, shape: [p.outFeatures, p.inFeatures])
-      if let bias = q.bias { try group.writeDataset("\(index).bias", floats: bias, shape: [p.outFeatures]) }
-      try group.writeDataset("\(index).weight_scale", floats: p.weightScales, shape: [p.outFeatures])
-      try group.writeDataset("\(index).input_scale", floats: [p.input.scale], shape: [])
-      try group.writeDataset("\(index).input_zero_point", integers: [Int64(p.input.zeroPoint)], shape: [])
+      try group.writeDataset("\(index).weight", int8s: int8.weights, shape: int8.shape)
+      if let bias = int8.bias { try group.writeDataset("\(index).bias", floats: bias, shape: [int8.shape[0]]) }
+      try group.writeDataset("\(index).weight_scale", floats: int8.scales, shape: [int8.shape[0]])
+      try group.writeDataset("\(index).input_scale", floats: [int8.input.scale], shape: [])
+      try group.writeDataset("\(index).input_zero_point", integers: [Int64(int8.input.zeroPoint)], shape: [])
     }
   }
 }
@@ -76,18 +85,22 @@ public func loadQuantizedModel(group groupName: String, from path: String, into 
   var layers = float.layers
   var expected = Set<String>()
   for position in positions {
-    guard layers.indices.contains(position), let linear = layers[position] as? Linear else {
+    guard layers.indices.contains(position), layers[position] is Linear || layers[position] is Conv2D else {
       throw .invalidValue(
-        path: path, object: object, value: "layer \(position)", expected: "the position of a linear layer of the model")
+        path: path, object: object, value: "layer \(position)",
+        expected: "the position of a linear or conv2d layer of the model")
     }
-    let (out, inputs) = (linear.outputFeatures, linear.inputFeatures)
+    let layer = layers[position]
+    let conv = layer as? Conv2D
+    let shape = layer.localParameters[0].tensor.shape
+    let out = shape[0]
     func member(_ name: String) throws(CheckpointError) -> HDF5Dataset {
       let key = "\(position).\(name)"
       expected.insert(key)
       guard group.contains(key) else { throw .missingKey(path: path, group: group.name, key: key, expectedShape: []) }
       return try group.dataset(key)
     }
-    let weights = try member("weight").readInt8s(expectedShape: [out, inputs])
+    let weights = try member("weight").readInt8s(expectedShape: shape)
     let scales = try member("weight_scale").readFiniteFloats(expectedShape: [out])
     let inputScale = try member("input_scale").readFiniteFloats(expectedShape: [])[0]
     let zero = try member("input_zero_point").readIntegers(expectedShape: [])[0]
@@ -99,16 +112,23 @@ public func loadQuantizedModel(group groupName: String, from path: String, into 
         path: path, object: "\(group.name)/\(position).input_zero_point", value: "\(zero)", expected: "in 0...255")
     }
     var bias: [Float]?
-    if linear.bias != nil { bias = try member("bias").readFiniteFloats(expectedShape: [out]) }
-    layers[position] = QuantizedLinear(
-      product: Int8Product(
-        weights: weights, weightScales: scales, input: ActivationQuantization(scale: inputScale, zeroPoint: Int32(zero)),
-        outFeatures: out, inFeatures: inputs),
-      bias: bias)
+    if layer.localParameters.count > 1 { bias = try member("bias").readFiniteFloats(expectedShape: [out]) }
+    let input = ActivationQuantization(scale: inputScale, zeroPoint: Int32(zero))
+    if let conv {
+      layers[position] = QuantizedConv2D(
+        convolution: Int8Convolution(
+          weights: weights, weightScales: scales, input: input, outChannels: out, inChannels: conv.inChannels,
+          kernelSize: conv.kernelSize, stride: conv.stride, padding: conv.padding),
+        bias: bias)
+    } else {
+      layers[position] = QuantizedLinear(
+        product: Int8Product(weights: weights, weightScales: scales, input: input, outFeatures: out, inFeatures: shape[1]),
+        bias: bias)
+    }
   }
   // The float layers, strictly, as loadModel does.
   var values: [(Tensor, [Float])] = []
-  for (index, layer) in layers.enumerated() where !(layer is QuantizedLinear) {
+  for (index, layer) in layers.enumerated() where !(layer is QuantizedLinear || layer is QuantizedConv2D) {
     for (key, tensor) in layer.stateDict {
       let name = "\(index).\(key)"
       expected.insert(name)

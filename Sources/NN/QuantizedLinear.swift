@@ -52,6 +52,55 @@ public final class QuantizedLinear: Layer {
   }
 }
 
+/// A `Conv2D` quantized for inference (PyTorch's `torch.ao.nn.quantized.Conv2d` with a
+/// per-channel qconfig): the input quantized per tensor to uint8, the filters per output
+/// channel to int8 (symmetric, over each filter's C·k·k weights), the sums in int32 on oneDNN
+/// (`Int8Convolution`, the padding the real 0), scaled back to Float and the Float bias added.
+/// Inference only. Shape as `Conv2D`: `[N, C, H, W]` → `[N, O, H', W']`.
+public final class QuantizedConv2D: Layer {
+  public let convolution: Int8Convolution
+  /// `[outChannels]` Float, or nil.
+  public let bias: [Float]?
+  public var isTraining = false
+
+  public init(convolution: Int8Convolution, bias: [Float]?) {
+    precondition(bias.map { $0.count == convolution.outChannels } ?? true)
+    self.convolution = convolution
+    self.bias = bias
+  }
+
+  /// `conv`'s filters quantized per output channel, its bias kept, with inputs quantized by `input`.
+  public convenience init(_ conv: Conv2D, input: ActivationQuantization) {
+    let area = conv.inChannels * conv.kernelSize * conv.kernelSize
+    let (values, scales) = quantizeWeightsPerChannel(conv.weight.storage, rows: conv.outChannels, columns: area)
+    self.init(
+      convolution: Int8Convolution(
+        weights: values, weightScales: scales, input: input, outChannels: conv.outChannels,
+        inChannels: conv.inChannels, kernelSize: conv.kernelSize, stride: conv.stride, padding: conv.padding),
+      bias: conv.bias?.storage)
+  }
+
+  public func callAsFunction(_ x: Tensor) -> Tensor {
+    let c = convolution
+    precondition(x.rank == 4 && x.shape[1] == c.inChannels, "QuantizedConv2D(\(c.inChannels)→\(c.outChannels)) got input \(x.shape)")
+    let (batch, height, width) = (x.shape[0], x.shape[2], x.shape[3])
+    var y = c.apply(x.storage, batch: batch, height: height, width: width)
+    let (oh, ow) = c.outputSize(height: height, width: width)
+    if let bias {
+      let area = oh * ow
+      y.withUnsafeMutableBufferPointer { out in
+        for b in 0..<batch {
+          for o in 0..<c.outChannels {
+            let base = (b * c.outChannels + o) * area
+            for i in 0..<area { out[base + i] += bias[o] }
+          }
+        }
+      }
+    }
+    return Tensor(shape: [batch, c.outChannels, oh, ow], storage: y)
+  }
+}
+
 /// Quantization-aware training of one `Linear` (`Linear.fakeQuantization`): its forward pass
 /// reads its input fake-quantized per tensor to uint8 with the observed range, and its weights
 /// fake-quantized per output channel to int8 (symmetric, scales from the current weights), with

@@ -4,15 +4,20 @@ import _TestSupport
 @testable import Autodiff
 import CKernels
 
+/// `count` values uniform in [offset − scale, offset + scale), drawn from `seed`.
+func uniformValues(_ count: Int, seed: UInt64, scale: Float = 1, offset: Float = 0) -> [Float] {
+  var generator = SeededGenerator(seed: seed)
+  return (0..<count).map { _ -> Float in
+    let unit = Float(generator.next() >> 40) / Float(1 << 24)
+    return (unit * 2 - 1) * scale + offset
+  }
+}
+
 /// The int8 product on oneDNN against its exact reference (int32 sums in Swift), the
 /// quantization rules against PyTorch's, and the product against the Float one it approximates.
 final class Int8ProductTests: XCTestCase {
   func randomValues(_ count: Int, seed: UInt64, scale: Float = 1, offset: Float = 0) -> [Float] {
-    var generator = SeededGenerator(seed: seed)
-    return (0..<count).map { _ -> Float in
-      let unit = Float(generator.next() >> 40) / Float(1 << 24)
-      return (unit * 2 - 1) * scale + offset
-    }
+    uniformValues(count, seed: seed, scale: scale, offset: offset)
   }
 
   func testOneDNNEqualsTheExactIntegerSumsForEveryBatchSize() {

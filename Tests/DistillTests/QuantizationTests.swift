@@ -35,6 +35,8 @@ final class QuantizationTests: XCTestCase {
     XCTAssertTrue(percentile.contains("compress[0].quantize.percentile") && percentile.contains("(50, 100]"), percentile)
     let layer = problem("  - quantize: {layers: [2]}\n")
     XCTAssertTrue(layer.contains("compress[0].quantize.layers") && layer.contains("relu"), layer)
+    let conv = problem("  - quantize: {layers: [3]}\n").replacingOccurrences(of: "\n", with: " ")
+    XCTAssertTrue(conv.contains("compress[0].quantize.layers") && conv.contains("linear and conv2d"), conv)
     let observer = problem("  - quantize: {observer: histogram}\n")
     XCTAssertTrue(observer.contains("compress[0].quantize.observer") && observer.contains("minmax, percentile"), observer)
   }
@@ -179,5 +181,48 @@ final class QuantizationTests: XCTestCase {
     XCTAssertTrue(missing.contains("4.input_scale"), missing)
     let shape = try broken("1.weight") { group throws(CheckpointError) in try group.writeDataset("1.weight", int8s: [Int8](repeating: 1, count: 24), shape: [24]) }
     XCTAssertTrue(shape.contains("/student/1.weight"), shape)
+  }
+}
+
+extension QuantizationTests {
+  static let cnnYAML = """
+    name: quantize-cnn
+    seed: 2
+    data: {dataset: digits, validation: 0.25, shape: [1, 8, 8]}
+    teacher:
+      model: {mlp: {hidden: [48]}}
+      train: {epochs: 1, batch_size: 32, optimizer: {sgd: {lr: 0.1, momentum: 0.9}}}
+    student:
+      model: {layers: [{conv2d: {out: 6, kernel: 3, padding: 1}}, batch_norm, relu, {max_pool: 2}, {conv2d: {out: 8, kernel: 3}}, relu, flatten, {linear: {out: 10}}]}
+      train: {epochs: 2, batch_size: 32, optimizer: {sgd: {lr: 0.05, momentum: 0.9}}}
+    distillation: {method: kd}
+
+    """
+
+  /// Post-training, the convolutions run in int8 too (oneDNN's u8 × s8 convolution); the file
+  /// holds their int8 filters and evaluates as the stage said. Quantization-aware, a conv2d
+  /// layer is refused, and by default only the linear layers are quantized.
+  func testConvolutionsAreQuantizedPostTraining() throws {
+    let folder = folders.make()
+    let summary = try makeTrainer(Self.cnnYAML + "compress: [{quantize: {calibration_samples: 200}}]\n", folder: folder).run()
+    let stage = try XCTUnwrap(summary.stages.first)
+    XCTAssertEqual(stage.figures["quantized_layers"], 3)
+    XCTAssertEqual(stage.figures["int8_weights"], Double(6 * 9 + 8 * 6 * 9 + 10 * 8 * 2 * 2))
+    XCTAssertEqual(stage.result.test.accuracy, summary.student.test.accuracy, accuracy: 0.03)
+    let group = try HDF5File.openReadOnly(folder + "/student-quantize.h5").group("student")
+    XCTAssertEqual(try group.dataset("0.weight").shape, [6, 1, 3, 3])
+    guard case .integer(1, true) = try group.dataset("4.weight").elementType else { return XCTFail() }
+    XCTAssertEqual(try group.dataset("4.weight_scale").shape, [8])
+    XCTAssertEqual(try group.dataset("1.running_mean").shape, [6], "batch norm stays Float")
+    let evaluated = try evaluateWeights(file: folder + "/student-quantize.h5")
+    XCTAssertEqual(evaluated.evaluation.accuracy, stage.result.test.accuracy, accuracy: 1e-12)
+
+    let refused = folders.make()
+    XCTAssertThrowsError(
+      try makeTrainer(Self.cnnYAML + "compress: [{quantize: {epochs: 1, layers: [0, 7]}}]\n", folder: refused).run()
+    ) { XCTAssertTrue("\($0)".contains("compress[0].quantize.layers") && "\($0)".contains("post-training only"), "\($0)") }
+    let qat = folders.make()
+    let trained = try makeTrainer(Self.cnnYAML + "compress: [{quantize: {epochs: 1, calibration_samples: 200}}]\n", folder: qat).run()
+    XCTAssertEqual(trained.stages.first?.figures["quantized_layers"], 1)
   }
 }

@@ -122,6 +122,18 @@ distill_int8_matmul *distill_int8_matmul_create(long m, long n, long k, const in
 void distill_int8_matmul_destroy(distill_int8_matmul *mm);
 int distill_int8_matmul_run(distill_int8_matmul *mm, const uint8_t *a, float *c);
 
+typedef struct distill_int8_conv distill_int8_conv;
+
+/// Quantized inference of a convolution (square kernel k, the same stride and padding on both
+/// axes): Y[b, o, i, j] = scales[o] · Σ_{c, u, v} (X[b, c, i·s + u − p, j·s + v − p] − zero_point) ·
+/// W[o, c, u, v], f32, exact in its int32 sums, the padding being the real 0 (X = zero_point
+/// there). X uint8 [n, c, h, w] (NCHW), W int8 [oc, c, k, k] (OIHW), Y f32 [n, oc, oh, ow].
+/// The weights are copied and put into oneDNN's layout once. NULL when oneDNN cannot run it.
+distill_int8_conv *distill_int8_conv_create(long n, long c, long h, long w, long oc, long k, long stride,
+                                            long pad, const int8_t *weights, const float *scales, int zero_point);
+void distill_int8_conv_destroy(distill_int8_conv *cv);
+int distill_int8_conv_run(distill_int8_conv *cv, const uint8_t *x, float *y);
+
 /// The message of the last failure on this thread ("" if none).
 const char *distill_dnnl_last_error(void);
 

@@ -6,12 +6,13 @@ import NN
 import DistillRecipes
 
 /// Post-training int8 quantization (`compress: [quantize: {…}]`), as PyTorch's eager-mode
-/// static quantization with a per-channel qconfig: the inputs of the quantized linear layers
-/// are observed on `calibration_samples` training samples (the float student in evaluation
-/// mode), each layer's input gets a per-tensor uint8 scale and zero point from its observed
-/// range, and its weights are quantized per output channel to int8 (symmetric). The result is a
-/// network whose linear layers are `QuantizedLinear`s on oneDNN's u8 × s8 product (the other
-/// layers stay Float), tested, measured (inference µJ) and written as an int8 model file
+/// static quantization with a per-channel qconfig: the inputs of the quantized linear and
+/// conv2d layers are observed on `calibration_samples` training samples (the float student in
+/// evaluation mode), each layer's input gets a per-tensor uint8 scale and zero point from its
+/// observed range, and its weights are quantized per output channel to int8 (symmetric). The
+/// result is a network whose quantized layers are `QuantizedLinear`s on oneDNN's u8 × s8
+/// product and `QuantizedConv2D`s on its u8 × s8 convolution (the other layers stay Float),
+/// tested, measured (inference µJ) and written as an int8 model file
 /// (`Sources/Checkpoints/README.md`, "int8 model files").
 ///
 /// Observers: `minmax` takes the observed minimum and maximum (PyTorch's `MinMaxObserver`);
@@ -27,17 +28,19 @@ import DistillRecipes
 /// The ranges are the stage's checkpointed state.
 final class Int8Quantization: CompressionStage {
   static let info = StageInfo(
-    name: "quantize", title: "int8 post-training quantization (linear layers)",
+    name: "quantize", title: "int8 quantization (linear and conv2d layers)",
     reference: "torch.ao.quantization static quantization: MinMaxObserver (quint8, per_tensor_affine) for "
       + "activations, PerChannelMinMaxObserver (qint8, per_channel_symmetric) for weights; oneDNN u8 × s8 matmul",
-    summary: "calibrates each linear layer's input range on training samples and runs the layer in int8",
+    summary: "calibrates each linear and conv2d layer's input range on training samples and runs the layer in int8",
     keys: [
       .integer("calibration_samples", 1000, "training samples the activation ranges are observed on", minimum: 1, maximum: 1 << 24),
       .choice(
         "observer", ["minmax", "percentile"], "minmax",
         "minmax: the observed range; percentile: clipped at the percentile and its mirror"),
       .number("percentile", 99.99, "percentile observer: the upper percentile kept, in (50, 100]"),
-      .layers("layers", "positions of the linear layers to quantize (default: every linear layer)"),
+      .layers(
+        "layers",
+        "positions of the linear and conv2d layers to quantize (default: every one; with epochs above 0, every linear layer)"),
     ], defaultEpochs: 0, isFinal: true)
 
   /// The student, whose linear layers the stage quantizes.
@@ -72,15 +75,26 @@ final class Int8Quantization: CompressionStage {
     seed = context.seed
     let layers = context.model.layers
     let given = settings.layers("layers", in: keys)
+    // Post-training: linear and conv2d layers; quantization-aware: linear layers (a conv2d
+    // layer has no fake quantization).
+    let fineTunes = fineTunes
+    func quantizable(_ layer: any Layer) -> Bool { layer is Linear || (!fineTunes && layer is Conv2D) }
     for position in given {
       try context.requireLayer(position)
-      guard layers[position] is Linear else {
-        let kind = context.layers.indices.contains(position) ? context.layers[position].kindName : "this layer"
+      guard quantizable(layers[position]) else {
+        let kind =
+          layers[position] is LowRankLinear
+          ? "a factorised linear (rank)"
+          : context.layers.indices.contains(position) ? context.layers[position].kindName : "this layer"
         throw context.mismatch(
-          "layers", "layer \(position) is \(kind), which quantize cannot handle; it quantizes linear layers")
+          "layers",
+          layers[position] is Conv2D
+            ? "layer \(position) is conv2d, which quantize converts post-training only; with epochs above 0 "
+              + "(quantization-aware) it quantizes linear layers: set epochs: 0 or leave layer \(position) out"
+            : "layer \(position) is \(kind), which quantize cannot handle; it quantizes linear and conv2d layers")
       }
     }
-    positions = given.isEmpty ? layers.indices.filter { layers[$0] is Linear } : given.sorted()
+    positions = given.isEmpty ? layers.indices.filter { quantizable(layers[$0]) } : given.sorted()
     if positions.isEmpty { throw context.mismatch("", "the student has no linear layer to quantize") }
   }
 
@@ -146,7 +160,12 @@ final class Int8Quantization: CompressionStage {
     var layers = model.layers
     for position in positions {
       let (low, high) = range(position)
-      layers[position] = QuantizedLinear(model.layers[position] as! Linear, input: ActivationQuantization(min: low, max: high))
+      let input = ActivationQuantization(min: low, max: high)
+      if let conv = model.layers[position] as? Conv2D {
+        layers[position] = QuantizedConv2D(conv, input: input)
+      } else {
+        layers[position] = QuantizedLinear(model.layers[position] as! Linear, input: input)
+      }
     }
     let network = Sequential(layers)
     network.eval()
@@ -154,7 +173,7 @@ final class Int8Quantization: CompressionStage {
   }
 
   var figures: [(name: String, value: Double)] {
-    let int8 = positions.reduce(0) { $0 + (model.layers[$1] as! Linear).weight.count }
+    let int8 = positions.reduce(0) { $0 + (model.layers[$1].localParameters.first?.tensor.count ?? 0) }
     return [("quantized_layers", Double(positions.count)), ("int8_weights", Double(int8))]
   }
 
