@@ -173,6 +173,18 @@ public final class HDF5Group: HDF5Object {
     return flags & HDF5File.creationOrderFlags == HDF5File.creationOrderFlags
   }
 
+  /// Whether the member `member` is a group (false for a dataset, or when there is none).
+  public func isGroup(_ member: String) -> Bool {
+    HDF5Library.prepareThread()
+    let object = H5Oopen(id, member, distill_H5P_DEFAULT())
+    guard object >= 0 else {
+      HDF5Library.clearErrors()
+      return false
+    }
+    defer { _ = H5Oclose(object) }
+    return H5Iget_type(object) == H5I_GROUP
+  }
+
   /// Opens the existing member `member`, checking that it is of `type`.
   private func openMember(_ member: String, expecting type: H5I_type_t, kind: String) throws(CheckpointError)
     -> hid_t

@@ -60,33 +60,13 @@ extension TrainingState {
     if group.hasAttribute("epochs_override") { state.epochsOverride = try integer("epochs_override") }
     if group.hasAttribute("data_path") { state.dataPath = try group.stringAttribute("data_path") }
 
-    state.optimizer = try readArrays(group.group("optimizer"))
-    state.extraParameters = try readArrays(group.group("extra_parameters"))
-    state.masterWeights = try readArrays(group.group("master"))
-    // Checkpoints written before distillation methods had state have no `method` group.
-    if group.contains("method") {
-      (state.methodArrays, state.methodWords) = try readComponent(group.group("method"))
-    }
-    // Checkpoints of runs without compression stages have neither group.
-    if group.contains("stage") {
-      (state.stageArrays, state.stageWords) = try readComponent(group.group("stage"))
+    // Every other group is a component's (`ComponentState`), read the same way.
+    for name in try group.memberNames() where group.isGroup(name) && !Self.ownGroups.contains(name) {
+      state.components[name] = try ComponentState.read(group.group(name))
     }
     if group.contains("results") {
       let results = try group.group("results")
       for phase in try results.memberNames() { state.phaseResults[phase] = try readNumbers(results.group(phase)) }
-    }
-    let scale = try group.group("loss_scale")
-    state.lossScale = LossScalerState(
-      scale: Float(try scale.doubleAttribute("scale")),
-      growthTracker: Int(try scale.integerAttribute("growth_tracker")),
-      skippedSteps: Int(try scale.integerAttribute("skipped_steps")))
-    let rng = try group.group("rng")
-    if rng.contains("augmenter") {
-      state.augmenterState = try rng.dataset("augmenter").readUnsignedIntegers(expectedShape: [1])[0]
-    }
-    let dropout = try rng.group("dropout")
-    for layer in try dropout.memberNames() {
-      state.dropoutStates.append((layer, try dropout.dataset(layer).readUnsignedIntegers(expectedShape: [4])))
     }
     state.metrics = try group.dataset("metrics").readStrings()
     state.lastEpoch = try readNumbers(group.group("last_epoch"))
@@ -122,14 +102,8 @@ extension TrainingState {
     if let epochsOverride { try group.setAttribute("epochs_override", integer: Int64(epochsOverride)) }
     if let dataPath { try group.setAttribute("data_path", string: dataPath) }
 
-    try Self.write(optimizer, to: group.createGroup("optimizer"))
-    try Self.write(extraParameters, to: group.createGroup("extra_parameters"))
-    try Self.write(masterWeights, to: group.createGroup("master"))
-    if !methodArrays.isEmpty || !methodWords.isEmpty {
-      try Self.writeComponent(methodArrays, methodWords, to: group.createGroup("method"))
-    }
-    if !stageArrays.isEmpty || !stageWords.isEmpty {
-      try Self.writeComponent(stageArrays, stageWords, to: group.createGroup("stage"))
+    for (name, component) in components.sorted(by: { $0.key < $1.key }) {
+      try component.write(to: group.createGroup(name))
     }
     if !phaseResults.isEmpty {
       let results = try group.createGroup("results")
@@ -137,58 +111,13 @@ extension TrainingState {
         try Self.write(numbers: numbers, to: results.createGroup(phase))
       }
     }
-    let scale = try group.createGroup("loss_scale")
-    try scale.setAttribute("scale", double: Double(lossScale.scale))
-    try scale.setAttribute("growth_tracker", integer: Int64(lossScale.growthTracker))
-    try scale.setAttribute("skipped_steps", integer: Int64(lossScale.skippedSteps))
-    let rng = try group.createGroup("rng")
-    if let augmenterState {
-      try rng.writeDataset("augmenter", unsignedIntegers: [augmenterState], shape: [1])
-    }
-    let dropout = try rng.createGroup("dropout")
-    for (layer, words) in dropoutStates {
-      try dropout.writeDataset(layer, unsignedIntegers: words, shape: [words.count])
-    }
     try group.writeDataset("metrics", strings: metrics)
     try Self.write(numbers: lastEpoch, to: group.createGroup("last_epoch"))
     if let teacherResult { try Self.write(numbers: teacherResult, to: group.createGroup("teacher_result")) }
   }
 
-  /// A stateful component's group (`method`, `stage`): its arrays and its 64-bit words.
-  private static func writeComponent(
-    _ arrays: [NamedArray], _ words: [(name: String, words: [UInt64])], to group: HDF5Group
-  ) throws(CheckpointError) {
-    try write(arrays, to: group.createGroup("arrays"))
-    let wordsGroup = try group.createGroup("words")
-    for (name, values) in words {
-      try wordsGroup.writeDataset(name, unsignedIntegers: values, shape: [values.count])
-    }
-  }
-
-  private static func readComponent(_ group: HDF5Group) throws(CheckpointError)
-    -> ([NamedArray], [(name: String, words: [UInt64])])
-  {
-    let arrays = try readArrays(group.group("arrays"))
-    var words: [(name: String, words: [UInt64])] = []
-    let wordsGroup = try group.group("words")
-    for name in try wordsGroup.memberNames() {
-      words.append((name, try wordsGroup.dataset(name).readUnsignedIntegers()))
-    }
-    return (arrays, words)
-  }
-
-  private static func write(_ arrays: [NamedArray], to group: HDF5Group) throws(CheckpointError) {
-    for array in arrays { try group.writeDataset(array.name, floats: array.values, shape: array.shape) }
-  }
-
-  private static func readArrays(_ group: HDF5Group) throws(CheckpointError) -> [NamedArray] {
-    var arrays: [NamedArray] = []
-    for name in try group.memberNames() {
-      let dataset = try group.dataset(name)
-      arrays.append(NamedArray(name: name, shape: dataset.shape, values: try dataset.readFiniteFloats()))
-    }
-    return arrays
-  }
+  /// The groups of `/state` that are the state's own, not a component's.
+  static let ownGroups: Set<String> = ["results", "last_epoch", "teacher_result"]
 
   /// Named numbers as scalar float64 datasets, in name order.
   private static func write(numbers: [String: Double], to group: HDF5Group) throws(CheckpointError) {

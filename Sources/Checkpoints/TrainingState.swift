@@ -56,34 +56,15 @@ public struct TrainingState: Equatable, Sendable {
   public var epochDRAMJoules: Double?
   public var modelSeconds: Double = 0
   public var runSeconds: Double = 0
-  /// The optimizer's recipe name (`sgd`, `adam`, `adamw`) and its per-parameter state, keyed
-  /// like `torch.optim` state entries (`0.weight.momentum_buffer`, `0.weight.exp_avg`, `…step`).
+  /// The optimizer's recipe name (`sgd`, `adam`, `adamw`): the `optimizer` attribute.
   public var optimizerName: String
-  public var optimizer: [NamedArray] = []
-  /// Tensors trained with the model but not part of it (the hint regressor).
-  public var extraParameters: [NamedArray] = []
-  /// Float master weights, keyed like the model's parameters; empty in Float32 training, where
-  /// the model's own (Float32) datasets are the master weights.
-  public var masterWeights: [NamedArray] = []
-  /// The distillation methods' state that is not a parameter (memory banks, running statistics
-  /// of their modules), names prefixed by the method's (`crd.memory_student`); `/state/method/arrays`.
-  public var methodArrays: [NamedArray] = []
-  /// The methods' random streams and counters as 64-bit words; `/state/method/words`.
-  public var methodWords: [(name: String, words: [UInt64])] = []
-  /// The compression stage's state (a stage phase only: pruning masks keyed by parameter
-  /// name); `/state/stage/arrays` and `/state/stage/words`.
-  public var stageArrays: [NamedArray] = []
-  public var stageWords: [(name: String, words: [UInt64])] = []
+  /// Every stateful component's state, by the name of its group under `/state`
+  /// (`ComponentState`): what `distill resume` hands back to each. The properties below read
+  /// and write the components of this version's training by their groups.
+  public var components: [String: ComponentState] = [:]
   /// The final results of the phases before this one, beyond the teacher's (`teacherResult`):
   /// the student's and each earlier stage's, as named numbers, by phase; `/state/results/<phase>`.
   public var phaseResults: [String: [String: Double]] = [:]
-  /// The dynamic loss scaler's state; Float32 training writes the initial state and never reads it.
-  public var lossScale = LossScalerState.initial
-  /// The augmenter's SplitMix64 state, when the phase's model trains with augmentation.
-  public var augmenterState: UInt64?
-  /// Each dropout layer's xoshiro256** state (4 words), keyed by the layer's path in the model
-  /// (`"1"`, `"3"`, `"2.body.1"`).
-  public var dropoutStates: [(layer: String, state: [UInt64])] = []
   /// The lines of `metrics.jsonl` so far.
   public var metrics: [String] = []
   /// The phase model's last completed epoch: `train_loss`, `val_accuracy`, `val_loss`,
@@ -124,18 +105,108 @@ public struct TrainingState: Equatable, Sendable {
       && a.runEpoch == b.runEpoch && a.lossSum.bitPattern == b.lossSum.bitPattern && a.samples == b.samples
       && a.steps == b.steps && a.epochSeconds == b.epochSeconds
       && a.epochJoules == b.epochJoules && a.epochDRAMJoules == b.epochDRAMJoules && a.modelSeconds == b.modelSeconds
-      && a.runSeconds == b.runSeconds && a.optimizerName == b.optimizerName && a.optimizer == b.optimizer
-      && a.extraParameters == b.extraParameters && a.masterWeights == b.masterWeights
-      && a.methodArrays == b.methodArrays && a.methodWords.map(\.name) == b.methodWords.map(\.name)
-      && a.methodWords.map(\.words) == b.methodWords.map(\.words)
-      && a.stageArrays == b.stageArrays && a.stageWords.map(\.name) == b.stageWords.map(\.name)
-      && a.stageWords.map(\.words) == b.stageWords.map(\.words) && a.phaseResults == b.phaseResults
-      && a.lossScale == b.lossScale && a.augmenterState == b.augmenterState
-      && a.dropoutStates.map(\.layer) == b.dropoutStates.map(\.layer)
-      && a.dropoutStates.map(\.state) == b.dropoutStates.map(\.state) && a.metrics == b.metrics
+      && a.runSeconds == b.runSeconds && a.optimizerName == b.optimizerName && a.components == b.components
+      && a.phaseResults == b.phaseResults && a.metrics == b.metrics
       && a.lastEpoch == b.lastEpoch && a.teacherResult == b.teacherResult && a.recipeHash == b.recipeHash
       && a.recipeJSON == b.recipeJSON && a.seedOverride == b.seedOverride
       && a.epochsOverride == b.epochsOverride && a.dataPath == b.dataPath && a.blasThreads == b.blasThreads
       && a.modelGroups == b.modelGroups
+  }
+}
+
+/// The components of this version's trainings, by their groups under `/state`.
+extension TrainingState {
+  /// The optimizer's per-parameter state (`/state/optimizer`), keyed like `torch.optim` state
+  /// entries (`0.weight.momentum_buffer`, `0.weight.exp_avg`, `…step`).
+  public var optimizer: [NamedArray] {
+    get { components["optimizer"]?.arrays ?? [] }
+    set { components["optimizer", default: ComponentState()].arrays = newValue }
+  }
+  /// Tensors trained with the model but not part of it (the hint regressor): `/state/extra_parameters`.
+  public var extraParameters: [NamedArray] {
+    get { components["extra_parameters"]?.arrays ?? [] }
+    set { components["extra_parameters", default: ComponentState()].arrays = newValue }
+  }
+  /// Float master weights, keyed like the model's parameters (`/state/master`); empty in
+  /// Float32 training, where the model's own (Float32) datasets are the master weights.
+  public var masterWeights: [NamedArray] {
+    get { components["master"]?.arrays ?? [] }
+    set { components["master", default: ComponentState()].arrays = newValue }
+  }
+  /// The distillation methods' state that is not a parameter (memory banks, running statistics
+  /// of their modules), names prefixed by the method's (`crd.memory_student`):
+  /// `/state/method/arrays`; their random streams and counters, `/state/method/words`.
+  public var methodArrays: [NamedArray] {
+    get { components["method"]?.groups["arrays"]?.arrays ?? [] }
+    set { setPair("method", arrays: newValue, words: nil) }
+  }
+  public var methodWords: [(name: String, words: [UInt64])] {
+    get { Self.sortedWords(components["method"]?.groups["words"]?.words) }
+    set { setPair("method", arrays: nil, words: newValue) }
+  }
+  /// The compression stage's state (a stage phase only: pruning masks keyed by parameter name):
+  /// `/state/stage/arrays` and `/state/stage/words`.
+  public var stageArrays: [NamedArray] {
+    get { components["stage"]?.groups["arrays"]?.arrays ?? [] }
+    set { setPair("stage", arrays: newValue, words: nil) }
+  }
+  public var stageWords: [(name: String, words: [UInt64])] {
+    get { Self.sortedWords(components["stage"]?.groups["words"]?.words) }
+    set { setPair("stage", arrays: nil, words: newValue) }
+  }
+  /// The dynamic loss scaler's state (`/state/loss_scale`); Float32 training writes the initial
+  /// state and never reads it; absent, the initial state.
+  public var lossScale: LossScalerState {
+    get { LossScalerState(component: components["loss_scale"]) }
+    set { components["loss_scale"] = newValue.component }
+  }
+  /// The augmenter's SplitMix64 state, when the phase's model trains with augmentation:
+  /// `/state/rng/augmenter`.
+  public var augmenterState: UInt64? {
+    get { components["rng"]?.words["augmenter"]?.first }
+    set { components["rng", default: ComponentState()].words["augmenter"] = newValue.map { [$0] } }
+  }
+  /// Each dropout layer's xoshiro256** state (4 words), keyed by the layer's path in the model
+  /// (`"1"`, `"3"`, `"2.body.1"`): `/state/rng/dropout/<path>`, in name order.
+  public var dropoutStates: [(layer: String, state: [UInt64])] {
+    get { Self.sortedWords(components["rng"]?.groups["dropout"]?.words).map { ($0.name, $0.words) } }
+    set {
+      components["rng", default: ComponentState()].groups["dropout"] = ComponentState(
+        words: Dictionary(newValue.map { ($0.layer, $0.state) }, uniquingKeysWith: { a, _ in a }))
+    }
+  }
+
+  /// A component of two groups, `arrays` and `words` (methods, stages); removed when both are empty.
+  private mutating func setPair(_ name: String, arrays: [NamedArray]?, words: [(name: String, words: [UInt64])]?) {
+    var component = components[name] ?? ComponentState(groups: ["arrays": ComponentState(), "words": ComponentState()])
+    if let arrays { component.groups["arrays"] = ComponentState(arrays: arrays) }
+    if let words {
+      component.groups["words"] = ComponentState(
+        words: Dictionary(words.map { ($0.name, $0.words) }, uniquingKeysWith: { a, _ in a }))
+    }
+    components[name] = component.isEmpty ? nil : component
+  }
+
+  private static func sortedWords(_ words: [String: [UInt64]]?) -> [(name: String, words: [UInt64])] {
+    (words ?? [:]).sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+  }
+}
+
+extension LossScalerState {
+  /// The scaler's group `/state/loss_scale`: attributes `scale` (float64), `growth_tracker` and
+  /// `skipped_steps` (int64).
+  public var component: ComponentState {
+    ComponentState(
+      numbers: ["scale": Double(scale)],
+      integers: ["growth_tracker": Int64(growthTracker), "skipped_steps": Int64(skippedSteps)])
+  }
+
+  /// The state in `component` (absent entries as in the initial state; no group at all: the
+  /// initial state).
+  public init(component: ComponentState?) {
+    self.init(
+      scale: Float(component?.numbers["scale"] ?? Double(LossScalerState.initial.scale)),
+      growthTracker: Int(component?.integers["growth_tracker"] ?? 0),
+      skippedSteps: Int(component?.integers["skipped_steps"] ?? 0))
   }
 }

@@ -259,6 +259,17 @@ final class PruningTests: XCTestCase {
         "\(error)".contains("/state@phase") && "\(error)".contains("distil-more") && "\(error)".contains("prune, prune-2"),
         "\(error)")
     }
+    // A group no component of the training claims, and a dropout stream of the wrong size.
+    var stray = original.state
+    stray.components["observers"] = ComponentState(words: ["count": [1]])
+    XCTAssertThrowsError(try trainer.resume(from: ResumePoint(path: point.path, state: stray, warnings: []))) { error in
+      XCTAssertTrue("\(error)".contains("/state/observers") && "\(error)".contains("no part"), "\(error)")
+    }
+    var short = original.state
+    short.dropoutStates = short.dropoutStates.map { ($0.layer, Array($0.state.prefix(2))) }
+    XCTAssertThrowsError(try trainer.resume(from: ResumePoint(path: point.path, state: short, warnings: []))) { error in
+      XCTAssertTrue("\(error)".contains("/state/rng/dropout/") && "\(error)".contains("expected 4"), "\(error)")
+    }
     // None of them changed the folder: the checkpoint still resumes.
     (trainer, point) = try resumable(folder)
     XCTAssertNotNil(try runStopping(trainer, from: point))

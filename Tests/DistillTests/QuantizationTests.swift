@@ -199,12 +199,14 @@ extension QuantizationTests {
 
     """
 
-  /// Post-training, the convolutions run in int8 too (oneDNN's u8 × s8 convolution); the file
+  /// Post-training, named convolutions run in int8 too (oneDNN's u8 × s8 convolution); the file
   /// holds their int8 filters and evaluates as the stage said. Quantization-aware, a conv2d
-  /// layer is refused, and by default only the linear layers are quantized.
+  /// layer is refused; by default only the linear layers are quantized.
   func testConvolutionsAreQuantizedPostTraining() throws {
     let folder = folders.make()
-    let summary = try makeTrainer(Self.cnnYAML + "compress: [{quantize: {calibration_samples: 200}}]\n", folder: folder).run()
+    let summary = try makeTrainer(
+      Self.cnnYAML + "compress: [{quantize: {calibration_samples: 200, layers: [0, 4, 7]}}]\n", folder: folder
+    ).run()
     let stage = try XCTUnwrap(summary.stages.first)
     XCTAssertEqual(stage.figures["quantized_layers"], 3)
     XCTAssertEqual(stage.figures["int8_weights"], Double(6 * 9 + 8 * 6 * 9 + 10 * 8 * 2 * 2))
@@ -221,8 +223,12 @@ extension QuantizationTests {
     XCTAssertThrowsError(
       try makeTrainer(Self.cnnYAML + "compress: [{quantize: {epochs: 1, layers: [0, 7]}}]\n", folder: refused).run()
     ) { XCTAssertTrue("\($0)".contains("compress[0].quantize.layers") && "\($0)".contains("post-training only"), "\($0)") }
-    let qat = folders.make()
-    let trained = try makeTrainer(Self.cnnYAML + "compress: [{quantize: {epochs: 1, calibration_samples: 200}}]\n", folder: qat).run()
-    XCTAssertEqual(trained.stages.first?.figures["quantized_layers"], 1)
+    // By default, post-training or quantization-aware, the linear layers only.
+    for epochs in [0, 1] {
+      let trained = try makeTrainer(
+        Self.cnnYAML + "compress: [{quantize: {epochs: \(epochs), calibration_samples: 200}}]\n", folder: folders.make()
+      ).run()
+      XCTAssertEqual(trained.stages.first?.figures["quantized_layers"], 1, "epochs \(epochs)")
+    }
   }
 }

@@ -175,7 +175,8 @@ final class RecipeHashPinningTests: XCTestCase {
     "digits-kd": "adc4e8edac1f7349", "digits-student-baseline": "2f1f189300008188",
     "fashion-cnn-kd": "0d72c4724bcca0cf", "fashion-hinton": "8152d5c9b8563db1",
     "fashion-student-baseline": "56bb5dbb9d9d4113", "mnist-hinton": "f30eaa481965ca91",
-    "mnist-student-baseline": "8bc05b96b659a6d9",
+    "mnist-student-baseline": "8bc05b96b659a6d9", "digits-compress": "5249fdef0b74ff56",
+    "fashion-compress": "18e58791f7c83b15",
   ]
 
   /// A `hint` recipe as the first schema wrote it, and its hash then.

@@ -40,7 +40,7 @@ final class Int8Quantization: CompressionStage {
       .number("percentile", 99.99, "percentile observer: the upper percentile kept, in (50, 100]"),
       .layers(
         "layers",
-        "positions of the linear and conv2d layers to quantize (default: every one; with epochs above 0, every linear layer)"),
+        "positions of the linear and conv2d layers to quantize (default: every linear layer; conv2d post-training only)"),
     ], defaultEpochs: 0, isFinal: true)
 
   /// The student, whose linear layers the stage quantizes.
@@ -94,7 +94,10 @@ final class Int8Quantization: CompressionStage {
             : "layer \(position) is \(kind), which quantize cannot handle; it quantizes linear and conv2d layers")
       }
     }
-    positions = given.isEmpty ? layers.indices.filter { quantizable(layers[$0]) } : given.sorted()
+    // By default the linear layers only: int8 convolutions, separate oneDNN primitives with
+    // layout reorders around each, run slower than the fused Float chains (README, "int8
+    // inference"); named in `layers`, they are quantized.
+    positions = given.isEmpty ? layers.indices.filter { layers[$0] is Linear } : given.sorted()
     if positions.isEmpty { throw context.mismatch("", "the student has no linear layer to quantize") }
   }
 
