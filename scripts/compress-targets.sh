@@ -11,7 +11,8 @@
 #   scripts/compress-targets.sh FASHION_MNIST_DIR [OUT] [SEEDS] [JOBS]
 #
 # OUT defaults to runs/compress, SEEDS to "1 2 3", JOBS (runs at a time, each --threads 1) to
-# 2; STUDENTS (environment) to "mlp cnn", DISTILL to .build/release/distill. Finished runs are skipped, so the script continues after an interruption (an interrupted
+# 2; STUDENTS (environment) to "mlp cnn", KINDS to "int8 sparse structured", DISTILL to
+# .build/release/distill. Finished runs are skipped, so the script continues after an interruption (an interrupted
 # run is started again: delete its folder or `distill resume` it). Then
 #   distill compare OUT/* --out report/compress
 # tabulates them.
@@ -44,7 +45,7 @@ for k in $seeds; do
   for student in ${STUDENTS:-mlp cnn}; do
     init="runs/methods/$student-kd-seed$k/student.h5"
     [ -f "$init" ] || { echo "error: $init is missing: train the methods table's $student-kd recipe with --seed $k first" >&2; exit 1; }
-    for kind in int8 sparse structured; do
+    for kind in ${KINDS:-int8 sparse structured}; do
       name="$student-$kind"
       recipe="$out/recipes/$name-seed$k.yaml"
       body="student_$student"

@@ -97,6 +97,15 @@ func measureTest(
   training: [EnergyMeasurement]
 ) -> (Evaluation, ModelEnergy) {
   let (evaluation, testWindow) = meter.measure("\(phase) test") { evaluate(model, on: test) }
+  // Outside the windows: one pass at batch 1024 and one single sample, so that the primitives
+  // oneDNN compiles for these shapes (the int8 network's are new) are not what is measured.
+  _ = evaluate(model, on: test, batchSize: inferenceBatch)
+  noGrad {
+    let wasTraining = model.isTraining
+    model.eval()
+    _ = model(Tensor(shape: [1] + test.sampleShape, storage: Array(test.features.prefix(test.sampleShape.reduce(1, *)))))
+    model.isTraining = wasTraining
+  }
   var passes = 0
   let (_, inference) = meter.measure("\(phase) inference, batch \(inferenceBatch)") {
     let start = meter.read().seconds
