@@ -196,6 +196,12 @@ extension ComparedRun {
     self.testAccuracy = accuracy
     self.testSplit = summary["test_split"] as? String ?? "test"
     self.inferenceMicrojoulesPerSample = (student["inference_uj_per_sample"] as? NSNumber)?.doubleValue
+    // A student loaded with `student.init` and trained for 0 epochs (to be compressed) has no
+    // lines: it cost this run nothing.
+    let studentLoaded = (student["epochs"] as? NSNumber)?.intValue == 0
+    if studentLoaded, !missingEnergy, joules["student"] == nil, !sources.isEmpty || joules.isEmpty {
+      joules["student"] = 0
+    }
     if missingEnergy || joules["student"] == nil {
       (studentJoules, totalJoules, energySource) = (nil, nil, nil)
       note = "metrics.jsonl has no joules (run before energy measurement): retrain to measure"
@@ -203,7 +209,7 @@ extension ComparedRun {
       studentJoules = joules["student"]
       // The teacher's and the student's: a compression stage's lines count for its own row.
       totalJoules = (joules["teacher"] ?? 0) + joules["student"]!
-      energySource = sources.count == 1 ? sources.first : "mixed"
+      energySource = sources.count == 1 ? sources.first : sources.isEmpty ? student["energy_source"] as? String : "mixed"
       note = studentFLOPs == nil ? "student.h5 unreadable: FLOPs unknown" : nil
     }
     // A teacher loaded with `teacher.from` was trained elsewhere: say so rather than let the
@@ -212,6 +218,10 @@ extension ComparedRun {
       let loaded =
         "teacher loaded from a file (teacher.from): its training energy is not in teacher + student; "
         + "add the joules of the run that trained it"
+      note = note.map { "\($0); \(loaded)" } ?? loaded
+    }
+    if studentLoaded {
+      let loaded = "student loaded from a file (student.init, 0 epochs): its training energy is not counted"
       note = note.map { "\($0); \(loaded)" } ?? loaded
     }
   }

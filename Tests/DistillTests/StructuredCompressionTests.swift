@@ -254,6 +254,12 @@ final class StructuredCompressionTests: XCTestCase {
     XCTAssertEqual(summary.student.epochs, 0)
     XCTAssertEqual(summary.stages.map(\.label), ["prune"])
     XCTAssertFalse(try withJSON(folder + "/metrics.jsonl").contains { $0["model"] as? String == "student" })
+    // distill compare counts the loaded student as 0 J, says so, and the stage's row as measured.
+    let rows = try ComparedRun.rows(folder: folder)
+    XCTAssertEqual(rows.first?.studentJoules, 0)
+    XCTAssertNotNil(rows.first?.energySource)
+    XCTAssertTrue(rows.first?.note?.contains("student.init") ?? false, "\(String(describing: rows.first?.note))")
+    XCTAssertEqual(rows.count, 2)
     // Without init, 0 epochs is refused, saying when it is allowed.
     XCTAssertThrowsError(
       try Recipe.parse(yaml: base.replacingOccurrences(of: "schedule: cosine}", with: "schedule: cosine}").replacingOccurrences(
