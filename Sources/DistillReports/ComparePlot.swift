@@ -162,7 +162,10 @@ extension CompareReport {
         let (x0, y0, x1, y1) = box(p)
         return !placedLabels.contains { b in x0 < b.2 && b.0 < x1 && y0 < b.3 && b.1 < y1 }
       }
-      let place = places.first { fits($0) && clear($0) } ?? places.first(where: fits) ?? places[0]
+      // A point off the front whose label would cover another goes unlabelled (its circle
+      // keeps the run folder as a tooltip): with many runs, overlapping text reads as nothing.
+      guard let place = places.first(where: { fits($0) && clear($0) }) ?? (onFront ? places.first(where: fits) ?? places[0] : nil)
+      else { continue }
       placedLabels.append(box(place))
       out.append(
         "<text x=\"\(f(place.x))\" y=\"\(f(place.y))\""
