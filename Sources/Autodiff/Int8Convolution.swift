@@ -1,6 +1,5 @@
 import CDNNL
 import Foundation
-import Synchronization
 
 /// A quantized convolution (square kernel, the same stride and padding on both axes), the
 /// `Int8Product` of a `Conv2D`: x `[N, C, H, W]` quantized per tensor to uint8, W `[O, C, k, k]`
@@ -24,8 +23,8 @@ public final class Int8Convolution: @unchecked Sendable {
   public let weightScales: [Float]
   public let input: ActivationQuantization
   let outputScales: [Float]
-  private let primitives = Mutex<[[Int]: Int8Product.PrimitiveBox]>([:])
-  private let refused = Mutex<Set<[Int]>>([])
+  /// One primitive per input shape [batch, height, width].
+  private let primitives = Int8Primitives<[Int]>(destroy: { distill_int8_conv_destroy($0) })
 
   public init(
     weights: [Int8], weightScales: [Float], input: ActivationQuantization, outChannels: Int, inChannels: Int,
@@ -100,26 +99,17 @@ public final class Int8Convolution: @unchecked Sendable {
     return y
   }
 
-  private func primitive(_ key: [Int]) -> Int8Product.PrimitiveBox? {
-    if let box = primitives.withLock({ $0[key] }) { return box }
-    if refused.withLock({ $0.contains(key) }) || OneDNNRefusal.isSimulated { return nil }
-    let handle = weights.withUnsafeBufferPointer { w in
-      outputScales.withUnsafeBufferPointer { s in
-        distill_int8_conv_create(
-          key[0], inChannels, key[1], key[2], outChannels, kernelSize, stride, padding, w.baseAddress, s.baseAddress,
-          input.zeroPoint)
+  private func primitive(_ key: [Int]) -> Int8Primitives<[Int]>.Box? {
+    primitives.primitive(
+      for: key, describing: "the int8 convolution of [\(key[0]), \(inChannels), \(key[1]), \(key[2])]"
+    ) {
+      weights.withUnsafeBufferPointer { w in
+        outputScales.withUnsafeBufferPointer { s in
+          distill_int8_conv_create(
+            key[0], inChannels, key[1], key[2], outChannels, kernelSize, stride, padding, w.baseAddress, s.baseAddress,
+            input.zeroPoint)
+        }
       }
     }
-    guard let handle else {
-      let message = String(cString: distill_dnnl_last_error())
-      if refused.withLock({ $0.insert(key).inserted }) {
-        FileHandle.standardError.write(
-          Data("warning: oneDNN refused the int8 convolution of [\(key[0]), \(inChannels), \(key[1]), \(key[2])] (\(message)); computing it in Swift\n".utf8))
-      }
-      return nil
-    }
-    let box = Int8Product.PrimitiveBox(handle, destroy: distill_int8_conv_destroy)
-    primitives.withLock { $0[key] = box }
-    return box
   }
 }

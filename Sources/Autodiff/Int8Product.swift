@@ -70,20 +70,8 @@ public final class Int8Product: @unchecked Sendable {
   public let input: ActivationQuantization
   /// `input.scale × weightScales`: the output scale of each column.
   let outputScales: [Float]
-  private let primitives = Mutex<[Int: PrimitiveBox]>([:])
-  /// Batch sizes oneDNN refused (reported once), computed by `reference` instead.
-  private let refused = Mutex<Set<Int>>([])
-
-  /// A oneDNN primitive of ours and the function that frees it.
-  final class PrimitiveBox: @unchecked Sendable {
-    let handle: OpaquePointer
-    let destroy: (OpaquePointer) -> Void
-    init(_ handle: OpaquePointer, destroy: @escaping (OpaquePointer) -> Void = { distill_int8_matmul_destroy($0) }) {
-      self.handle = handle
-      self.destroy = destroy
-    }
-    deinit { destroy(handle) }
-  }
+  /// One primitive per batch size; refused batch sizes are computed by `reference` instead.
+  private let primitives = Int8Primitives<Int>(destroy: { distill_int8_matmul_destroy($0) })
 
   public init(weights: [Int8], weightScales: [Float], input: ActivationQuantization, outFeatures: Int, inFeatures: Int) {
     precondition(weights.count == outFeatures * inFeatures && weightScales.count == outFeatures)
@@ -132,24 +120,54 @@ public final class Int8Product: @unchecked Sendable {
     return y
   }
 
-  private func primitive(batch: Int) -> PrimitiveBox? {
-    if let box = primitives.withLock({ $0[batch] }) { return box }
-    if refused.withLock({ $0.contains(batch) }) || OneDNNRefusal.isSimulated { return nil }
-    let handle = weights.withUnsafeBufferPointer { w in
-      outputScales.withUnsafeBufferPointer { s in
-        distill_int8_matmul_create(batch, outFeatures, inFeatures, w.baseAddress, s.baseAddress, input.zeroPoint)
+  private func primitive(batch: Int) -> Int8Primitives<Int>.Box? {
+    primitives.primitive(
+      for: batch, describing: "the int8 product [\(batch), \(inFeatures)] × [\(inFeatures), \(outFeatures)]"
+    ) {
+      weights.withUnsafeBufferPointer { w in
+        outputScales.withUnsafeBufferPointer { s in
+          distill_int8_matmul_create(batch, outFeatures, inFeatures, w.baseAddress, s.baseAddress, input.zeroPoint)
+        }
       }
     }
-    guard let handle else {
+  }
+}
+
+/// The oneDNN primitives of one quantized layer, one per input shape (`Key`): created on first
+/// use and kept; a shape oneDNN refuses is reported once on standard error and remembered, so
+/// the caller computes it in Swift from then on.
+final class Int8Primitives<Key: Hashable & Sendable>: @unchecked Sendable {
+  /// A primitive of ours, freed with it.
+  final class Box: @unchecked Sendable {
+    let handle: OpaquePointer
+    let destroy: (OpaquePointer) -> Void
+    init(_ handle: OpaquePointer, destroy: @escaping (OpaquePointer) -> Void) {
+      self.handle = handle
+      self.destroy = destroy
+    }
+    deinit { destroy(handle) }
+  }
+
+  private let destroy: (OpaquePointer) -> Void
+  private let kept = Mutex<[Key: Box]>([:])
+  private let refused = Mutex<Set<Key>>([])
+
+  init(destroy: @escaping (OpaquePointer) -> Void) { self.destroy = destroy }
+
+  /// The primitive for `key`, made by `create` the first time (nil: refused, or a refusal
+  /// simulated by the tests); `what` names the operation in the warning.
+  func primitive(for key: Key, describing what: String, create: () -> OpaquePointer?) -> Box? {
+    if let box = kept.withLock({ $0[key] }) { return box }
+    if refused.withLock({ $0.contains(key) }) || OneDNNRefusal.isSimulated { return nil }
+    guard let handle = create() else {
       let message = String(cString: distill_dnnl_last_error())
-      if refused.withLock({ $0.insert(batch).inserted }) {
-        FileHandle.standardError.write(
-          Data("warning: oneDNN refused the int8 product [\(batch), \(inFeatures)] × [\(inFeatures), \(outFeatures)] (\(message)); computing it in Swift\n".utf8))
+      if refused.withLock({ $0.insert(key).inserted }) {
+        FileHandle.standardError.write(Data("warning: oneDNN refused \(what) (\(message)); computing it in Swift\n".utf8))
       }
       return nil
     }
-    let box = PrimitiveBox(handle)
-    primitives.withLock { $0[batch] = box }
+    let box = Box(handle, destroy: destroy)
+    kept.withLock { $0[key] = box }
     return box
   }
 }

@@ -125,7 +125,10 @@ extension MagnitudePruning {
   /// The kept rows of every pruned position, structured; empty otherwise.
   private var keptByPosition: [Int: [Int]] {
     var kept: [Int: [Int]] = [:]
-    for (g, group) in groups.enumerated() { kept[group.position] = keptRows(g).indices.filter { keptRows(g)[$0] } }
+    for (g, group) in groups.enumerated() {
+      let rows = keptRows(g)
+      kept[group.position] = rows.indices.filter { rows[$0] }
+    }
     return kept
   }
 
