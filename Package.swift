@@ -1,4 +1,4 @@
-// swift-tools-version: 6.0
+// swift-tools-version: 6.1
 // The module split is described in docs/DESIGN.md: C shims at the bottom, math that knows nothing
 // of files, files that know nothing of the CLI, and a thin executable on top.
 import PackageDescription
@@ -16,6 +16,12 @@ let package = Package(
     .library(name: "Distill", targets: ["Distill"]),
     .library(name: "DistillReports", targets: ["DistillReports"]),
   ],
+  // The MPI build (`swift build -c release --traits MPI --scratch-path .build-mpi`): data-parallel
+  // training under `mpirun` over Open MPI. Off by default, so a machine without Open MPI builds
+  // and runs everything else; docs/DESIGN.md says why a trait.
+  traits: [
+    .trait(name: "MPI", description: "Data-parallel training under mpirun (needs Debian's libopenmpi-dev).")
+  ],
   dependencies: [
     .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
     .package(url: "https://github.com/apple/swift-numerics", from: "1.0.0"),
@@ -27,6 +33,8 @@ let package = Package(
                    providers: [.apt(["libopenblas-dev"])]),
     .systemLibrary(name: "CHDF5", path: "Sources/CHDF5", pkgConfig: "hdf5",
                    providers: [.apt(["libhdf5-dev"])]),
+    // Open MPI (libopenmpi-dev), in the MPI build only (the `MPI` trait).
+    .systemLibrary(name: "CMPI", path: "Sources/CMPI", pkgConfig: "ompi-c", providers: [.apt(["libopenmpi-dev"])]),
     .systemLibrary(name: "CZlib", path: "Sources/CZlib", providers: [.apt(["zlib1g-dev"])]),
     // Small C kernels that need CPU features Swift will not emit portably (runtime-dispatched).
     .target(name: "CKernels", exclude: ["README.md"]),
@@ -49,7 +57,10 @@ let package = Package(
     // state, run folders.
     .target(
       name: "Distill",
-      dependencies: ["DistillRecipes", "Autodiff", "NN", "Datasets", "Checkpoints", "Energy", "CKernels"],
+      dependencies: [
+        "DistillRecipes", "Autodiff", "NN", "Datasets", "Checkpoints", "Energy", "CKernels",
+        .target(name: "CMPI", condition: .when(traits: ["MPI"])),
+      ],
       exclude: ["README.md"]),
     // What reads finished run folders: `distill compare`'s table and plot.
     .target(

@@ -82,7 +82,12 @@ extension Tensor {
   /// The recorded graph is released as backward walks it (`loss.backward()` in PyTorch, without
   /// `retain_graph=True`): afterwards this tensor and the intermediates behind it are detached
   /// (no node, `requiresGrad` false), so a second `backward()` through them does nothing.
-  public func backward(seed: Tensor? = nil) {
+  ///
+  /// `leafReady`, when given, is called once for each leaf that requires a gradient, as soon as
+  /// no node left to visit reads it: its `grad` is then final for this call (data-parallel
+  /// training starts summing it over the ranks while backward goes on, as PyTorch's DDP does
+  /// with its autograd hooks).
+  public func backward(seed: Tensor? = nil, leafReady: ((Tensor) -> Void)? = nil) {
     let seed = seed ?? {
       precondition(count == 1, "backward() without a seed needs a scalar, got shape \(shape)")
       return Tensor(repeating: 1, shape: shape)
@@ -125,7 +130,19 @@ extension Tensor {
         leaf.grad = g.detached()
       }
     }
-    if isLeaf { accumulate(seed, into: self) }
+    if isLeaf {
+      accumulate(seed, into: self)
+      leafReady?(self)
+    }
+    // How many nodes still to visit read each leaf (only counted when someone asks).
+    var readers: [ObjectIdentifier: Int] = [:]
+    if leafReady != nil {
+      for tensor in order {
+        for input in tensor.node!.inputs where input.isLeaf && input.requiresGrad {
+          readers[ObjectIdentifier(input), default: 0] += 1
+        }
+      }
+    }
     // VJPs compute with plain tensors; nothing they do is recorded (no double backward).
     noGrad {
       // The graph is consumed as it is walked (PyTorch's `retain_graph=False`): once a node's
@@ -136,6 +153,22 @@ extension Tensor {
         let node = tensor.node
         tensor.node = nil
         tensor.requiresGrad = false
+        // Whatever happens to this node, its leaves have one reader fewer once it is done.
+        defer {
+          if let leafReady, let node {
+            for input in node.inputs where input.isLeaf && input.requiresGrad {
+              let id = ObjectIdentifier(input)
+              if let left = readers[id] {
+                if left == 1 {
+                  readers[id] = nil
+                  leafReady(input)
+                } else {
+                  readers[id] = left - 1
+                }
+              }
+            }
+          }
+        }
         guard let node, let outGrad = pending.removeValue(forKey: ObjectIdentifier(tensor)) else {
           continue
         }

@@ -59,6 +59,8 @@ extension TrainingState {
     }
     if group.hasAttribute("epochs_override") { state.epochsOverride = try integer("epochs_override") }
     if group.hasAttribute("data_path") { state.dataPath = try group.stringAttribute("data_path") }
+    if group.hasAttribute("ranks") { state.ranks = try integer("ranks") }
+    if group.hasAttribute("bucket_bytes") { state.bucketBytes = try integer("bucket_bytes") }
 
     // Every other group is a component's (`ComponentState`), read the same way.
     for name in try group.memberNames() where group.isGroup(name) && !Self.ownGroups.contains(name) {
@@ -85,6 +87,7 @@ extension TrainingState {
     for (name, value) in [
       ("epoch", epoch), ("batch", batch), ("global_step", globalStep), ("run_epoch", runEpoch),
       ("samples", samples), ("steps", steps), ("blas_threads", blasThreads),
+      ("ranks", ranks),
     ] {
       try group.setAttribute(name, integer: Int64(value))
     }
@@ -95,6 +98,7 @@ extension TrainingState {
       try group.setAttribute(name, double: value)
     }
     if let epochDRAMJoules { try group.setAttribute("epoch_dram_joules", double: epochDRAMJoules) }
+    if let bucketBytes { try group.setAttribute("bucket_bytes", integer: Int64(bucketBytes)) }
     try group.setAttribute("optimizer", string: optimizerName)
     try group.setAttribute("recipe_hash", string: recipeHash)
     try group.setAttribute("recipe", string: recipeJSON)
@@ -151,6 +155,12 @@ extension TrainingState {
       ("samples", samples), ("steps", steps),
     ] where !(0...limit).contains(value) {
       throw .invalidValue(path: path, object: "\(group)@\(name)", value: "\(value)", expected: "in 0...\(limit)")
+    }
+    if let bucketBytes, !(1...(1 << 40)).contains(bucketBytes) {
+      throw .invalidValue(path: path, object: "\(group)@bucket_bytes", value: "\(bucketBytes)", expected: "in 1...2^40")
+    }
+    if !(1...1_000_000).contains(ranks) {
+      throw .invalidValue(path: path, object: "\(group)@ranks", value: "\(ranks)", expected: "in 1...1000000")
     }
     if !(1...4096).contains(blasThreads) {
       throw .invalidValue(path: path, object: "\(group)@blas_threads", value: "\(blasThreads)", expected: "in 1...4096")

@@ -82,6 +82,12 @@ public struct TrainingState: Equatable, Sendable {
   public var epochsOverride: Int?
   public var dataPath: String?
   public var blasThreads: Int
+  /// The data-parallel ranks the run trained on (`ranks`; 1 without MPI, and in checkpoints
+  /// written before data parallelism, which lack the attribute): a resume must use as many.
+  public var ranks = 1
+  /// The gradient bucket size of a data-parallel run (`bucket_bytes`, written when `ranks` > 1):
+  /// the sums' message sizes, which a resume keeps so that they add up in the same order.
+  public var bucketBytes: Int?
   /// The model groups in the file (read only; `writeTrainingCheckpoint` writes the models given).
   public var modelGroups: [String] = []
 
@@ -110,7 +116,7 @@ public struct TrainingState: Equatable, Sendable {
       && a.lastEpoch == b.lastEpoch && a.teacherResult == b.teacherResult && a.recipeHash == b.recipeHash
       && a.recipeJSON == b.recipeJSON && a.seedOverride == b.seedOverride
       && a.epochsOverride == b.epochsOverride && a.dataPath == b.dataPath && a.blasThreads == b.blasThreads
-      && a.modelGroups == b.modelGroups
+      && a.ranks == b.ranks && a.bucketBytes == b.bucketBytes && a.modelGroups == b.modelGroups
   }
 }
 

@@ -39,6 +39,18 @@ public func evaluate(_ model: any Layer, on data: Dataset, batchSize: Int = 500)
     accuracy: Double(correct) / Double(count), loss: lossSum / Double(count), count: data.count)
 }
 
+/// `evaluate(_:on:)` with the samples shared out over the ranks of a data-parallel run
+/// (`shardRange`), the counts summed: every rank gets the whole split's result. One process
+/// evaluates everything.
+func evaluate(_ model: any Layer, on data: Dataset, across collectives: any Collectives) -> Evaluation {
+  guard collectives.size > 1 else { return evaluate(model, on: data) }
+  let rows = shardRange(rows: data.count, rank: collectives.rank, size: collectives.size)
+  let part = evaluate(model, on: data.subset(Array(rows)))
+  let sums = collectives.sum([part.accuracy * Double(part.count), part.loss * Double(part.count)])
+  let count = max(data.count, 1)
+  return Evaluation(accuracy: sums[0].rounded() / Double(count), loss: sums[1] / Double(count), count: data.count)
+}
+
 /// The number of rows of `logits` `[N, K]` whose largest entry (the first, on ties) is at the
 /// row's label.
 func countCorrect(logits: Tensor, labels: [Int]) -> Int {

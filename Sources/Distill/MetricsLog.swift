@@ -23,6 +23,8 @@ import DistillRecipes
 /// | `seed` | the run's seed |
 /// | `loss_scale` | f16-mixed: the dynamic loss scale after the epoch; null in f32 |
 /// | `skipped_steps` | f16-mixed: optimizer steps skipped for inf/NaN gradients since the model's training began; null in f32 |
+/// | `ranks`, `hosts` | the processes that trained the epoch (data-parallel under `mpirun`; 1 and 1 otherwise) and the machines they ran on |
+/// | `allreduce_seconds` | data-parallel: rank 0's seconds summing gradients outside backward (waits for slower ranks included); null on one process |
 /// | stage figures | a stage's epochs only: `sparsity`, `pruned_weights` (pruning) |
 public struct EpochRecord: Equatable, Sendable {
   public var model: ModelRole
@@ -51,6 +53,11 @@ public struct EpochRecord: Equatable, Sendable {
   public var evalJoules: Double? = nil
   /// DRAM energy of the epoch, where the meter has a DRAM counter.
   public var dramJoules: Double? = nil
+  /// The data-parallel ranks that trained the epoch, and the hosts they ran on.
+  public var ranks = 1
+  public var hosts = 1
+  /// Data-parallel: rank 0's seconds summing gradients outside backward.
+  public var allreduceSeconds: Double? = nil
 
   /// `joules / seconds`; nil without joules.
   public var averageWatts: Double? { joules.map { seconds > 0 ? $0 / seconds : 0 } }
@@ -71,6 +78,8 @@ public struct EpochRecord: Equatable, Sendable {
       ("seed", .int(Int(truncatingIfNeeded: seed))),
       ("loss_scale", lossScale.map(JSONObject.Value.number) ?? .null),
       ("skipped_steps", skippedSteps.map(JSONObject.Value.int) ?? .null),
+      ("ranks", .int(ranks)), ("hosts", .int(hosts)),
+      ("allreduce_seconds", allreduceSeconds.map(JSONObject.Value.number) ?? .null),
     ]
     return JSONObject(fields + stageFigures).text
   }

@@ -139,6 +139,7 @@ extension Trainer {
   /// (`ModelDescription`): float32, or float16 (h5py's binary16) for `precision: f16-mixed`,
   /// whose parameters are binary16 (buffers, Float, are rounded to it too).
   func saveWeights(_ model: Sequential, role: ModelRole, spec: ModelSpec, data: TrainingData) throws {
+    guard writesFiles else { return }
     try saveModels(
       [(role.rawValue, model, modelDescription(role: role, spec: spec, data: data).json)],
       to: runFolder.modelPath(role), precision: recipe.precision == .f16Mixed ? .f16 : .f32)

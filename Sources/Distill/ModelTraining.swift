@@ -56,6 +56,10 @@ public struct EpochTraining: Sendable {
   public var skippedSteps: Int? = nil
   /// Where the epoch stopped when a stop was requested before its end; nil when it ended.
   public var stoppedAt: EpochProgress?
+  /// Data-parallel runs: seconds this rank spent summing gradients over the ranks outside
+  /// backward (starting buckets, waiting for their sums, copying them back; waiting includes
+  /// waiting for slower ranks); nil on one process.
+  public var allreduceSeconds: Double? = nil
   /// Set when training stopped on a non-finite loss (`ModelTraining.trainEpoch`): the 1-based
   /// micro-batch of the epoch and optimizer step of the model, and the loss.
   public var diverged: (batch: Int, step: Int, loss: Float)? = nil
@@ -144,6 +148,14 @@ final class ModelTraining {
   let lossEpochOffset: Int
   /// Optimizer steps taken over all epochs.
   var globalStep = 0
+  /// The processes this training runs on (`Cluster`): one, or the ranks of a data-parallel run.
+  var collectives: any Collectives = SingleProcess()
+  /// Sums the step's gradients over the ranks; nil on one process.
+  var reducer: GradientReducer?
+  /// Tensors that are not trained but change in training (batch norm's running statistics):
+  /// each rank's move with its own shard, so after every step rank 0's are copied to all, as
+  /// DDP's `broadcast_buffers` does before every forward pass.
+  var buffers: [Tensor] = []
   /// Optimizer steps in a row, up to now, that had a non-finite micro-batch loss (f16-mixed,
   /// where the loss scaler skips them).
   private var nonFiniteSteps = 0
@@ -194,6 +206,17 @@ final class ModelTraining {
   /// `progress` is called after every micro-batch with `epochs` and `started` (when this model's
   /// training began) for display. `shouldStop` is asked after every optimizer step but the
   /// epoch's last; when it says yes the epoch ends there, `stoppedAt` saying where.
+  /// Prepares data-parallel training over `collectives` (more than one rank): the gradient
+  /// reducer over the model's and the methods' parameters, buckets of `bucketBytes`.
+  func distribute(over collectives: any Collectives, bucketBytes: Int, overlap: Bool) {
+    self.collectives = collectives
+    guard collectives.size > 1 else { return }
+    reducer = GradientReducer(
+      parameters: model.parameters.map(\.tensor) + extraParameters.map(\.tensor), collectives: collectives,
+      bucketBytes: bucketBytes, overlap: overlap)
+    buffers = model.buffers.map(\.tensor)
+  }
+
   func trainEpoch(
     _ epoch: Int, on data: Dataset, epochs: Int = 0, started: Date = Date(), from start: EpochProgress = .init(),
     shouldStop: () -> Bool = { false }, progress: (BatchProgress) -> Void = { _ in }
@@ -207,6 +230,7 @@ final class ModelTraining {
     let batchCount = batches.batchCount
     let k = spec.accumulate
     let shape = data.sampleShape
+    let ranks = collectives.size
     var x: [Float] = []
     var y: [Int] = []
     var (lossSum, samples, steps, batch) = (start.lossSum, start.samples, start.steps, start.batch)
@@ -219,30 +243,55 @@ final class ModelTraining {
       optimizer.zeroGrad()
       var finite = true
       while batch < end {
-        let indices = Array(batches.indices(ofBatch: batches.nextBatch))
+        let globalIndices = Array(batches.indices(ofBatch: batches.nextBatch))
         guard let n = batches.next(features: &x, labels: &y) else { break }
         batch += 1
+        // Every rank augments the whole micro-batch, so the augmenter's draws stay those of one
+        // process, and then takes its rows (`shardRange`); one process takes them all.
         augmenter?.apply(to: &x, shape: [n] + shape)
-        let input = Tensor(shape: [n] + shape, storage: x)
+        let rows = ranks > 1 ? shardRange(rows: n, rank: collectives.rank, size: ranks) : 0..<n
+        let local = rows.count
+        let sampleSize = shape.reduce(1, *)
+        let input = Tensor(
+          shape: [local] + shape,
+          storage: local == n ? x : Array(x[(rows.lowerBound * sampleSize)..<(rows.upperBound * sampleSize)]))
+        let labels = local == n ? y : Array(y[rows])
+        let indices = local == n ? globalIndices : Array(globalIndices[rows])
         let mixed = scaler != nil
         if mixed { input.storeAsHalf() }
-        let micro = MicroBatch(input: input, labels: y, indices: indices, epoch: lossEpochOffset + epoch + 1)
-        let batchLoss = withBF16Autocast(bf16) { withMixedPrecision(mixed) { loss(model, micro) } }
+        let micro = MicroBatch(input: input, labels: labels, indices: indices, epoch: lossEpochOffset + epoch + 1)
+        let shard = ranks > 1 ? BatchShard(offset: rows.lowerBound, rows: n) : nil
+        let batchLoss = BatchShard.$current.withValue(shard) {
+          withBF16Autocast(bf16) { withMixedPrecision(mixed) { loss(model, micro) } }
+        }
+        // The ranks agree on the micro-batch's loss (Σ of mean × rows) and on whether any was
+        // non-finite, before anything that depends on it.
+        let localFinite = batchLoss.scalar.isFinite
+        let agreed = collectives.sum([localFinite ? Double(batchLoss.scalar) * Double(local) : 0, localFinite ? 0 : 1])
         // A non-finite loss would make every weight NaN at the step. In f32 the run stops
         // before that step; in f16-mixed the loss scaler skips such steps, up to a limit.
-        if !batchLoss.scalar.isFinite {
+        if agreed[1] > 0 {
           finite = false
           if scaler == nil || nonFiniteSteps + 1 >= Self.nonFiniteStepLimit {
-            diverged = (batch + 1, globalStep + 1, batchLoss.scalar)
+            diverged = (batch + 1, globalStep + 1, localFinite ? .nan : batchLoss.scalar)
             break steps
           }
         }
-        var stepLoss = batchLoss * (Float(n) / Float(stepSamples))
+        // Each rank's share of the step's samples: summed over the ranks (`reducer`), the
+        // gradients are those of the mean loss over all of the step's samples.
+        var stepLoss = batchLoss * (Float(local) / Float(stepSamples))
         if let scaler { stepLoss = scaler.scaled(stepLoss) }
-        stepLoss.backward()
+        let last = batch == end
+        BatchShard.$current.withValue(shard) {
+          if let reducer, last {
+            stepLoss.backward(leafReady: reducer.overlap ? { reducer.ready($0) } : nil)
+          } else {
+            stepLoss.backward()
+          }
+        }
         distillation?.afterBackward()
         stage?.stage.afterBackward(self)
-        lossSum += Double(batchLoss.scalar) * Double(n)
+        lossSum += agreed[0]
         samples += n
         progress(
           BatchProgress(
@@ -250,14 +299,16 @@ final class ModelTraining {
             loss: lossSum / Double(samples), epochSeconds: Date().timeIntervalSince(epochStart),
             modelSeconds: Date().timeIntervalSince(started)))
       }
+      reducer?.finish()
       noGrad {
         if let scaler { scaler.step(optimizer) } else { optimizer.step() }
       }
+      collectives.broadcast(buffers)
       nonFiniteSteps = finite ? 0 : nonFiniteSteps + 1
       steps += 1
       globalStep += 1
       stage?.stage.afterStep(self, step: globalStep)
-      if batch < batchCount, shouldStop() {
+      if batch < batchCount, collectives.any(shouldStop()) {
         stoppedAt = EpochProgress(
           batch: batch, lossSum: lossSum, samples: samples, steps: steps,
           seconds: Date().timeIntervalSince(epochStart))
@@ -265,10 +316,12 @@ final class ModelTraining {
       }
     }
     optimizer.zeroGrad()
+    let reduction = reducer?.takeTimes()
     return EpochTraining(
       loss: samples > 0 ? lossSum / Double(samples) : .nan, samples: samples, steps: steps,
       learningRate: learningRate, lossScale: scaler.map { Double($0.scale) },
-      skippedSteps: scaler?.state.skippedSteps, stoppedAt: stoppedAt, diverged: diverged)
+      skippedSteps: scaler?.state.skippedSteps, stoppedAt: stoppedAt,
+      allreduceSeconds: reduction.map { $0.wait + $0.launch }, diverged: diverged)
   }
 }
 

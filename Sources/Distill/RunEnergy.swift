@@ -94,46 +94,54 @@ extension EpochProgress {
 /// `training` are the model's epoch windows (empty for a loaded teacher).
 func measureTest(
   _ model: Sequential, on test: Dataset, phase: String, meter: any EnergyMeter,
-  training: [EnergyMeasurement]
+  training: [EnergyMeasurement], collectives: any Collectives = SingleProcess()
 ) -> (Evaluation, ModelEnergy) {
-  let (evaluation, testWindow) = meter.measure("\(phase) test") { evaluate(model, on: test) }
-  // Outside the windows: one pass at batch 1024 and one single sample, so that the primitives
-  // oneDNN compiles for these shapes (the int8 network's are new) are not what is measured.
-  _ = evaluate(model, on: test, batchSize: inferenceBatch)
-  noGrad {
-    let wasTraining = model.isTraining
-    model.eval()
-    _ = model(Tensor(shape: [1] + test.sampleShape, storage: Array(test.features.prefix(test.sampleShape.reduce(1, *)))))
-    model.isTraining = wasTraining
-  }
-  var passes = 0
-  let (_, inference) = meter.measure("\(phase) inference, batch \(inferenceBatch)") {
-    let start = meter.read().seconds
-    repeat {
-      _ = evaluate(model, on: test, batchSize: inferenceBatch)
-      passes += 1
-    } while meter.read().seconds - start < inferenceMinimumSeconds
-  }
-  let samples = passes * test.count
-  var single = 0
-  let (_, singleWindow) = meter.measure("\(phase) inference, batch 1") {
-    let wasTraining = model.isTraining
-    model.eval()
-    defer { model.isTraining = wasTraining }
-    let shape = [1] + test.sampleShape
-    let size = test.sampleShape.reduce(1, *)
-    let start = meter.read().seconds
+  let (evaluation, testWindow) = meter.measure("\(phase) test") { evaluate(model, on: test, across: collectives) }
+  var (passes, single) = (0, 0)
+  var inference = EnergyMeasurement(
+    name: "", from: EnergyReading(joules: 0, seconds: 0), to: EnergyReading(joules: 0, seconds: 0), source: meter.source)
+  var singleWindow = inference
+  // Inference is measured by rank 0 alone on its own meter, the other ranks asleep in a barrier:
+  // the figures are one process's, as on one machine.
+  let local = (meter as? ClusterMeter)?.inner ?? meter
+  if collectives.rank == 0 {
+    // Outside the windows: one pass at batch 1024 and one single sample, so that the primitives
+    // oneDNN compiles for these shapes (the int8 network's are new) are not what is measured.
+    _ = evaluate(model, on: test, batchSize: inferenceBatch)
     noGrad {
+      let wasTraining = model.isTraining
+      model.eval()
+      _ = model(Tensor(shape: [1] + test.sampleShape, storage: Array(test.features.prefix(test.sampleShape.reduce(1, *)))))
+      model.isTraining = wasTraining
+    }
+    (_, inference) = local.measure("\(phase) inference, batch \(inferenceBatch)") {
+      let start = local.read().seconds
       repeat {
-        // 16 samples between clock reads.
-        for _ in 0..<16 {
-          let i = single % test.count
-          _ = model(Tensor(shape: shape, storage: Array(test.features[(i * size)..<((i + 1) * size)])))
-          single += 1
-        }
-      } while meter.read().seconds - start < inferenceMinimumSeconds
+        _ = evaluate(model, on: test, batchSize: inferenceBatch)
+        passes += 1
+      } while local.read().seconds - start < inferenceMinimumSeconds
+    }
+    (_, singleWindow) = local.measure("\(phase) inference, batch 1") {
+      let wasTraining = model.isTraining
+      model.eval()
+      defer { model.isTraining = wasTraining }
+      let shape = [1] + test.sampleShape
+      let size = test.sampleShape.reduce(1, *)
+      let start = local.read().seconds
+      noGrad {
+        repeat {
+          // 16 samples between clock reads.
+          for _ in 0..<16 {
+            let i = single % test.count
+            _ = model(Tensor(shape: shape, storage: Array(test.features[(i * size)..<((i + 1) * size)])))
+            single += 1
+          }
+        } while local.read().seconds - start < inferenceMinimumSeconds
+      }
     }
   }
+  collectives.barrier()
+  let samples = passes * test.count
   let drams = training.compactMap(\.dramJoules)
   let energy = ModelEnergy(
     source: meter.source, trainingJoules: training.reduce(0) { $0 + $1.joules },
@@ -174,4 +182,51 @@ public func pairedInferenceMicrojoules(
     }
   }
   return measured.map { $0.sorted()[$0.count / 2] }
+}
+
+/// A run's meter on a data-parallel run: every rank's reading summed over the ranks, so a window
+/// holds the whole job's energy. The CPU-time estimate sums every rank's CPU time; RAPL counts a
+/// whole host's packages, so only the lowest rank of each host (`Collectives.leadsHost`) adds its
+/// counters, and no package is counted twice. Ranks whose meters differ in kind (RAPL on one
+/// host, the estimate on another) all count the estimate. `read()` is collective: every rank
+/// reads at the same windows.
+final class ClusterMeter: EnergyMeter, @unchecked Sendable {
+  let inner: any EnergyMeter
+  let collectives: any Collectives
+  let source: EnergySource
+  let summary: String
+
+  init(_ inner: any EnergyMeter, collectives: any Collectives) {
+    self.inner = inner
+    self.collectives = collectives
+    let rapl = collectives.sum([inner.source == .rapl ? 1 : 0])[0]
+    source = Int(rapl) == collectives.size ? .rapl : .estimate
+    let ranks = "\(collectives.size) ranks on \(collectives.hosts) host\(collectives.hosts == 1 ? "" : "s")"
+    summary = source == .rapl
+      ? "\(inner.summary); summed over \(ranks), read once per host"
+      : "\(inner.source == .estimate ? inner.summary : "estimate: process CPU time") summed over \(ranks)"
+        + (Int(rapl) > 0 ? " (RAPL on only some hosts: every rank counts its estimate)" : "")
+  }
+
+  func read() -> EnergyReading {
+    let r = inner.read()
+    let leads = collectives.leadsHost
+    let joules: Double
+    let dram: Double?
+    if source == .rapl {
+      (joules, dram) = (leads ? r.joules : 0, r.dramJoules.map { leads ? $0 : 0 })
+    } else {
+      (joules, dram) = (r.estimateJoules ?? r.joules, nil)
+    }
+    let sums = collectives.sum([
+      joules, dram ?? 0, dram == nil ? 1 : 0, Double(r.implausibleSteps), r.estimateJoules ?? r.joules,
+    ])
+    var out = EnergyReading(joules: sums[0], dramJoules: sums[2] > 0 ? nil : sums[1], seconds: r.seconds)
+    out.implausibleSteps = Int(sums[3])
+    out.implausibleReason = r.implausibleReason
+    out.estimateJoules = source == .rapl ? sums[4] : nil
+    return out
+  }
+
+  func stop() {}
 }

@@ -50,6 +50,9 @@ public struct RunSummary: Equatable, Sendable {
   public var stopped: String? = nil
   /// The machine and software the run ended on; nil in summaries read back from older runs.
   public var environment: RunEnvironment? = nil
+  /// The data-parallel ranks the run trained on (1 without `mpirun`), and their hosts.
+  public var ranks = 1
+  public var hosts = 1
 
   /// `summary.json`'s text.
   public var json: String {
@@ -63,6 +66,7 @@ public struct RunSummary: Equatable, Sendable {
       ("energy_meter", energyMeter.map { .string($0) } ?? .null),
       ("energy_warning", energyWarning.map { .string($0) } ?? .null),
       ("environment", environment.map { .raw($0.json.text) } ?? .null),
+      ("ranks", .int(ranks)), ("hosts", .int(hosts)),
     ]
     // Written only for runs with stages, so that other summaries keep their fields.
     if !stages.isEmpty {

@@ -184,6 +184,7 @@ extension Trainer {
   /// Writes `student-<label>.h5`: the stage's model (`finalModel`) with its layer list as the
   /// architecture (zeros included), and the stage's groups beside it (`masks`).
   func saveStageModel(_ student: StudentNetwork, stage: StageRun, data: TrainingData) throws {
+    guard writesFiles else { return }
     let layers = stage.stage.finalLayers ?? student.layers
     try stage.stage.writeModel(
       stage.stage.finalModel(student.model), group: ModelRole.student.rawValue,

@@ -74,6 +74,18 @@ public final class Trainer {
   /// Asked after every optimizer step: when set (the CLI's SIGINT/SIGTERM handler), the run
   /// writes `latest.h5` and throws `TrainingError.stopped`.
   public var stopRequest: StopRequest?
+  /// The processes the run trains on: `Cluster.current`, one process unless the CLI started MPI
+  /// (`mpirun -np N`, the MPI build). Rank 0 alone takes the folder's lock and writes files.
+  public var collectives: any Collectives = Cluster.current
+  /// Data parallelism: the size of the gradient buckets summed over the ranks, and whether a
+  /// bucket's sum starts during backward (`GradientReducer`).
+  public var bucketBytes = Trainer.defaultBucketBytes
+  public var overlap = true
+  /// 1 MiB: our students' gradients are 0.1–5 MB, so PyTorch DDP's 25 MB would make one bucket
+  /// and leave nothing to overlap.
+  public static let defaultBucketBytes = 1 << 20
+  /// Whether this process writes the run folder (rank 0).
+  var writesFiles: Bool { collectives.rank == 0 }
 
   /// Prepares a run of `recipe`, read from `recipeFile` (whose text, when given, is copied into
   /// the run folder; otherwise the recipe's canonical JSON is). Throws `RecipeError` when an
@@ -133,11 +145,30 @@ public final class Trainer {
     -> RunSummary
   {
     let started = Date() - (resume?.state.runSeconds ?? 0)
-    let lock = try RunFolderLock(folder: runFolder.path)
-    defer { lock.release() }
-    if resume == nil { try runFolder.checkWritable(force: options.force) }
+    // Rank 0 takes the lock and checks the folder; the others wait for its verdict, so a refused
+    // folder ends every rank with rank 0's error.
+    let lockResult = Result { () throws -> RunFolderLock? in
+      guard writesFiles else { return nil }
+      let lock = try RunFolderLock(folder: runFolder.path)
+      if resume == nil {
+        do { try runFolder.checkWritable(force: options.force) } catch {
+          lock.release()
+          throw error
+        }
+      }
+      return lock
+    }
+    if collectives.any((try? lockResult.get()) == nil && writesFiles) {
+      _ = try lockResult.get()
+      throw ClusterError.rankZeroFailed(what: "use the run folder \(runFolder.path)")
+    }
+    let lock = try lockResult.get()
+    defer { lock?.release() }
+    if let resume, resume.state.ranks != collectives.size {
+      throw ClusterError.rankCountChanged(file: resume.path, saved: resume.state.ranks, now: collectives.size)
+    }
     let selected = try openRunMeter(recipe.energy, file: recipeFile)
-    meter = selected.meter
+    meter = collectives.size > 1 ? ClusterMeter(selected.meter, collectives: collectives) : selected.meter
     defer { selected.meter.stop() }
     onEvent(.energyMeter(source: selected.meter.source, summary: selected.meter.summary, warning: selected.warning))
     // The phase a resumed run continues: the teacher's, the student's, or a stage's.
@@ -167,6 +198,7 @@ public final class Trainer {
       ?? TrainingData.load(recipe.data, seed: recipe.seed, file: recipeFile, dataPath: options.dataPath)
     try data.requireSamples(file: recipeFile)
     let classCount = data.classCount
+    try requireDataParallel(data: data)
 
     // Build (or load) both models before training either, so a shape error or an unusable
     // weights file costs no training time, and before `prepare`, which may remove a file of ours
@@ -216,6 +248,7 @@ public final class Trainer {
       }
     }
     let distillation = try distill(studentNetwork)
+    if let warning = try requireDataParallel(distillation), writesFiles { onEvent(.warning(warning)) }
     // The stages too: a `layers` key naming a layer they cannot handle fails before training.
     let stages = try makeStages(student: studentNetwork, data: data)
     // Resumed within a stage after one that changed the network (`low_rank`, structured
@@ -230,7 +263,12 @@ public final class Trainer {
     }
 
     // Resuming, the folder's files change only once the checkpoint has been restored (`fit`).
-    if resume == nil {
+    // Every rank starts from rank 0's weights (built from the same seed, so this copies what is
+    // already there, as DDP's constructor does).
+    collectives.broadcast(
+      [student.parameters, student.buffers, teacher?.model.parameters ?? [], teacher?.model.buffers ?? []]
+        .flatMap { $0.map(\.tensor) } + (distillation?.extraParameters.map(\.tensor) ?? []))
+    if resume == nil, let lock {
       try runFolder.prepare(recipeText: recipeText, notes: overrides, force: options.force, lock: lock)
     }
     let checkpoints = RunCheckpoints(
@@ -284,8 +322,9 @@ public final class Trainer {
     (summary.stages, summary.stopped) = (compression.results, compression.stopped?.description)
     summary.result = compression.result
     summary.environment = .current()
-    (summary.energyMeter, summary.energyWarning) = (selected.meter.summary, selected.warning)
-    try runFolder.writeSummary(summary)
+    (summary.ranks, summary.hosts) = (collectives.size, collectives.hosts)
+    (summary.energyMeter, summary.energyWarning) = (meter.summary, selected.warning)
+    if writesFiles { try runFolder.writeSummary(summary) }
     if let stopped = compression.stopped { throw stopped }
     return summary
   }
@@ -298,10 +337,12 @@ public final class Trainer {
     // inputs; evaluation runs under `noGrad` and is unaffected. Weights and keys are unchanged.
     model.recomputeSegments = recipe.checkpoint.recompute?.segments
     let phase = stage?.label ?? role.rawValue
-    return ModelTraining(
+    let training = ModelTraining(
       role: role, model: model, spec: spec, shuffleSeed: derivedSeed(recipe.seed, "\(phase).shuffle"),
       augmentSeed: derivedSeed(recipe.seed, "\(phase).augment"), precision: recipe.precision,
       distillation: distillation, stage: stage, lossEpochOffset: lossEpochOffset, loss: loss)
+    training.distribute(over: collectives, bucketBytes: bucketBytes, overlap: overlap)
+    return training
   }
 
   /// The recipe's distillation methods built for the two networks (`DistillationRun`).
@@ -332,7 +373,7 @@ public final class Trainer {
     var lastLoss = Double.nan
     if let resume {
       try training.restore(from: resume.state, file: resume.path)
-      try runFolder.restoreMetrics(resume.state.metrics)
+      if writesFiles { try runFolder.restoreMetrics(resume.state.metrics) }
       (firstEpoch, progress) = (min(resume.state.epoch, epochs), resume.progress)
       (lastValidation, lastLoss) = resume.lastEpoch
     }
@@ -366,8 +407,9 @@ public final class Trainer {
         throw stopped()
       }
       let (validation, evalEnergy) = meter.measure("\(phase) epoch \(epoch + 1) evaluation") {
-        evaluate(model, on: data.validation)
+        evaluate(model, on: data.validation, across: collectives)
       }
+      try requireSameWeights(training, epoch: epoch + 1)
       for warning in [trainEnergy.warning, evalEnergy.warning].compactMap({ $0 }) { onEvent(.warning(warning)) }
       windows += [trainEnergy, evalEnergy]
       if before.batch > 0 {
@@ -380,9 +422,11 @@ public final class Trainer {
         learningRate: trained.learningRate, seed: recipe.seed, lossScale: trained.lossScale,
         skippedSteps: trained.skippedSteps)
       record.stage = training.stage?.label
+      (record.ranks, record.hosts) = (collectives.size, collectives.hosts)
+      record.allreduceSeconds = trained.allreduceSeconds
       for (name, value) in training.stage?.stage.figures ?? [] { record.figures[name] = value }
       record.record(training: trainEnergy, evaluation: evalEnergy, before: before)
-      try runFolder.append(record)
+      if writesFiles { try runFolder.append(record) }
       onEvent(.epoch(record))
       lastValidation = validation
       lastLoss = trained.loss
@@ -390,12 +434,12 @@ public final class Trainer {
       try checkpoints.save(
         training, epoch: epoch + 1, progress: EpochProgress(), modelStarted: started, last: (validation, trained.loss))
       let laterPhase = role == .teacher || (training.stage?.index ?? -1) + 1 < recipe.compress.count
-      if stopRequest?.isRequested == true, epoch + 1 < epochs || laterPhase { throw stopped() }
+      if collectives.any(stopRequest?.isRequested == true), epoch + 1 < epochs || laterPhase { throw stopped() }
     }
     let seconds = Date().timeIntervalSince(started)
     // A stage's result is the model it produces (a quantized network), tested and measured.
     let tested = training.stage?.stage.finalModel(model) ?? model
-    let (test, energy) = measureTest(tested, on: data.test, phase: phase, meter: meter, training: windows)
+    let (test, energy) = measureTest(tested, on: data.test, phase: phase, meter: meter, training: windows, collectives: collectives)
     model.eval()
     onEvent(.tested(phase: phase, evaluation: test, split: data.testSplit))
     return ModelResult(
@@ -415,7 +459,8 @@ public final class Trainer {
   private func testLoaded(_ model: Sequential, data: TrainingData, onEvent: (TrainingEvent) -> Void)
     -> ModelResult
   {
-    let (test, energy) = measureTest(model, on: data.test, phase: ModelRole.teacher.rawValue, meter: meter, training: [])
+    let (test, energy) = measureTest(
+      model, on: data.test, phase: ModelRole.teacher.rawValue, meter: meter, training: [], collectives: collectives)
     model.eval()
     onEvent(.tested(phase: ModelRole.teacher.rawValue, evaluation: test, split: data.testSplit))
     return ModelResult(

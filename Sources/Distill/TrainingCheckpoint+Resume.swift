@@ -150,7 +150,8 @@ extension Trainer {
       throw TrainingError.notARunFolder(folder: path, reason: "it has no recipe.yaml")
     }
     if FileManager.default.fileExists(atPath: folder.summaryPath) { return .finished(folder) }
-    let removed = folder.removeLeftoverTemporaryFiles()
+    // Rank 0 alone tidies the folder (a data-parallel resume); the others only read.
+    let removed = Cluster.current.rank == 0 ? folder.removeLeftoverTemporaryFiles() : []
     var point = try findCheckpoint(in: folder)
     if !removed.isEmpty {
       point.warnings.insert(
@@ -162,6 +163,7 @@ extension Trainer {
       options: TrainingOptions(
         dataPath: dataPath ?? state.dataPath, runFolder: path, seed: state.seedOverride,
         epochs: state.epochsOverride))
+    if let bucketBytes = state.bucketBytes { trainer.bucketBytes = bucketBytes }
     if trainer.recipe.canonicalHash != state.recipeHash {
       let stored = try? Recipe.parse(yaml: state.recipeJSON, file: point.path)
       let keys = stored.map { trainer.recipe.changedKeys(from: $0) } ?? []

@@ -104,6 +104,8 @@ final class RunCheckpoints {
     _ training: ModelTraining, epoch: Int, progress: EpochProgress, modelStarted: Date,
     last: (validation: Evaluation?, loss: Double)
   ) throws {
+    // Rank 0 alone writes; every rank holds the same state (`Collectives`).
+    guard trainer.collectives.rank == 0 else { return }
     let begun = Date()
     let recipe = trainer.recipe
     let runEpoch = (epochOffsets[training.phase] ?? 0) + epoch
@@ -130,6 +132,8 @@ final class RunCheckpoints {
     state.seedOverride = trainer.options.seed
     state.epochsOverride = trainer.options.epochs
     state.dataPath = trainer.absoluteDataPath
+    state.ranks = trainer.collectives.size
+    if state.ranks > 1 { state.bucketBytes = trainer.bucketBytes }
 
     var models: [(group: String, model: any Layer, architecture: String?)] = []
     if let teacher {

@@ -42,6 +42,11 @@ func installHDF5Vetting() {
     // never wrote is wild in the child too, whatever the parent's heap held there (a damaged
     // file's free of such a pointer crashed the parent but not an unperturbed child).
     environment["MALLOC_PERTURB_"] = "165"
+    // Not a rank of an MPI job: a child that inherited mpirun's variables would try to join it.
+    for key in environment.keys
+    where ["OMPI_", "PMIX_", "PMI_", "ORTE_", "OPAL_"].contains(where: { key.hasPrefix($0) }) {
+      environment[key] = nil
+    }
     child.environment = environment
     let done = DispatchSemaphore(value: 0)
     child.terminationHandler = { _ in done.signal() }

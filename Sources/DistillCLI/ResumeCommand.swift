@@ -34,6 +34,9 @@ struct ResumeCommand: ParsableCommand {
   @Flag(help: "Print only the final result.")
   var quiet = false
 
+  @Flag(help: "Data-parallel runs (mpirun): sum every bucket after backward instead of during it.")
+  var noOverlap = false
+
   func validate() throws {
     if let threads, threads < 1 { throw ValidationError("--threads must be at least 1, got \(threads)") }
   }
@@ -43,25 +46,26 @@ struct ResumeCommand: ParsableCommand {
     do {
       switch try Trainer.prepareResume(runFolder: runFolder, dataPath: data, force: force) {
       case .finished(let folder):
-        print("\(folder.path): the run already finished (\(folder.summaryPath) exists); nothing to resume")
+        if leadsOutput { print("\(folder.path): the run already finished (\(folder.summaryPath) exists); nothing to resume") }
       case .resume(let trainer, let point):
-        for warning in point.warnings { printWarning(warning) }
+        if leadsOutput { for warning in point.warnings { printWarning(warning) } }
         BLAS.threadCount = threads ?? point.state.blasThreads
-        if threads != nil && threads != point.state.blasThreads {
+        if threads != nil && threads != point.state.blasThreads && leadsOutput {
           printWarning(
             "the run used \(point.state.blasThreads) BLAS threads; with \(threads!) the results can differ "
               + "in the last bits from an uninterrupted run")
         }
         let state = point.state
-        if !quiet {
+        if !quiet && leadsOutput {
           print(
             "resuming \(trainer.recipe.name) from \(point.path): \(state.phase) epoch \(state.epoch)"
               + (state.batch > 0 ? ", batch \(state.batch) of epoch \(state.epoch + 1)" : " done"))
         }
         trainer.stopRequest = signals.request
+        trainer.overlap = !noOverlap
         let summary = try trainer.resume(
-          from: point, onEvent: ProgressDisplay(mode: ProgressDisplay.mode(quiet: quiet)).handle)
-        printResult(summary)
+          from: point, onEvent: leadRankOnly(ProgressDisplay(mode: ProgressDisplay.mode(quiet: quiet)).handle))
+        if leadsOutput { printResult(summary) }
       }
     } catch let error as TrainingError {
       if case .stopped = error { exitAfterStop(error) }

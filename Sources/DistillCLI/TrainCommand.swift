@@ -41,11 +41,14 @@ struct TrainCommand: ParsableCommand {
   @Flag(help: "Print only the final result.")
   var quiet = false
 
+  @OptionGroup var parallel: DataParallelOptions
+
   @Flag(help: "Replace the results of an earlier run in the run folder.")
   var force = false
 
   func validate() throws {
     if let threads, threads < 1 { throw ValidationError("--threads must be at least 1, got \(threads)") }
+    try parallel.validate()
     if let epochs, epochs < 1 { throw ValidationError("--epochs must be at least 1, got \(epochs)") }
     if seeds != nil && seed != nil { throw ValidationError("give --seed or --seeds, not both") }
     if seeds != nil { _ = try seedList() }
@@ -75,9 +78,9 @@ struct TrainCommand: ParsableCommand {
           recipePath: recipe,
           options: TrainingOptions(dataPath: data, runFolder: out, force: force, seed: seed, epochs: epochs))
         trainer.stopRequest = signals.request
-        let summary = try trainer.run(
-          onEvent: ProgressDisplay(mode: ProgressDisplay.mode(quiet: quiet)).handle)
-        printResult(summary)
+        parallel.apply(to: trainer)
+        let summary = try trainer.run(onEvent: leadRankOnly(ProgressDisplay(mode: ProgressDisplay.mode(quiet: quiet)).handle))
+        if leadsOutput { printResult(summary) }
       }
     } catch let error as ValidationError {
       throw error
@@ -108,13 +111,15 @@ struct TrainCommand: ParsableCommand {
     let warnings = ProgressDisplay.PrintedWarnings()
     for trainer in trainers {
       trainer.stopRequest = signals.request
+      parallel.apply(to: trainer)
       let display = ProgressDisplay(
         mode: ProgressDisplay.mode(quiet: quiet), prefix: "[seed \(trainer.recipe.seed)] ",
         printedWarnings: warnings)
-      let summary = try trainer.run(onEvent: display.handle)
-      if !quiet { printResult(summary) }
+      let summary = try trainer.run(onEvent: leadRankOnly(display.handle))
+      if !quiet && leadsOutput { printResult(summary) }
       summaries.append(summary)
     }
+    guard leadsOutput else { return }
     let first = summaries[0]
     print(
       "\(first.name): \(summaries.count) seeds (\(seeds.map(String.init).joined(separator: ", "))), "
@@ -162,7 +167,40 @@ func meanAndDeviation(_ fractions: [Double]) -> String {
   return "\(fixed(mean * 100, 2)) ± \(fixed(variance.squareRoot() * 100, 2))%"
 }
 
-/// Prints an error's description (it names the file and key, or the folder) to standard error.
+/// Prints an error's description (it names the file and key, or the folder) to standard error;
+/// in a data-parallel run, prefixed with the rank.
 func printError(_ error: any Error) {
-  FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+  let rank = Cluster.current.size > 1 ? "rank \(Cluster.current.rank): " : ""
+  FileHandle.standardError.write(Data("\(rank)error: \(error)\n".utf8))
+}
+
+/// Whether this process prints progress and results: every process but a data-parallel run's
+/// ranks other than 0, which train silently (their errors are still printed).
+var leadsOutput: Bool { Cluster.current.rank == 0 }
+
+/// `handle` on rank 0; nothing on the other ranks.
+func leadRankOnly(_ handle: @escaping (TrainingEvent) -> Void) -> (TrainingEvent) -> Void {
+  leadsOutput ? handle : { _ in }
+}
+
+/// `--bucket-mb`, `--no-overlap`: how a data-parallel run (`mpirun -np N`) sums its gradients.
+struct DataParallelOptions: ParsableArguments {
+  @Option(
+    name: .customLong("bucket-mb"),
+    help: "Data-parallel runs (mpirun): gradient bucket size in MiB, summed over the ranks as backward goes (default 1).")
+  var bucketMB: Double?
+
+  @Flag(help: "Data-parallel runs (mpirun): sum every bucket after backward instead of during it.")
+  var noOverlap = false
+
+  func validate() throws {
+    if let bucketMB, !(bucketMB > 0 && bucketMB <= 1024) {
+      throw ValidationError("--bucket-mb must be more than 0 and at most 1024, got \(bucketMB)")
+    }
+  }
+
+  func apply(to trainer: Trainer) {
+    if let bucketMB { trainer.bucketBytes = max(4, Int(bucketMB * 1_048_576)) }
+    trainer.overlap = !noOverlap
+  }
 }

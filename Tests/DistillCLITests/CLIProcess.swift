@@ -23,9 +23,10 @@ final class DistillProcess {
   private let output: URL
   private let errors: URL
 
-  /// Starts `distill arguments…` in `directory`.
+  /// Starts `distill arguments…` in `directory`; with a `launcher` (`mpirun -np 2 …`), starts
+  /// `launcher… distill arguments…`.
   init(
-    _ arguments: [String], in directory: String, environment: [String: String] = [:],
+    _ arguments: [String], in directory: String, environment: [String: String] = [:], launcher: [String] = [],
     file: StaticString = #filePath, line: UInt = #line
   ) throws
   {
@@ -40,8 +41,13 @@ final class DistillProcess {
     errors = URL(fileURLWithPath: NSTemporaryDirectory() + "distill-err-\(id)")
     _ = FileManager.default.createFile(atPath: output.path, contents: nil)
     _ = FileManager.default.createFile(atPath: errors.path, contents: nil)
-    process.executableURL = URL(fileURLWithPath: executable)
-    process.arguments = arguments
+    if let program = launcher.first {
+      process.executableURL = URL(fileURLWithPath: program)
+      process.arguments = Array(launcher.dropFirst()) + [executable] + arguments
+    } else {
+      process.executableURL = URL(fileURLWithPath: executable)
+      process.arguments = arguments
+    }
     if !environment.isEmpty {
       process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
     }
@@ -72,10 +78,10 @@ final class DistillProcess {
   var standardError: String { (try? String(contentsOf: errors, encoding: .utf8)) ?? "" }
 
   /// Runs `distill arguments…` to its end: (status, stdout, stderr).
-  static func run(_ arguments: [String], in directory: String, environment: [String: String] = [:]) throws -> (
-    Int32, String, String
-  ) {
-    let p = try DistillProcess(arguments, in: directory, environment: environment)
+  static func run(
+    _ arguments: [String], in directory: String, environment: [String: String] = [:], launcher: [String] = []
+  ) throws -> (Int32, String, String) {
+    let p = try DistillProcess(arguments, in: directory, environment: environment, launcher: launcher)
     let status = p.wait()
     return (status, p.standardOutput, p.standardError)
   }

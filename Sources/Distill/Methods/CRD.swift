@@ -18,6 +18,7 @@ import DistillRecipes
 /// samples move to the new embeddings with `momentum` and are renormalised. The banks, Z and the
 /// negative-sampling stream are checkpointed; the heads train with the student.
 final class ContrastiveRD: DistillationMethod {
+  static var couplesSamples: Bool { true }
   static let info = MethodInfo(
     name: "crd", title: "Contrastive representation distillation",
     paper: "Tian, Krishnan & Isola, Contrastive Representation Distillation, ICLR 2020",

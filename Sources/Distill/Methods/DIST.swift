@@ -10,6 +10,7 @@ import DistillRecipes
 ///
 /// as the authors' `DIST` loss computes it. Needs batches of more than one sample.
 final class DISTMethod: DistillationMethod {
+  static var couplesSamples: Bool { true }
   static let info = MethodInfo(
     name: "dist", title: "DIST: distillation from a stronger teacher",
     paper: "Huang, You, Wang, Qian & Xu, Knowledge Distillation from A Stronger Teacher, NeurIPS 2022",

@@ -173,6 +173,10 @@ protocol DistillationMethod: AnyObject {
   /// Called after each micro-batch's backward pass (CRD writes its memory banks here, after
   /// the gradients that read them).
   func afterBackward()
+  /// Whether the loss relates the samples of a batch to each other (similarity matrices, batch
+  /// correlations, memory banks): in data-parallel training each rank computes it over its own
+  /// shard, so the result differs from one process's.
+  static var couplesSamples: Bool { get }
 }
 
 extension DistillationMethod {
@@ -183,6 +187,7 @@ extension DistillationMethod {
   var state: MethodState { MethodState() }
   func restore(_ state: MethodState, file: String) throws {}
   func afterBackward() {}
+  static var couplesSamples: Bool { false }
 
   /// A number setting.
   static func number(_ key: String, _ settings: MethodSettings) -> Double { settings.number(key, in: info.keys) }

@@ -9,6 +9,7 @@ import DistillRecipes
 ///
 /// as mdistiller's `pkt_loss` computes it, on the penultimate features (`pooled_feat`).
 final class ProbabilisticKT: DistillationMethod {
+  static var couplesSamples: Bool { true }
   static let info = MethodInfo(
     name: "pkt", title: "Probabilistic knowledge transfer",
     paper: "Passalis & Tefas, Learning Deep Representations with Probabilistic Knowledge Transfer, ECCV 2018",

@@ -10,6 +10,7 @@ import DistillRecipes
 /// as mdistiller's `rkd_loss` computes it (distances not squared, clamped at ε = 1e-12, the
 /// diagonal 0), on the penultimate features (`pooled_feat`).
 final class RelationalKD: DistillationMethod {
+  static var couplesSamples: Bool { true }
   static let info = MethodInfo(
     name: "rkd", title: "Relational knowledge distillation",
     paper: "Park, Kim, Lu & Cho, Relational Knowledge Distillation, CVPR 2019",

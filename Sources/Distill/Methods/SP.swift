@@ -9,6 +9,7 @@ import DistillRecipes
 /// as mdistiller's `sp_loss` computes it, on the last stage output (`feats[-1]`; the
 /// penultimate features of a network without feature maps).
 final class SimilarityPreserving: DistillationMethod {
+  static var couplesSamples: Bool { true }
   static let info = MethodInfo(
     name: "sp", title: "Similarity-preserving distillation",
     paper: "Tung & Mori, Similarity-Preserving Knowledge Distillation, ICCV 2019",
