@@ -157,6 +157,7 @@ final class Int8Primitives<Key: Hashable & Sendable>: @unchecked Sendable {
   /// The primitive for `key`, made by `create` the first time (nil: refused, or a refusal
   /// simulated by the tests); `what` names the operation in the warning.
   func primitive(for key: Key, describing what: String, create: () -> OpaquePointer?) -> Box? {
+    guard Int8Kernels.oneDNNIsExact else { return nil }
     if let box = kept.withLock({ $0[key] }) { return box }
     if refused.withLock({ $0.contains(key) }) || OneDNNRefusal.isSimulated { return nil }
     guard let handle = create() else {
@@ -171,3 +172,15 @@ final class Int8Primitives<Key: Hashable & Sendable>: @unchecked Sendable {
     return box
   }
 }
+
+/// Where the int8 products and convolutions run.
+public enum Int8Kernels {
+  /// Whether oneDNN's u8 × s8 kernels give exact int32 sums here: on a CPU with an int8
+  /// dot-product instruction (AVX-512 VNNI, AVX-VNNI). Without one, oneDNN adds pairs of u8 × s8
+  /// products in 16 bits with saturation (`vpmaddubsw`: 2 · 255 · 127 > 32767), which oneDNN
+  /// documents and PyTorch's fbgemm avoids with 7-bit activations (`reduce_range`); our models'
+  /// activations use all 8 bits, so there the engine computes the exact sums in its own kernel
+  /// (`reference`), slower but the same numbers.
+  public static let oneDNNIsExact = distill_cpu_has_int8_dot_product() != 0
+}
+

@@ -1,4 +1,5 @@
 import CDNNL
+import CKernels
 import Synchronization
 
 #if canImport(Glibc)
@@ -42,12 +43,26 @@ public enum Convolution {
   private static let fuses = Atomic<Bool>(true)
 
   /// Whether `Tensor.convolutionChains` hands intermediates from one chain to the next in
-  /// oneDNN's 16-channel blocks instead of NCHW. Default true; the results are the same.
+  /// oneDNN's 16-channel blocks instead of NCHW. Default true where those blocks are oneDNN's
+  /// own (`linksNatively`: AVX-512), and there the results are the same bit for bit; false on
+  /// CPUs with 8-wide vectors (AVX2), whose kernels read 16-channel blocks with another
+  /// summation order (the same results to rounding) and no speed-up.
   public static var linksChains: Bool {
     get { links.load(ordering: .relaxed) }
     set { links.store(newValue, ordering: .relaxed) }
   }
-  private static let links = Atomic<Bool>(true)
+  private static let links = Atomic<Bool>(linksNatively)
+  /// Whether this CPU's oneDNN kernels work in 16-channel blocks (AVX-512).
+  public static let linksNatively = distill_cpu_has_avx512() != 0
+
+  /// Whether oneDNN has bfloat16 convolutions on this CPU (AVX-512 and later; oneDNN 2.x has none
+  /// for AVX2). Without them a convolution under autocast runs in Float, unrounded, as a shape
+  /// oneDNN refuses does.
+  public static let bfloat16Available: Bool = {
+    let geometry = WindowGeometry(inputShape: [2, 8, 8, 8], kernelHeight: 3, kernelWidth: 3, stride: 1, padding: 1)
+    let key = OneDNNConvolutionKey(geometry, outChannels: 8, hasBias: false, blocked: true, bf16: true)
+    return OneDNNConvolution(key) != nil
+  }()
 
   /// Whether a convolution with `inChannels` input channels reads bfloat16 under autocast.
   /// With fewer than 8 input channels (a network's first layer on images) oneDNN's bfloat16
@@ -61,7 +76,7 @@ public enum Convolution {
   /// `runsInBFloat16`, else Float alone. The choice is made in the forward pass and kept for
   /// backward.
   static func bfloat16Choices(inChannels: Int) -> [Bool] {
-    BF16Autocast.isEnabled && runsInBFloat16(inChannels: inChannels) ? [true, false] : [false]
+    BF16Autocast.isEnabled && runsInBFloat16(inChannels: inChannels) && bfloat16Available ? [true, false] : [false]
   }
 
   /// oneDNN's version, "major.minor.patch".

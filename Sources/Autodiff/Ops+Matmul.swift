@@ -215,7 +215,7 @@ struct BFloat16Matrix {
     ldb: Int, accumulate: Bool, _ c: UnsafeMutablePointer<Float>, ldc: Int
   ) {
     guard m > 0, n > 0 else { return }
-    if k > 0 {
+    if k > 0 && MatrixProducts.bfloat16Available {
       let key = OneDNNMatmulKey(
         m: m, n: n, k: k, lda: lda, ldb: ldb, ldc: ldc, transposeA: transposeA, transposeB: transposeB, bf16: true,
         accumulate: accumulate)
@@ -332,6 +332,15 @@ public enum MatrixProductLog {
 /// (read once, for benchmarks).
 public enum MatrixProducts {
   public enum Engine: String, Sendable { case auto, openblas, onednn }
+
+  /// Whether oneDNN has bfloat16 matrix products on this CPU (AVX-512 and later). Without them a
+  /// product under autocast widens its bfloat16 operands back to Float (exactly) and runs
+  /// `cblas_sgemm`: the same operands and Float accumulation, logged as a Float product.
+  public static let bfloat16Available: Bool = {
+    let key = OneDNNMatmulKey(
+      m: 4, n: 4, k: 4, lda: 4, ldb: 4, ldc: 4, transposeA: false, transposeB: false, bf16: true, accumulate: false)
+    return OneDNNMatmul(key) != nil
+  }()
 
   private static let current = Atomic<Int>({
     switch getenv("DISTILL_F32_MATMUL").map({ String(cString: $0) }) {

@@ -95,7 +95,9 @@ final class MethodReferenceTests: XCTestCase {
       labels: f.labels, indices: indices ?? Array(0..<f.labels.count), epoch: epoch)
     let loss = method.loss(batch)
     let expected = f.cases[reference]!
-    XCTAssertEqual(loss.scalar, expected.loss, accuracy: 1e-5 * abs(expected.loss), "\(reference) loss", file: file, line: line)
+    // 3e-5: the products under the similarity losses sum in an order that depends on the CPU's
+    // vector width (AVX2 or AVX-512); PKT's sum of log ratios moved by 1.4e-5 between the two.
+    XCTAssertEqual(loss.scalar, expected.loss, accuracy: 3e-5 * abs(expected.loss), "\(reference) loss", file: file, line: line)
     loss.backward()
     for (key, tensor) in student {
       guard let gradient = expected.gradients[key] else {

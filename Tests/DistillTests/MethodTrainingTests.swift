@@ -68,14 +68,16 @@ final class MethodTrainingTests: XCTestCase {
 
   /// Each method trains the student, from one teacher trained once: finite losses, a falling
   /// loss, well above chance (10%; the student alone reached 38% in these 4 epochs). The weights are moderate: the references' (AT 1000, PKT
-  /// 30000, …) were tuned for CIFAR ResNets and overwhelm this 4-epoch, 8×8-pixel student.
+  /// 30000, …) were tuned for CIFAR ResNets and overwhelm this 4-epoch, 8×8-pixel student;
+  /// logit standardisation's KD weight 9 left it at 15% on an AVX2 machine (above 30% on
+  /// AVX-512, where the products round otherwise), so it trains with weight 1 here.
   func testEveryMethodTrainsTheStudent() throws {
     let teacherRun = folder + "-teacher"
     defer { try? FileManager.default.removeItem(atPath: teacherRun) }
     let (first, _) = try train("{method: kd}", into: teacherRun)
     XCTAssertGreaterThan(first.teacher!.test.accuracy, 0.8)
     let recipes = [
-      "{method: kd, logit_standardization: true, temperature: 2, alpha: 9, ce_weight: 0.1}",
+      "{method: kd, logit_standardization: true, temperature: 2, alpha: 1, ce_weight: 0.1}",
       "{method: dkd, dkd: {beta: 1, warmup: 2}}", "{method: dist}",
       "{method: hint, hint: {teacher_layer: 4, student_layer: 4}}", "{method: fitnets, fitnets: {weight: 1}}",
       "{method: at, at: {weight: 10}}", "{method: nst, nst: {weight: 1}}", "{method: pkt, pkt: {weight: 10}}",

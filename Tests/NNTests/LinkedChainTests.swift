@@ -9,7 +9,7 @@ import _TestSupport
 /// the intermediate goes back to NCHW.
 final class LinkedChainTests: XCTestCase {
   override func tearDown() {
-    Convolution.linksChains = true
+    Convolution.linksChains = Convolution.linksNatively
     Convolution.fusesBlocks = true
   }
 
@@ -44,7 +44,17 @@ final class LinkedChainTests: XCTestCase {
       let unlinked = run(b, linked: false, precision: precision)
       XCTAssertEqual(linked.count, unlinked.count)
       for (part, (l, u)) in zip(linked, unlinked).enumerated() {
-        XCTAssertEqual(l, u, "\(precision) part \(part)")
+        if Convolution.linksNatively {
+          XCTAssertEqual(l, u, "\(precision) part \(part)")
+        } else {
+          // AVX2 kernels read the 16-channel blocks in another order: the same to rounding
+          // (binary16 activations round that difference up to an ulp of binary16). The scale is
+          // the whole part's: a gradient that cancels to rounding noise (a convolution's bias
+          // before batch norm) is compared with the noise's size.
+          let scale = u.map { abs($0) }.max() ?? 1
+          let relative: Float = precision == "f16" ? 2e-3 : 1e-4
+          assertClose(l, u, absoluteTolerance: max(relative * scale, precision == "f16" ? 1e-5 : 1e-6), relativeTolerance: relative, "\(precision) part \(part)")
+        }
       }
     }
   }
@@ -58,7 +68,11 @@ final class LinkedChainTests: XCTestCase {
     Convolution.linksChains = true
     let linked = noGrad { model(x) }.storage
     Convolution.linksChains = false
-    XCTAssertEqual(noGrad { model(x) }.storage, linked)
+    if Convolution.linksNatively {
+      XCTAssertEqual(noGrad { model(x) }.storage, linked)
+    } else {
+      assertClose(noGrad { model(x) }.storage, linked, absoluteTolerance: 1e-5, relativeTolerance: 1e-4)
+    }
   }
 
   func testAChainThatDeclinesGetsItsInputBackInNCHW() {

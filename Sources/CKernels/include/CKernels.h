@@ -55,4 +55,11 @@ long distill_heap_bytes_in_use(void);
 /// kernel or file system cannot exchange).
 int distill_exchange_paths(const char *first, const char *second);
 
+// 1 when the CPU has an int8 dot-product instruction (AVX-512 VNNI or AVX-VNNI). Without one,
+// oneDNN's u8 × s8 kernels add pairs of products in 16 bits (vpmaddubsw), which saturates.
+int distill_cpu_has_int8_dot_product(void);
+
+// 1 when the CPU has AVX-512 (oneDNN's native channel block is then 16, else 8).
+int distill_cpu_has_avx512(void);
+
 #endif
