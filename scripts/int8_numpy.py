@@ -26,7 +26,9 @@ def quantized_input(x, i):
     """The layer's input quantized to uint8 per tensor, as int32 with the zero point taken off."""
     scale = g[f"{i}.input_scale"][()].astype(np.float32)
     zero = int(g[f"{i}.input_zero_point"][()])
-    q = np.clip(np.rint(x * (np.float32(1) / scale)) + zero, 0, 255).astype(np.int32)
+    # 127 for 7-bit activations (reduce_range: files made on CPUs without VNNI); absent = 255.
+    quant_max = int(g[f"{i}.input_quant_max"][()]) if f"{i}.input_quant_max" in g else 255
+    q = np.clip(np.rint(x * (np.float32(1) / scale)) + zero, 0, quant_max).astype(np.int32)
     return q - zero, scale
 
 

@@ -101,7 +101,7 @@ public final class Int8Convolution: @unchecked Sendable {
 
   private func primitive(_ key: [Int]) -> Int8Primitives<[Int]>.Box? {
     primitives.primitive(
-      for: key, describing: "the int8 convolution of [\(key[0]), \(inChannels), \(key[1]), \(key[2])]"
+      for: key, input: input, describing: "the int8 convolution of [\(key[0]), \(inChannels), \(key[1]), \(key[2])]"
     ) {
       weights.withUnsafeBufferPointer { w in
         outputScales.withUnsafeBufferPointer { s in

@@ -4,34 +4,47 @@ import Foundation
 import Synchronization
 
 /// Per-tensor asymmetric quantization of activations to uint8 (PyTorch's `quint8` with
-/// `per_tensor_affine`): q = clamp(rint(x · (1 / scale)) + zeroPoint, 0, 255), rounding half to
-/// even (as fbgemm's quantize, which multiplies by the inverse scale), and x ≈ scale · (q − zeroPoint).
+/// `per_tensor_affine`): q = clamp(rint(x · (1 / scale)) + zeroPoint, 0, quantMax), rounding half
+/// to even (as fbgemm's quantize, which multiplies by the inverse scale), and
+/// x ≈ scale · (q − zeroPoint). `quantMax` is 255, or 127 for 7-bit activations (PyTorch's
+/// `reduce_range`), which keep oneDNN's u8 × s8 kernels exact on CPUs without an int8 dot product
+/// (`Int8Kernels`).
 public struct ActivationQuantization: Equatable, Sendable {
   public var scale: Float
   public var zeroPoint: Int32
+  public var quantMax: Int32
 
-  public init(scale: Float, zeroPoint: Int32) {
-    precondition(scale > 0 && scale.isFinite && (0...255).contains(zeroPoint), "scale \(scale), zero point \(zeroPoint)")
+  public init(scale: Float, zeroPoint: Int32, quantMax: Int32 = 255) {
+    precondition(quantMax == 255 || quantMax == 127, "quant max \(quantMax)")
+    precondition(
+      scale > 0 && scale.isFinite && (0...quantMax).contains(zeroPoint), "scale \(scale), zero point \(zeroPoint)")
     self.scale = scale
     self.zeroPoint = zeroPoint
+    self.quantMax = quantMax
   }
 
   /// The parameters covering [min, max] widened to hold 0 (PyTorch's `MinMaxObserver` for
-  /// `quint8`): scale = (max − min) / 255, zero point = clamp(round(−min / scale), 0, 255); a
-  /// range of width 0 takes scale 1 (as PyTorch's `eps` floor would, for a constant 0).
-  public init(min: Float, max: Float) {
+  /// `quint8`, with `reduce_range` when `quantMax` is 127): scale = (max − min) / quantMax, zero
+  /// point = clamp(round(−min / scale), 0, quantMax); a range of width 0 takes scale 1 (as
+  /// PyTorch's `eps` floor would, for a constant 0).
+  public init(min: Float, max: Float, quantMax: Int32 = 255) {
     let low = Swift.min(min, 0)
     let high = Swift.max(max, 0)
-    let scale = high > low ? (high - low) / 255 : 1
+    let scale = high > low ? (high - low) / Float(quantMax) : 1
     let zero = (-low / scale).rounded(.toNearestOrEven)
-    self.init(scale: scale, zeroPoint: Int32(Swift.max(0, Swift.min(255, zero))))
+    self.init(scale: scale, zeroPoint: Int32(Swift.max(0, Swift.min(Float(quantMax), zero))), quantMax: quantMax)
   }
 
-  /// `values` quantized: clamp(rint(x · (1 / scale)) + zeroPoint, 0, 255), ties to even, NaN
+  /// The activation range a model quantized on this machine uses: 8 bits where oneDNN's int8
+  /// kernels are exact (`Int8Kernels.oneDNNIsExact`), else 7 (`reduce_range`, as PyTorch's fbgemm
+  /// qconfig on x86), so that they are.
+  public static var machineQuantMax: Int32 { Int8Kernels.oneDNNIsExact ? 255 : 127 }
+
+  /// `values` quantized: clamp(rint(x · (1 / scale)) + zeroPoint, 0, quantMax), ties to even, NaN
   /// to 0 (a C kernel, AVX-512 where the CPU has it).
   public func quantize(_ values: UnsafeBufferPointer<Float>, into out: UnsafeMutableBufferPointer<UInt8>) {
     precondition(out.count >= values.count)
-    distill_quantize_u8(values.baseAddress, out.baseAddress, values.count, 1 / scale, zeroPoint)
+    distill_quantize_u8(values.baseAddress, out.baseAddress, values.count, 1 / scale, zeroPoint, quantMax)
   }
 }
 
@@ -122,7 +135,7 @@ public final class Int8Product: @unchecked Sendable {
 
   private func primitive(batch: Int) -> Int8Primitives<Int>.Box? {
     primitives.primitive(
-      for: batch, describing: "the int8 product [\(batch), \(inFeatures)] × [\(inFeatures), \(outFeatures)]"
+      for: batch, input: input, describing: "the int8 product [\(batch), \(inFeatures)] × [\(inFeatures), \(outFeatures)]"
     ) {
       weights.withUnsafeBufferPointer { w in
         outputScales.withUnsafeBufferPointer { s in
@@ -156,8 +169,10 @@ final class Int8Primitives<Key: Hashable & Sendable>: @unchecked Sendable {
 
   /// The primitive for `key`, made by `create` the first time (nil: refused, or a refusal
   /// simulated by the tests); `what` names the operation in the warning.
-  func primitive(for key: Key, describing what: String, create: () -> OpaquePointer?) -> Box? {
-    guard Int8Kernels.oneDNNIsExact else { return nil }
+  func primitive(
+    for key: Key, input: ActivationQuantization, describing what: String, create: () -> OpaquePointer?
+  ) -> Box? {
+    guard Int8Kernels.oneDNNIsExact(for: input) else { return nil }
     if let box = kept.withLock({ $0[key] }) { return box }
     if refused.withLock({ $0.contains(key) }) || OneDNNRefusal.isSimulated { return nil }
     guard let handle = create() else {
@@ -179,8 +194,15 @@ public enum Int8Kernels {
   /// dot-product instruction (AVX-512 VNNI, AVX-VNNI). Without one, oneDNN adds pairs of u8 × s8
   /// products in 16 bits with saturation (`vpmaddubsw`: 2 · 255 · 127 > 32767), which oneDNN
   /// documents and PyTorch's fbgemm avoids with 7-bit activations (`reduce_range`); our models'
-  /// activations use all 8 bits, so there the engine computes the exact sums in its own kernel
-  /// (`reference`), slower but the same numbers.
+  /// files made on such a CPU use 7-bit activations (`ActivationQuantization.machineQuantMax`),
+  /// which oneDNN sums exactly; 8-bit ones are summed by the engine's own kernel (`reference`),
+  /// slower but the same numbers.
   public static let oneDNNIsExact = distill_cpu_has_int8_dot_product() != 0
+
+  /// Whether oneDNN sums products with inputs quantized by `input` exactly here: always with an
+  /// int8 dot product, else for 7-bit inputs (2 · 127 · 127 < 32767).
+  public static func oneDNNIsExact(for input: ActivationQuantization) -> Bool {
+    oneDNNIsExact || input.quantMax <= 127
+  }
 }
 

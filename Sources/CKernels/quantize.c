@@ -1,6 +1,7 @@
 // Float -> uint8 quantization of activations with runtime CPU-feature dispatch: AVX-512 F/BW/VL (16
 // lanes) or a portable loop giving the same bytes. q = clamp(rint(x · inverse_scale) + zero_point,
-// 0, 255), rounding to nearest, ties to even; NaN quantizes to 0.
+// 0, quant_max), rounding to nearest, ties to even; NaN quantizes to 0. quant_max is 255, or 127
+// for 7-bit activations (`reduce_range`).
 #include "CKernels.h"
 #include <math.h>
 
@@ -11,22 +12,22 @@
 
 // The product is clamped to ±512 first, so that the conversion to an integer never overflows
 // (and gives the same clamped byte: |zero_point| ≤ 255).
-static void quantize_portable(const float *src, uint8_t *dst, size_t n, float inverse_scale, int zero_point) {
+static void quantize_portable(const float *src, uint8_t *dst, size_t n, float inverse_scale, int zero_point, int quant_max) {
   for (size_t i = 0; i < n; i++) {
     float v = src[i] * inverse_scale;
     if (!(v >= -512.0f)) v = -512.0f;  // also NaN
     if (v > 512.0f) v = 512.0f;
     int q = (int)nearbyintf(v) + zero_point;
-    dst[i] = (uint8_t)(q < 0 ? 0 : q > 255 ? 255 : q);
+    dst[i] = (uint8_t)(q < 0 ? 0 : q > quant_max ? quant_max : q);
   }
 }
 
 #ifdef DISTILL_X86_64
 __attribute__((target("avx512f,avx512bw,avx512vl")))
-static void quantize_avx512(const float *src, uint8_t *dst, size_t n, float inverse_scale, int zero_point) {
+static void quantize_avx512(const float *src, uint8_t *dst, size_t n, float inverse_scale, int zero_point, int quant_max) {
   const __m512 scale = _mm512_set1_ps(inverse_scale);
   const __m512 low = _mm512_set1_ps(-512.0f), high = _mm512_set1_ps(512.0f);
-  const __m512i zero = _mm512_set1_epi32(zero_point), lo = _mm512_setzero_si512(), hi = _mm512_set1_epi32(255);
+  const __m512i zero = _mm512_set1_epi32(zero_point), lo = _mm512_setzero_si512(), hi = _mm512_set1_epi32(quant_max);
   size_t i = 0;
   for (; i < n; i += 16) {
     __mmask16 mask = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
@@ -42,7 +43,7 @@ static void quantize_avx512(const float *src, uint8_t *dst, size_t n, float inve
 enum { Q_UNSET, Q_PORTABLE, Q_AVX512 };
 static int q_path = Q_UNSET;
 
-void distill_quantize_u8(const float *src, uint8_t *dst, size_t count, float inverse_scale, int zero_point) {
+void distill_quantize_u8(const float *src, uint8_t *dst, size_t count, float inverse_scale, int zero_point, int quant_max) {
   if (q_path == Q_UNSET) {
     q_path = Q_PORTABLE;
 #ifdef DISTILL_X86_64
@@ -52,11 +53,11 @@ void distill_quantize_u8(const float *src, uint8_t *dst, size_t count, float inv
   }
 #ifdef DISTILL_X86_64
   if (q_path == Q_AVX512) {
-    quantize_avx512(src, dst, count, inverse_scale, zero_point);
+    quantize_avx512(src, dst, count, inverse_scale, zero_point, quant_max);
     return;
   }
 #endif
-  quantize_portable(src, dst, count, inverse_scale, zero_point);
+  quantize_portable(src, dst, count, inverse_scale, zero_point, quant_max);
 }
 
 int distill_quantize_use_path(const char *name) {

@@ -53,6 +53,7 @@ public func saveQuantizedModel(
       try group.writeDataset("\(index).weight_scale", floats: int8.scales, shape: [int8.shape[0]])
       try group.writeDataset("\(index).input_scale", floats: [int8.input.scale], shape: [])
       try group.writeDataset("\(index).input_zero_point", integers: [Int64(int8.input.zeroPoint)], shape: [])
+      try group.writeDataset("\(index).input_quant_max", integers: [Int64(int8.input.quantMax)], shape: [])
     }
   }
 }
@@ -104,16 +105,25 @@ public func loadQuantizedModel(group groupName: String, from path: String, into 
     let scales = try member("weight_scale").readFiniteFloats(expectedShape: [out])
     let inputScale = try member("input_scale").readFiniteFloats(expectedShape: [])[0]
     let zero = try member("input_zero_point").readIntegers(expectedShape: [])[0]
+    // 7-bit activations (`reduce_range`) or 8; files from before the key have 8.
+    var quantMax: Int64 = 255
+    if group.contains("\(position).input_quant_max") {
+      quantMax = try member("input_quant_max").readIntegers(expectedShape: [])[0]
+      guard quantMax == 255 || quantMax == 127 else {
+        throw .invalidValue(
+          path: path, object: "\(group.name)/\(position).input_quant_max", value: "\(quantMax)", expected: "255 or 127")
+      }
+    }
     for (name, values) in [("weight_scale", scales), ("input_scale", [inputScale])] where values.contains(where: { !($0 > 0) }) {
       throw .invalidValue(path: path, object: "\(group.name)/\(position).\(name)", value: "\(values.min()!)", expected: "scales > 0")
     }
-    guard (0...255).contains(zero) else {
+    guard (0...quantMax).contains(zero) else {
       throw .invalidValue(
-        path: path, object: "\(group.name)/\(position).input_zero_point", value: "\(zero)", expected: "in 0...255")
+        path: path, object: "\(group.name)/\(position).input_zero_point", value: "\(zero)", expected: "in 0...\(quantMax)")
     }
     var bias: [Float]?
     if layer.localParameters.count > 1 { bias = try member("bias").readFiniteFloats(expectedShape: [out]) }
-    let input = ActivationQuantization(scale: inputScale, zeroPoint: Int32(zero))
+    let input = ActivationQuantization(scale: inputScale, zeroPoint: Int32(zero), quantMax: Int32(quantMax))
     if let conv {
       layers[position] = QuantizedConv2D(
         convolution: Int8Convolution(

@@ -112,9 +112,11 @@ final class GradientReducer {
             parameter.grad = nil
             continue
           }
-          let sum = Array(buffer[offsets[index]..<(offsets[index] + parameter.count)])
-          if let grad = parameter.grad { grad.storage = sum } else {
-            parameter.grad = Tensor(shape: parameter.shape, storage: sum)
+          let start = buffer.baseAddress! + offsets[index]
+          if let grad = parameter.grad, !grad.isHalf {
+            grad.storage.withUnsafeMutableBufferPointer { $0.baseAddress!.update(from: start, count: parameter.count) }
+          } else {
+            parameter.grad = Tensor(shape: parameter.shape, storage: Array(UnsafeBufferPointer(start: start, count: parameter.count)))
           }
         }
       }

@@ -264,10 +264,11 @@ final class ModelTraining {
         let batchLoss = BatchShard.$current.withValue(shard) {
           withBF16Autocast(bf16) { withMixedPrecision(mixed) { loss(model, micro) } }
         }
-        // The ranks agree on the micro-batch's loss (Σ of mean × rows) and on whether any was
-        // non-finite, before anything that depends on it.
+        // The ranks agree on the micro-batch's loss (Σ of mean × rows; a non-finite one makes it
+        // non-finite, as on one process) and on whether any was non-finite, before anything that
+        // depends on it.
         let localFinite = batchLoss.scalar.isFinite
-        let agreed = collectives.sum([localFinite ? Double(batchLoss.scalar) * Double(local) : 0, localFinite ? 0 : 1])
+        let agreed = collectives.sum([Double(batchLoss.scalar) * Double(local), localFinite ? 0 : 1])
         // A non-finite loss would make every weight NaN at the step. In f32 the run stops
         // before that step; in f16-mixed the loss scaler skips such steps, up to a limit.
         if agreed[1] > 0 {
@@ -299,7 +300,12 @@ final class ModelTraining {
             loss: lossSum / Double(samples), epochSeconds: Date().timeIntervalSince(epochStart),
             modelSeconds: Date().timeIntervalSince(started)))
       }
-      reducer?.finish()
+      if let reducer {
+        reducer.finish()
+        // The sums of buckets started during backward include what the stage's hook then changed
+        // (pruning's masked gradients): it runs again on the sums (its hooks are idempotent).
+        stage?.stage.afterBackward(self)
+      }
       noGrad {
         if let scaler { scaler.step(optimizer) } else { optimizer.step() }
       }

@@ -170,7 +170,7 @@ public final class Trainer {
     let selected = try openRunMeter(recipe.energy, file: recipeFile)
     meter = collectives.size > 1 ? ClusterMeter(selected.meter, collectives: collectives) : selected.meter
     defer { selected.meter.stop() }
-    onEvent(.energyMeter(source: selected.meter.source, summary: selected.meter.summary, warning: selected.warning))
+    onEvent(.energyMeter(source: meter.source, summary: meter.summary, warning: selected.warning))
     // The phase a resumed run continues: the teacher's, the student's, or a stage's.
     let stageLabels = CompressionStageSpec.labels(of: recipe.compress)
     let resumeStage = try resume.flatMap { point -> Int? in

@@ -289,7 +289,10 @@ func quantizedBenchMLP(_ model: Sequential, calibration: Tensor) -> Sequential {
   noGrad {
     for (i, layer) in model.layers.enumerated() {
       if let linear = layer as? Linear {
-        layers[i] = QuantizedLinear(linear, input: ActivationQuantization(min: x.storage.min()!, max: x.storage.max()!))
+        layers[i] = QuantizedLinear(
+          linear,
+          input: ActivationQuantization(
+            min: x.storage.min()!, max: x.storage.max()!, quantMax: ActivationQuantization.machineQuantMax))
       }
       x = layer(x)
     }

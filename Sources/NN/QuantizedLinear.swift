@@ -111,15 +111,19 @@ public final class LinearFakeQuantization {
   public var inputMin: Float
   public var inputMax: Float
   public let averagingConstant: Float
+  /// The input's largest quantized value: 255, or 127 for 7-bit activations
+  /// (`ActivationQuantization.machineQuantMax`).
+  public let quantMax: Int32
 
-  public init(inputMin: Float, inputMax: Float, averagingConstant: Float = 0.01) {
+  public init(inputMin: Float, inputMax: Float, averagingConstant: Float = 0.01, quantMax: Int32 = 255) {
     self.inputMin = inputMin
     self.inputMax = inputMax
     self.averagingConstant = averagingConstant
+    self.quantMax = quantMax
   }
 
   /// The activation quantization of the range observed so far.
-  public var input: ActivationQuantization { ActivationQuantization(min: inputMin, max: inputMax) }
+  public var input: ActivationQuantization { ActivationQuantization(min: inputMin, max: inputMax, quantMax: quantMax) }
 
   /// `x` fake-quantized, after moving the range towards `x`'s when `observing`.
   func input(_ x: Tensor, observing: Bool) -> Tensor {
@@ -131,7 +135,7 @@ public final class LinearFakeQuantization {
       }
     }
     let q = input
-    return x.fakeQuantized(scales: [q.scale], zeroPoint: q.zeroPoint, range: 0...255)
+    return x.fakeQuantized(scales: [q.scale], zeroPoint: q.zeroPoint, range: 0...q.quantMax)
   }
 
   /// `weight` `[out, in]` fake-quantized per row, symmetric int8.

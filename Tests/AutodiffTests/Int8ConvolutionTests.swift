@@ -40,6 +40,21 @@ final class Int8ConvolutionTests: XCTestCase {
     }
   }
 
+  /// 7-bit activations (`reduce_range`) run on oneDNN on every CPU and sum exactly there.
+  func testSevenBitActivationsRunOnOneDNNExactly() {
+    let (out, c, k) = (5, 3, 3)
+    let w = randomValues(out * c * k * k, seed: 2, scale: 0.3)
+    for zero: Int32 in [0, 100] {
+      let input = ActivationQuantization(scale: 0.02, zeroPoint: zero, quantMax: 127)
+      let conv = convolution(w, out: out, in: c, k: k, stride: 1, padding: 1, input: input)
+      var generator = SeededGenerator(seed: 5)
+      let x = (0..<(2 * c * 6 * 6)).map { i in i % 2 == 0 ? 127 : UInt8(truncatingIfNeeded: generator.next()) & 0x7f }
+      let fast = conv.apply(quantized: x, batch: 2, height: 6, width: 6)
+      let exact = conv.reference(quantized: x, batch: 2, height: 6, width: 6)
+      for (a, b) in zip(fast, exact) { XCTAssertEqual(a, b, accuracy: abs(b) * 3e-7 + 1e-30, "zero \(zero)") }
+    }
+  }
+
   func testTheConvolutionApproximatesTheFloatOne() {
     let (batch, c, h, wide, out, k, padding) = (2, 4, 8, 8, 6, 3, 1)
     let x = randomValues(batch * c * h * wide, seed: 5, scale: 1, offset: 0.2)  // negatives too: a zero point

@@ -40,6 +40,42 @@ final class Int8ProductTests: XCTestCase {
     }
   }
 
+  /// 7-bit activations (`reduce_range`, what `quantize` gives on a CPU without VNNI) run on
+  /// oneDNN on every CPU, and its sums are exact there too: pairs of products fit in 16 bits.
+  func testSevenBitActivationsRunOnOneDNNExactly() {
+    let (inFeatures, outFeatures) = (37, 19)
+    let (values, scales) = quantizeWeightsPerChannel(
+      randomValues(outFeatures * inFeatures, seed: 11, scale: 0.3), rows: outFeatures, columns: inFeatures)
+    for zero: Int32 in [0, 3, 100] {
+      let input = ActivationQuantization(scale: 0.02, zeroPoint: zero, quantMax: 127)
+      XCTAssertTrue(Int8Kernels.oneDNNIsExact(for: input))
+      let product = Int8Product(
+        weights: values, weightScales: scales, input: input, outFeatures: outFeatures, inFeatures: inFeatures)
+      for batch in [1, 17, 64] {
+        var generator = SeededGenerator(seed: UInt64(batch + 7))
+        // The worst case for 16-bit pairs: inputs at 127 against weights at ±127, and random ones.
+        let x = (0..<(batch * inFeatures)).map { i in i % 3 == 0 ? 127 : UInt8(truncatingIfNeeded: generator.next()) & 0x7f }
+        let fast = product.apply(quantized: x, batch: batch)
+        let exact = product.reference(quantized: x, batch: batch)
+        for (a, b) in zip(fast, exact) { XCTAssertEqual(a, b, accuracy: abs(b) * 3e-7 + 1e-30, "batch \(batch), zero \(zero)") }
+      }
+    }
+    // 8-bit activations run on oneDNN only where its sums are exact for them.
+    XCTAssertEqual(Int8Kernels.oneDNNIsExact(for: ActivationQuantization(scale: 1, zeroPoint: 0)), Int8Kernels.oneDNNIsExact)
+    XCTAssertEqual(ActivationQuantization.machineQuantMax, Int8Kernels.oneDNNIsExact ? 255 : 127)
+  }
+
+  /// PyTorch's `reduce_range`: the observer's range over 127 steps, the zero point within 0…127.
+  func testReducedRangeRulesArePyTorchs() {
+    let q = ActivationQuantization(min: -1, max: 3, quantMax: 127)
+    XCTAssertEqual(q.scale, 4 / 127)
+    XCTAssertEqual(q.zeroPoint, 32)  // 31.75 → 32
+    var out = [UInt8](repeating: 0, count: 3)
+    let input: [Float] = [-2, 0, 10]
+    input.withUnsafeBufferPointer { x in out.withUnsafeMutableBufferPointer { q.quantize(x, into: $0) } }
+    XCTAssertEqual(out, [0, 32, 127])  // clamped at 127, not 255
+  }
+
   func testQuantizationRulesArePyTorchs() {
     // MinMaxObserver for quint8: the range widened to 0, scale (max − min)/255, zero point round(−min/scale).
     let q = ActivationQuantization(min: -1, max: 3)

@@ -132,6 +132,20 @@
       }
     }
 
+    /// A pruning stage (gradual, masks on the gradients) fine-tunes over 2 ranks as one process
+    /// does: the masks apply to the summed gradients too (the same masks, weights within 1e-5).
+    /// With SGD: Adam turns a gradient at rounding-noise level (a unit the pruning left nearly
+    /// dead) into a step of ±lr whatever its sign, which moved one weight by 1e-3 relative.
+    func testPruningFineTunesAsOneProcess() throws {
+      let text = recipe().replacingOccurrences(of: "adam: {lr: 0.01}", with: "sgd: {lr: 0.1, momentum: 0.9}")
+        + "compress:\n  - prune: {amount: 0.5, epochs: 1, frequency: 2}\n"
+      let one = try train(text, name: "prune-one", ranks: 1)
+      let two = try train(text, name: "prune-two", ranks: 2)
+      let difference = relativeDifference(
+        try weights(one + "/student-prune.h5", "student"), try weights(two + "/student-prune.h5", "student"))
+      XCTAssertLessThanOrEqual(difference, 1e-5)
+    }
+
     /// Which of `mpirun`'s children is rank `rank` (its environment says), or nil.
     private func rankProcess(of launcher: Int32, rank: Int) -> Int32? {
       let children = (try? String(contentsOfFile: "/proc/\(launcher)/task/\(launcher)/children", encoding: .utf8)) ?? ""

@@ -69,6 +69,9 @@ final class QuantizationTests: XCTestCase {
     guard case .integer(1, true) = weights.elementType else { return XCTFail("\(weights.elementType)") }
     XCTAssertEqual(try group.dataset("1.weight_scale").shape, [24])
     XCTAssertEqual(try group.dataset("4.input_zero_point").readIntegers(expectedShape: []).count, 1)
+    // 7-bit activations where oneDNN's int8 kernels would saturate 8-bit ones (no VNNI).
+    XCTAssertEqual(
+      try group.dataset("4.input_quant_max").readIntegers(expectedShape: []), [Int64(ActivationQuantization.machineQuantMax)])
     // The pruned zeros stay zeros in int8.
     let pruned = try HDF5File.openReadOnly(folder + "/student-prune.h5").group("student").dataset("1.weight").readFloats()
     let int8 = try weights.readInt8s()
@@ -174,7 +177,12 @@ final class QuantizationTests: XCTestCase {
     let scale = try broken("1.weight_scale") { group throws(CheckpointError) in try group.writeDataset("1.weight_scale", floats: [Float](repeating: -1, count: 24), shape: [24]) }
     XCTAssertTrue(scale.contains("/student/1.weight_scale") && scale.contains("scales > 0"), scale)
     let zero = try broken("4.input_zero_point") { group throws(CheckpointError) in try group.writeDataset("4.input_zero_point", integers: [300], shape: []) }
-    XCTAssertTrue(zero.contains("/student/4.input_zero_point") && zero.contains("0...255"), zero)
+    XCTAssertTrue(
+      zero.contains("/student/4.input_zero_point") && zero.contains("0...\(ActivationQuantization.machineQuantMax)"), zero)
+    let quantMax = try broken("4.input_quant_max") { group throws(CheckpointError) in
+      try group.writeDataset("4.input_quant_max", integers: [200], shape: [])
+    }
+    XCTAssertTrue(quantMax.contains("/student/4.input_quant_max") && quantMax.contains("255 or 127"), quantMax)
     let wide = try broken("1.weight") { group throws(CheckpointError) in try group.writeDataset("1.weight", integers: [Int64](repeating: 200, count: 24 * 64), shape: [24, 64]) }
     XCTAssertTrue(wide.contains("/student/1.weight") && wide.contains("int8"), wide)
     let missing = try broken("4.input_scale", nil)

@@ -25,7 +25,8 @@ int distill_half_use_conversion_path(const char *name);
 
 /// Quantizes `count` Floats to uint8: clamp(rint(x · inverse_scale) + zero_point, 0, 255),
 /// ties to even, NaN to 0; AVX-512 where the CPU has it, else a portable loop with the same bytes.
-void distill_quantize_u8(const float *src, uint8_t *dst, size_t count, float inverse_scale, int zero_point);
+void distill_quantize_u8(const float *src, uint8_t *dst, size_t count, float inverse_scale, int zero_point,
+                         int quant_max);
 
 /// Tests: forces the quantization path ("portable" or "avx512"); 0, or -1 when the CPU lacks it.
 int distill_quantize_use_path(const char *name);

@@ -59,7 +59,8 @@ protocol CompressionStage: AnyObject {
   /// The stage begins, with the run's data at hand (not called again when a run resumes within
   /// the stage).
   func begin(_ training: ModelTraining, data: TrainingData)
-  /// After each micro-batch's backward pass.
+  /// After each micro-batch's backward pass; in data-parallel training also once more on the
+  /// step's gradients summed over the ranks, so it must be idempotent (masking is).
   func afterBackward(_ training: ModelTraining)
   /// After each optimizer step; `step` counts the stage's steps, 1-based.
   func afterStep(_ training: ModelTraining, step: Int)

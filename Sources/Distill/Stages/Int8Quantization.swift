@@ -148,7 +148,8 @@ final class Int8Quantization: CompressionStage {
   private func attachFakeQuantization() {
     for position in positions {
       let (low, high) = ranges[position]!
-      (model.layers[position] as! Linear).fakeQuantization = LinearFakeQuantization(inputMin: low, inputMax: high)
+      (model.layers[position] as! Linear).fakeQuantization = LinearFakeQuantization(
+        inputMin: low, inputMax: high, quantMax: ActivationQuantization.machineQuantMax)
     }
   }
 
@@ -158,12 +159,19 @@ final class Int8Quantization: CompressionStage {
     return ranges[position] ?? (0, 0)
   }
 
+  /// The activation range of `position`: the fake quantization's while fine-tuning, else this
+  /// machine's (`ActivationQuantization.machineQuantMax`: 7 bits where oneDNN's int8 kernels
+  /// would saturate).
+  private func quantMax(_ position: Int) -> Int32 {
+    (model.layers[position] as? Linear)?.fakeQuantization?.quantMax ?? ActivationQuantization.machineQuantMax
+  }
+
   /// The int8 network of `model`'s current weights and the current input ranges.
   func finalModel(_ model: Sequential) -> Sequential {
     var layers = model.layers
     for position in positions {
       let (low, high) = range(position)
-      let input = ActivationQuantization(min: low, max: high)
+      let input = ActivationQuantization(min: low, max: high, quantMax: quantMax(position))
       if let conv = model.layers[position] as? Conv2D {
         layers[position] = QuantizedConv2D(conv, input: input)
       } else {
