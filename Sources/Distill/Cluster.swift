@@ -182,3 +182,11 @@ extension Collectives {
   /// Whether any rank says yes.
   public func any(_ flag: Bool) -> Bool { maximum([flag ? 1 : 0])[0] > 0 }
 }
+
+/// FNV-1a over 64-bit words (a float's bits, a label), for the ranks to compare what they hold
+/// (`Collectives.fingerprint`, `Trainer.fingerprint`): one word per step, not one byte.
+struct WordHash {
+  private(set) var value: UInt64 = 0xcbf2_9ce4_8422_2325
+  mutating func mix(_ word: UInt64) { value = (value ^ word) &* 0x0000_0100_0000_01b3 }
+  mutating func mix(_ values: UnsafeBufferPointer<Float>) { for v in values { mix(UInt64(v.bitPattern)) } }
+}

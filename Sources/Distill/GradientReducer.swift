@@ -159,14 +159,8 @@ extension Collectives {
 
   /// A hash of the tensors' bits, the same on every rank that holds the same values.
   func fingerprint(_ tensors: [Tensor]) -> UInt64 {
-    var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-    for tensor in tensors {
-      tensor.storage.withUnsafeBufferPointer { values in
-        for value in values {
-          hash = (hash ^ UInt64(value.bitPattern)) &* 0x0000_0100_0000_01b3
-        }
-      }
-    }
-    return hash
+    var hash = WordHash()
+    for tensor in tensors { tensor.storage.withUnsafeBufferPointer { hash.mix($0) } }
+    return hash.value
   }
 }

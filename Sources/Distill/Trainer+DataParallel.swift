@@ -73,13 +73,10 @@ extension Trainer {
 
   /// FNV-1a over a data set's shape, features' bits and labels.
   static func fingerprint(_ data: Dataset) -> UInt64 {
-    var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-    func mix(_ word: UInt64) { hash = (hash ^ word) &* 0x0000_0100_0000_01b3 }
-    for dimension in data.sampleShape { mix(UInt64(dimension)) }
-    data.features.withUnsafeBufferPointer { values in
-      for value in values { mix(UInt64(value.bitPattern)) }
-    }
-    for label in data.labels { mix(UInt64(bitPattern: Int64(label))) }
-    return hash
+    var hash = WordHash()
+    for dimension in data.sampleShape { hash.mix(UInt64(dimension)) }
+    data.features.withUnsafeBufferPointer { hash.mix($0) }
+    for label in data.labels { hash.mix(UInt64(bitPattern: Int64(label))) }
+    return hash.value
   }
 }
